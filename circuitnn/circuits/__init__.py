@@ -1,0 +1,1 @@
+"""Circuit topologies rendered to ngspice netlists: the only code that writes netlist text."""

@@ -1,0 +1,346 @@
+"""Crossbar networks of M-SDC memristors with op-amp neurons, rendered as ngspice netlists.
+
+Topology of one layer (N inputs × M neurons), as a designer would draw it:
+
+    input DAC ─ R_driver ─ row line (R_line per crosspoint) ─┬─ S_sel ─ memristor ─┬─ column line ...
+                                                              ...                     │
+    column line (R_line per crosspoint) ─ R_sense ─ summing node ─ op-amp TIA (R_f) ─ activation ─►
+
+* **Neuron**: an inverting transimpedance stage (finite open-loop gain A, input offset, output
+  clamped to ±V_rail) followed by a behavioural activation stage (sigmoid, tanh or linear) whose
+  full-scale output is the read voltage, so it drives the next layer's rows directly.
+* **Negative weights** with one device per weight ("single"): each neuron also receives a reference
+  current −G_ref·Σ v_i, made by a summing inverter of the layer's inputs feeding one resistor
+  1/G_ref into the summing node. The net column current is Σ v_i (G_ij − G_ref), so a device above
+  G_ref is a positive weight and one below it a negative weight. With "differential" weights each
+  weight is a pair: G+ on the row, G− on an inverted copy of the row, giving Σ v_i (G+ − G−).
+* **Selection switches**: every device sits behind its selection switch (an ngspice ``S`` element,
+  on-resistance R_switch_on) driven by the select line, closed for inference. During programming
+  the array side is opened and the device alone is connected to the pulse generator
+  (``program.py``), which is why a write simulates one device and its driver, not the array.
+
+The network the circuit computes, in the software units used by trainers, is
+``z_j = R_f V_read Σ_i x_i (G_ij − G_ref)``, ``h_j = activation(k z_j)`` with inputs x in [0, 1]
+scaled to volts by V_read and activations in [0, 1] (sigmoid) scaled back to V_read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..devices import msdc
+from ..devices.msdc import MsdcParams
+from ..errors import ConfigError
+from ..validation import check_choice
+from ..validation import check_range as _check
+from .netlist import Netlist, name, number
+
+ACTIVATIONS = ("sigmoid", "tanh", "linear")
+WEIGHT_SCHEMES = ("single", "differential")
+
+
+@dataclass(frozen=True)
+class NeuronSpec:
+    """The op-amp neuron: TIA with feedback ``r_feedback_ohm``, then the activation stage."""
+
+    r_feedback_ohm: float
+    open_loop_gain: float = 1e5
+    v_rail_V: float = 2.5
+    v_offset_V: float = 0.0
+    activation: str = "sigmoid"
+    activation_gain_per_V: float = 4.0
+
+    def validate(self, path: str) -> None:
+        _check(f"{path}.r_feedback_ohm", self.r_feedback_ohm, 0.0, 1e9)
+        _check(f"{path}.open_loop_gain", self.open_loop_gain, 1.0, 1e9, True)
+        _check(f"{path}.v_rail_V", self.v_rail_V, 0.0, 100.0)
+        _check(f"{path}.v_offset_V", self.v_offset_V, -1.0, 1.0, True)
+        _check(f"{path}.activation_gain_per_V", self.activation_gain_per_V, 0.0, 1e3)
+        check_choice(f"{path}.activation", self.activation, ACTIVATIONS)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    n_inputs: int
+    n_outputs: int
+    neuron: NeuronSpec
+
+
+@dataclass(frozen=True)
+class CrossbarSpec:
+    """A feed-forward network of crossbar layers built from one device medium."""
+
+    name: str
+    device: MsdcParams
+    layers: tuple[LayerSpec, ...]
+    weights: str = "single"
+    g_ref_S: float | None = None  # None: the middle of the device window (symmetric weights)
+    v_read_V: float = 0.1
+    r_driver_ohm: float = 0.0
+    r_line_ohm: float = 0.0
+    r_sense_ohm: float = 0.0
+    r_switch_on_ohm: float = 100.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        name(self.name, "circuit.name")
+        check_choice("circuit.weights", self.weights, WEIGHT_SCHEMES)
+        if not self.layers:
+            raise ConfigError("circuit.layers", self.layers, "at least one layer")
+        for index, layer in enumerate(self.layers):
+            path = f"circuit.layers[{index}]"
+            for field_name in ("n_inputs", "n_outputs"):
+                value = getattr(layer, field_name)
+                if not isinstance(value, int) or not 1 <= value <= 1024:
+                    raise ConfigError(f"{path}.{field_name}", value, "an integer in [1, 1024]")
+            if index and layer.n_inputs != self.layers[index - 1].n_outputs:
+                raise ConfigError(f"{path}.n_inputs", layer.n_inputs,
+                                  f"equal to the previous layer's n_outputs ({self.layers[index - 1].n_outputs})")
+            layer.neuron.validate(f"{path}.neuron")
+        _check("circuit.v_read_V", self.v_read_V, 0.0, 0.3)
+        for field_name in ("r_driver_ohm", "r_line_ohm", "r_sense_ohm"):
+            _check(f"circuit.{field_name}", getattr(self, field_name), 0.0, 1e6, True)
+        _check("circuit.r_switch_on_ohm", self.r_switch_on_ohm, 0.0, 1e6)
+        if self.g_ref_S is not None:
+            _check("circuit.g_ref_S", self.g_ref_S, self.device.g_off_S, self.device.g_on_S, True)
+
+    @property
+    def reference_conductance_S(self) -> float:
+        if self.g_ref_S is not None:
+            return self.g_ref_S
+        return 0.5 * (self.device.g_on_S + self.device.g_off_S)
+
+
+@dataclass(frozen=True)
+class DeviceSite:
+    """Where device number ``index`` sits: layer (0-based), row, column, and its sign (+1/−1)."""
+
+    index: int
+    instance: str
+    layer: int
+    row: int
+    column: int
+    sign: int
+
+    @property
+    def state_target(self) -> str:
+        """What to ``alter`` to set this device's stored state."""
+        return f"v.{self.instance}.vx0"
+
+    @property
+    def state_node(self) -> str:
+        return f"{self.instance}.x"
+
+
+@dataclass(frozen=True)
+class Crossbar:
+    """A rendered-able circuit: the spec plus the names of everything a chip needs to touch."""
+
+    spec: CrossbarSpec
+    sites: tuple[DeviceSite, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        sites = []
+        polarities = ((1, "p"), (-1, "n")) if self.spec.weights == "differential" else ((1, ""),)
+        for layer_index, layer in enumerate(self.spec.layers):
+            for row in range(layer.n_inputs):
+                for column in range(layer.n_outputs):
+                    for sign, suffix in polarities:
+                        instance = f"xl{layer_index + 1}_{row}_{column}{suffix}"
+                        sites.append(DeviceSite(len(sites), instance, layer_index, row, column, sign))
+        object.__setattr__(self, "sites", tuple(sites))
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.sites)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.spec.layers[0].n_inputs
+
+    @property
+    def n_neurons(self) -> int:
+        return sum(layer.n_outputs for layer in self.spec.layers)
+
+    def input_source(self, row: int) -> str:
+        return f"vin{row}"
+
+    def activation_node(self, layer: int, column: int) -> str:
+        return f"l{layer + 1}a{column}"
+
+    def tia_output_node(self, layer: int, column: int) -> str:
+        return f"l{layer + 1}o{column}"
+
+    def output_nodes(self) -> list[str]:
+        last = len(self.spec.layers) - 1
+        return [self.activation_node(last, j) for j in range(self.spec.layers[-1].n_outputs)]
+
+    def neuron_nodes(self) -> list[str]:
+        """TIA output and activation nodes of every neuron, layer by layer."""
+        nodes = []
+        for layer_index, layer in enumerate(self.spec.layers):
+            for j in range(layer.n_outputs):
+                nodes += [self.tia_output_node(layer_index, j), self.activation_node(layer_index, j)]
+        return nodes
+
+    # -- values that change between runs ---------------------------------------------------------
+    def _validated_states(self, states) -> np.ndarray:
+        values = np.asarray(states, dtype=float)
+        if values.shape != (self.n_devices,):
+            raise ConfigError("states", f"shape {values.shape}", f"shape ({self.n_devices},)")
+        bad = np.flatnonzero(~np.isfinite(values) | (values < 0.0) | (values > 1.0))
+        if bad.size:
+            raise ConfigError(f"states[{bad[0]}]", float(values[bad[0]]), "[0, 1]")
+        return values
+
+    def _validated_inputs(self, inputs) -> np.ndarray:
+        values = np.asarray(inputs, dtype=float)
+        if values.shape != (self.n_inputs,):
+            raise ConfigError("inputs", f"shape {values.shape}", f"shape ({self.n_inputs},)")
+        bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > 1.0))
+        if bad.size:
+            raise ConfigError(f"inputs[{bad[0]}]", float(values[bad[0]]), "[-1, 1]")
+        return values
+
+    def state_alters(self, states) -> dict[str, str]:
+        """``alter`` targets and values that load ``states`` (one x in [0, 1] per device)."""
+        values = self._validated_states(states)
+        return {site.state_target: f"dc={number(float(x))}" for site, x in zip(self.sites, values)}
+
+    def input_alters(self, inputs) -> dict[str, str]:
+        """``alter`` targets and values that apply ``inputs`` (in [-1, 1], scaled by V_read)."""
+        values = self._validated_inputs(inputs) * self.spec.v_read_V
+        return {self.input_source(i): f"dc={number(float(v))}" for i, v in enumerate(values)}
+
+    # -- netlist text ----------------------------------------------------------------------------
+    def netlist(self, states, inputs, models: str = "inline") -> str:
+        """The full inference netlist. ``models`` is 'inline' (the subcircuit text is written in,
+        as the in-process engine loads it) or a relative folder holding ``msdc.lib``."""
+        spec = self.spec
+        states = self._validated_states(states)
+        inputs = self._validated_inputs(inputs)
+        net = Netlist(f"{spec.name}: {len(spec.layers)}-layer crossbar, medium {spec.device.medium}")
+        net.header("circuits.crossbar", _spec_summary(spec), spec.seed)
+        if models == "inline":
+            net.raw_model_text(msdc.spice_subckt(spec.device))
+        else:
+            net.include(f"{models}/msdc.lib")
+        net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(spec.r_switch_on_ohm)} roff=1e12")
+        net.comment("select line: 1 V closes every array switch (inference configuration)")
+        net.element("vsel", ["sel", "0"], "dc", "1")
+        for i, x in enumerate(inputs):
+            net.element(self.input_source(i), [f"in{i}", "0"], "dc", number(float(x) * spec.v_read_V))
+        sources = [f"in{i}" for i in range(self.n_inputs)]
+        site_iter = iter(zip(self.sites, states))
+        for layer_index, layer in enumerate(spec.layers):
+            sources = self._render_layer(net, layer_index, layer, sources, site_iter)
+        net.card(".options", "method=gear")
+        net.card(".op")
+        return net.text()
+
+    def _render_layer(self, net: Netlist, l: int, layer: LayerSpec, sources: list[str], site_iter) -> list[str]:
+        spec, tag = self.spec, f"l{l + 1}"
+        net.comment(f"layer {l + 1}: {layer.n_inputs} inputs x {layer.n_outputs} neurons")
+        n_columns = layer.n_outputs
+        rows = {+1: [self._row_line(net, tag, i, src, "", n_columns) for i, src in enumerate(sources)]}
+        if spec.weights == "differential":
+            for i, src in enumerate(sources):
+                net.element(f"binv{tag}_{i}", [f"{tag}inv{i}", "0"], f"V = -V({src})")
+            rows[-1] = [self._row_line(net, tag, i, f"{tag}inv{i}", "n", n_columns)
+                        for i in range(len(sources))]
+        columns = [self._column_line(net, tag, j, layer.n_inputs) for j in range(layer.n_outputs)]
+        for i in range(layer.n_inputs):
+            for j in range(layer.n_outputs):
+                for _ in rows:
+                    site, x = next(site_iter)
+                    mid = f"{tag}m{i}_{j}{site.instance[-1] if spec.weights == 'differential' else ''}"
+                    net.element(f"s{site.instance[1:]}", [rows[site.sign][i][j], mid, "sel", "0"], "swsel")
+                    net.element(site.instance, [mid, columns[j][i]], msdc.subckt_name(spec.device),
+                                f"x0={number(float(x))}")
+        if spec.weights == "single":
+            net.comment("reference current -G_ref * sum(v_in) into every summing node (negative weights)")
+            net.element(f"bref{tag}", [f"{tag}ref", "0"], "V = -(" + "+".join(f"V({s})" for s in sources) + ")")
+        outputs = []
+        for j in range(layer.n_outputs):
+            outputs.append(self._neuron(net, l, j, layer.neuron, columns[j][-1]))
+        return outputs
+
+    def _row_line(self, net: Netlist, tag: str, i: int, source: str, polarity: str,
+                  n_columns: int) -> list[str]:
+        """Crosspoint nodes of row i, one per column, through driver and line resistance."""
+        spec = self.spec
+        node = source
+        if spec.r_driver_ohm > 0:
+            node = f"{tag}r{polarity}{i}"
+            net.element(f"rdrv{tag}{polarity}_{i}", [source, node], number(spec.r_driver_ohm))
+        if spec.r_line_ohm == 0:
+            return [node] * n_columns
+        nodes = []
+        for j in range(n_columns):
+            nxt = f"{tag}r{polarity}{i}_{j}"
+            net.element(f"rrow{tag}{polarity}_{i}_{j}", [node, nxt], number(spec.r_line_ohm))
+            nodes.append(nxt)
+            node = nxt
+        return nodes
+
+    def _column_line(self, net: Netlist, tag: str, j: int, n_rows: int) -> list[str]:
+        """Crosspoint nodes of column j, one per row, plus the node where the column meets the neuron."""
+        spec = self.spec
+        if spec.r_line_ohm == 0:
+            nodes = [f"{tag}c{j}"] * n_rows
+        else:
+            nodes = [f"{tag}c{j}_{i}" for i in range(n_rows)]
+            for i in range(n_rows - 1):
+                net.element(f"rcol{tag}_{j}_{i}", [nodes[i], nodes[i + 1]], number(spec.r_line_ohm))
+        summing = f"{tag}s{j}"
+        # R_sense = 0 is written as 1 mOhm so the summing node stays a node of its own.
+        net.element(f"rsense{tag}_{j}", [nodes[-1], summing], number(max(spec.r_sense_ohm, 1e-3)))
+        return nodes + [summing]
+
+    def _neuron(self, net: Netlist, l: int, j: int, neuron: NeuronSpec, summing: str) -> str:
+        spec, tag = self.spec, f"l{l + 1}"
+        out, act = self.tia_output_node(l, j), self.activation_node(l, j)
+        if spec.weights == "single":
+            net.element(f"rref{tag}_{j}", [f"{tag}ref", summing], number(1.0 / spec.reference_conductance_S))
+        # Linear op-amp (finite gain A, offset at the + input) closing the loop through R_f, then an
+        # output stage clamped to the rails. Clamping inside the loop (one B-source with min/max or
+        # tanh and gain 1e5) defeats ngspice's Newton iterations whenever a neuron saturates.
+        unclamped, plus = f"{tag}u{j}", "0"
+        if neuron.v_offset_V != 0.0:
+            plus = f"{tag}p{j}"
+            net.element(f"vos{tag}_{j}", [plus, "0"], "dc", number(neuron.v_offset_V))
+        net.element(f"eamp{tag}_{j}", [unclamped, "0", plus, summing], number(neuron.open_loop_gain))
+        net.element(f"rf{tag}_{j}", [unclamped, summing], number(neuron.r_feedback_ohm))
+        rail = number(neuron.v_rail_V)
+        net.element(f"bout{tag}_{j}", [out, "0"], f"V = min(max(V({unclamped}), -{rail}), {rail})")
+        k, full_scale = number(neuron.activation_gain_per_V), number(spec.v_read_V)
+        z = f"(-V({out}))"
+        expression = {
+            "sigmoid": f"{full_scale}/(1+exp(-{k}*{z}))",
+            "tanh": f"{full_scale}*tanh({k}*{z})",
+            "linear": f"{full_scale}*{k}*{z}",
+        }[neuron.activation]
+        net.element(f"bact{tag}_{j}", [act, "0"], f"V = {expression}")
+        return act
+
+
+def _spec_summary(spec: CrossbarSpec) -> dict:
+    summary = {
+        "medium": spec.device.medium,
+        "layers": "-".join([str(spec.layers[0].n_inputs)] + [str(layer.n_outputs) for layer in spec.layers]),
+        "weights": spec.weights,
+        "g_ref_S": f"{spec.reference_conductance_S:.6g}",
+        "v_read_V": spec.v_read_V,
+        "r_driver_ohm": spec.r_driver_ohm,
+        "r_line_ohm": spec.r_line_ohm,
+        "r_sense_ohm": spec.r_sense_ohm,
+        "r_switch_on_ohm": spec.r_switch_on_ohm,
+    }
+    for index, layer in enumerate(spec.layers):
+        n = layer.neuron
+        summary[f"layer{index + 1}.neuron"] = (
+            f"R_f={n.r_feedback_ohm:g} A={n.open_loop_gain:g} rail={n.v_rail_V:g} "
+            f"offset={n.v_offset_V:g} {n.activation} k={n.activation_gain_per_V:g}")
+    return summary

@@ -1,0 +1,47 @@
+"""The default circuit: the two-layer 9-3-1 network of Eslami et al. (30 memristors, 4 neurons).
+
+9 inputs (a 3×3 image) × 3 hidden neurons = 27 devices, 3 hidden × 1 output neuron = 3 devices:
+the only way to count exactly 30 one-device weights and 4 neurons in two layers (the paper does not
+give its wiring; docs/reference/eslami2024-msdc.md §1.4).
+
+Neuron design rule (ours; the paper gives no circuit values): a device at either end of its window
+is a weight of ±``w_full_scale`` in software units, so the feedback resistor is
+``R_f = w_full_scale / (k · V_read · (G_on − G_off)/2)`` with activation gain k. The rails (±2.5 V)
+only clip when k·z > 10, where the sigmoid is already saturated.
+"""
+
+from __future__ import annotations
+
+from ..devices.msdc import MsdcParams
+from .crossbar import CrossbarSpec, LayerSpec, NeuronSpec
+
+V_READ_V = 0.1              # ≤ 0.1 V keeps reads far below the 0.5–0.65 V switching thresholds
+ACTIVATION_GAIN_PER_V = 4.0
+W_FULL_SCALE = 4.0          # software weight of a device at the edge of its window
+
+
+def feedback_resistance_ohm(device: MsdcParams, v_read_V: float = V_READ_V,
+                            activation_gain_per_V: float = ACTIVATION_GAIN_PER_V,
+                            w_full_scale: float = W_FULL_SCALE) -> float:
+    half_window_S = 0.5 * (device.g_on_S - device.g_off_S)
+    return w_full_scale / (activation_gain_per_V * v_read_V * half_window_S)
+
+
+def default_spec(device: MsdcParams, seed: int | None = 0, **overrides) -> CrossbarSpec:
+    """The 9-3-1 crossbar for one medium, with every circuit value from the design rule above."""
+    neuron = NeuronSpec(r_feedback_ohm=feedback_resistance_ohm(device),
+                        activation="sigmoid", activation_gain_per_V=ACTIVATION_GAIN_PER_V)
+    values = dict(
+        name=f"default_{device.medium.lower()}",
+        device=device,
+        layers=(LayerSpec(9, 3, neuron), LayerSpec(3, 1, neuron)),
+        weights="single",
+        v_read_V=V_READ_V,
+        r_driver_ohm=10.0,
+        r_line_ohm=1.0,
+        r_sense_ohm=10.0,
+        r_switch_on_ohm=100.0,
+        seed=seed,
+    )
+    values.update(overrides)
+    return CrossbarSpec(**values)

@@ -1,0 +1,1 @@
+"""Device models: each exists as pure NumPy physics and as an ngspice subcircuit."""

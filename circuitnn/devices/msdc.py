@@ -1,0 +1,251 @@
+"""Knowm M-SDC memristor: the mean metastable-switch (MMSS) model with generalized diode terms.
+
+Equations (Nugent & Molter, PLoS ONE 9(2) e85175, 2014; Molter & Nugent, arXiv 1608.04659, 2016;
+Knowm's public model code, see docs/reference/eslami2024-msdc.md §2.1):
+
+    state x in [0, 1]: fraction of metastable switches in the ON (low-resistance) state
+    V_T = k T / q
+    r_on(V)  = (1/tau) * sigmoid( (V - V_on)  / V_T)     OFF -> ON rate
+    r_off(V) = (1/tau) * sigmoid(-(V + V_off) / V_T)     ON -> OFF rate
+    dx/dt    = (1 - x) r_on(V) - x r_off(V)              self-bounding, no window function
+    G(x)     = x / R_on + (1 - x) / R_off
+    I(x, V)  = phi V G(x) + (1 - phi) [a_f (exp(b_f V) - 1) - a_r (exp(-b_r V) - 1)]
+
+The diode terms carry a "-1" so that I(0) = 0 (a pinched loop) for any a_f, a_r; Knowm's Java code
+omits it, which is the same model whenever a_f = a_r.
+
+Everything here is a pure NumPy function of a frozen ``MsdcParams``; ``spice_subckt`` writes the same
+equations as an ngspice subcircuit (``models/msdc.lib``), and tests keep the two in agreement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+from scipy.special import expit
+
+from ..errors import ConfigError
+from ..validation import check_range
+
+BOLTZMANN_OVER_CHARGE_V_PER_K = 8.617333262e-5
+
+
+@dataclass(frozen=True)
+class MsdcParams:
+    """Parameters of one M-SDC medium. SI units in the names; ``provenance`` says where each came from."""
+
+    medium: str
+    r_on_ohm: float
+    r_off_ohm: float
+    v_on_V: float
+    v_off_V: float
+    tau_s: float
+    temperature_K: float = 300.0
+    phi: float = 1.0
+    alpha_f_A: float = 0.0
+    beta_f_per_V: float = 0.0
+    alpha_r_A: float = 0.0
+    beta_r_per_V: float = 0.0
+    i_max_A: float = 1e-3
+    provenance: str = ""
+
+    def __post_init__(self) -> None:
+        for name, low, high, closed_low in _RANGES:
+            check_range(f"msdc.{self.medium}.{name}", getattr(self, name), low, high, closed_low)
+        if self.r_off_ohm <= self.r_on_ohm:
+            raise ConfigError(f"msdc.{self.medium}.r_off_ohm", self.r_off_ohm,
+                              f"greater than r_on_ohm ({self.r_on_ohm:g})")
+
+    @property
+    def thermal_voltage_V(self) -> float:
+        return BOLTZMANN_OVER_CHARGE_V_PER_K * self.temperature_K
+
+    @property
+    def g_on_S(self) -> float:
+        return 1.0 / self.r_on_ohm
+
+    @property
+    def g_off_S(self) -> float:
+        return 1.0 / self.r_off_ohm
+
+    def replace(self, **changes) -> MsdcParams:
+        """A copy with some fields changed (validated again)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return MsdcParams(**values)
+
+
+# (field, low, high, low end included?)  Ranges are wide physical sanity limits, not fits.
+_RANGES = (
+    ("r_on_ohm", 0.0, 1e9, False),
+    ("r_off_ohm", 0.0, 1e12, False),
+    ("v_on_V", 0.0, 10.0, False),
+    ("v_off_V", 0.0, 10.0, False),
+    ("tau_s", 1e-12, 1e3, False),
+    ("temperature_K", 1.0, 1000.0, False),
+    ("phi", 0.0, 1.0, True),
+    ("alpha_f_A", 0.0, 1.0, True),
+    ("beta_f_per_V", 0.0, 100.0, True),
+    ("alpha_r_A", 0.0, 1.0, True),
+    ("beta_r_per_V", 0.0, 100.0, True),
+    ("i_max_A", 0.0, 10.0, False),
+)
+
+# Fields that can be fitted to measurements and that the SPICE subcircuit exposes as parameters.
+MODEL_FIELDS = ("r_on_ohm", "r_off_ohm", "v_on_V", "v_off_V", "tau_s", "temperature_K", "phi",
+                "alpha_f_A", "beta_f_per_V", "alpha_r_A", "beta_r_per_V")
+
+
+# ---- pure physics ------------------------------------------------------------------------------
+def rate_on_per_s(p: MsdcParams, v_V):
+    """OFF→ON transition rate (1/s) at device voltage ``v_V``."""
+    return expit((np.asarray(v_V) - p.v_on_V) / p.thermal_voltage_V) / p.tau_s
+
+
+def rate_off_per_s(p: MsdcParams, v_V):
+    """ON→OFF transition rate (1/s) at device voltage ``v_V``."""
+    return expit(-(np.asarray(v_V) + p.v_off_V) / p.thermal_voltage_V) / p.tau_s
+
+
+def state_rate_per_s(p: MsdcParams, x, v_V):
+    """dx/dt (1/s) for state ``x`` at device voltage ``v_V`` (arrays broadcast)."""
+    return (1.0 - x) * rate_on_per_s(p, v_V) - x * rate_off_per_s(p, v_V)
+
+
+def conductance_S(p: MsdcParams, x):
+    """Memristive conductance G(x) in S."""
+    return np.asarray(x) * p.g_on_S + (1.0 - np.asarray(x)) * p.g_off_S
+
+
+def state_from_conductance(p: MsdcParams, g_S):
+    """The state x whose memristive conductance is ``g_S`` (inverse of ``conductance_S``)."""
+    return (np.asarray(g_S) - p.g_off_S) / (p.g_on_S - p.g_off_S)
+
+
+def current_A(p: MsdcParams, x, v_V):
+    """Device current (A) flowing from the + to the − terminal."""
+    v = np.asarray(v_V, dtype=float)
+    diode = 0.0
+    if p.phi < 1.0:
+        diode = p.alpha_f_A * np.expm1(p.beta_f_per_V * v) - p.alpha_r_A * np.expm1(-p.beta_r_per_V * v)
+    return p.phi * v * conductance_S(p, x) + (1.0 - p.phi) * diode
+
+
+def differential_conductance_S(p: MsdcParams, x, v_V):
+    """dI/dV at fixed state, used to solve the device voltage behind a series resistance."""
+    v = np.asarray(v_V, dtype=float)
+    diode = 0.0
+    if p.phi < 1.0:
+        diode = (p.alpha_f_A * p.beta_f_per_V * np.exp(p.beta_f_per_V * v)
+                 + p.alpha_r_A * p.beta_r_per_V * np.exp(-p.beta_r_per_V * v))
+    return p.phi * conductance_S(p, x) + (1.0 - p.phi) * diode
+
+
+def equilibrium_state(p: MsdcParams, v_V):
+    """The state a device settles to when held at ``v_V`` forever."""
+    on, off = rate_on_per_s(p, v_V), rate_off_per_s(p, v_V)
+    return on / (on + off)
+
+
+def state_after_constant_voltage(p: MsdcParams, x0, v_V, duration_s):
+    """Exact state after holding the device voltage at ``v_V`` for ``duration_s``.
+
+    dx/dt is linear in x at constant V, so x(t) = x_eq + (x0 - x_eq) exp(-(r_on + r_off) t).
+    """
+    on, off = rate_on_per_s(p, v_V), rate_off_per_s(p, v_V)
+    total = on + off
+    x_eq = on / total
+    return x_eq + (np.asarray(x0) - x_eq) * np.exp(-total * np.asarray(duration_s))
+
+
+def zero_bias_relaxation_rate_per_s(p: MsdcParams) -> float:
+    """Rate (1/s) at which an unbiased device forgets its state: the retention figure of merit."""
+    return float(rate_on_per_s(p, 0.0) + rate_off_per_s(p, 0.0))
+
+
+def device_voltage_V(p: MsdcParams, x, v_source_V, r_series_ohm: float, iterations: int = 30):
+    """Voltage across the device when a source drives it through ``r_series_ohm`` (vectorised).
+
+    Solves v + R_s I(x, v) = v_source. Closed form for the pure memristive path (phi = 1); with diode
+    terms, Newton's method on a monotone function, started from the memristive solution.
+    """
+    v_source = np.asarray(v_source_V, dtype=float)
+    linear = v_source / (1.0 + r_series_ohm * p.phi * conductance_S(p, x))
+    if p.phi >= 1.0 or r_series_ohm == 0.0:
+        return linear
+    v = linear
+    for _ in range(iterations):
+        residual = v + r_series_ohm * current_A(p, x, v) - v_source
+        v = v - residual / (1.0 + r_series_ohm * differential_conductance_S(p, x, v))
+    return v
+
+
+# ---- the SPICE form ------------------------------------------------------------------------------
+def subckt_name(p: MsdcParams) -> str:
+    """ngspice subcircuit name of a medium, e.g. ``msdc_cr``."""
+    return f"msdc_{p.medium.lower()}"
+
+
+def spice_subckt(p: MsdcParams) -> str:
+    """The ngspice subcircuit of this medium (pins: p n; instance parameter x0 = stored state).
+
+    The state is the voltage of internal node ``x`` on a 1 F capacitor, charged by a B-source with
+    dx/dt. A DC source at x0 behind 1 TΩ holds x while the state equation is gated off at time 0, so
+    an operating point returns the *stored* state (without the gate, ``.op`` solves dx/dt = 0 and
+    silently returns the equilibrium state) and a transient starts from x0 without ``uic``.
+    """
+    from ..circuits.netlist import number  # local: circuits renders numbers, devices own equations
+
+    values = {
+        "ron": number(p.r_on_ohm), "roff": number(p.r_off_ohm), "von": number(p.v_on_V),
+        "voff": number(p.v_off_V), "tau": number(p.tau_s), "vt": number(p.thermal_voltage_V),
+        "phi": number(p.phi), "af": number(p.alpha_f_A), "bf": number(p.beta_f_per_V),
+        "ar": number(p.alpha_r_A), "br": number(p.beta_r_per_V),
+    }
+    params = " ".join(f"{k}={v}" for k, v in values.items())
+    return "\n".join([
+        f"* M-SDC memristor, medium {p.medium}: mean metastable-switch model (Knowm), generalized form.",
+        f"* {p.provenance}" if p.provenance else "*",
+        "* Pins: p (top electrode) n (bottom electrode). Positive V(p,n) drives x toward ON.",
+        "* Internal node x holds the state in [0,1]. Set the stored state with x0 (or alter v.<inst>.vx0).",
+        f".subckt {subckt_name(p)} p n params: x0=0 {params}",
+        "Vx0 xs 0 dc {x0}",
+        "Rhold x xs 1e12",
+        "Cx x 0 1",
+        "Bx 0 x I = (time > 0) ? ((1-V(x))/(1+exp(-(V(p,n)-von)/vt))"
+        " - V(x)/(1+exp((V(p,n)+voff)/vt)))/tau : 0",
+        "Bm p n I = phi*V(p,n)*(V(x)/ron + (1-V(x))/roff)"
+        " + (1-phi)*(af*(exp(bf*V(p,n))-1) - ar*(exp(-br*V(p,n))-1))",
+        f".ends {subckt_name(p)}",
+    ])
+
+
+# ---- integration under a driven waveform -------------------------------------------------------------
+def simulate_waveform(p: MsdcParams, x0: float, t_s, v_source_V, r_series_ohm: float = 0.0,
+                      rtol: float = 1e-8, atol: float = 1e-10):
+    """Drive a device from state ``x0`` with a piecewise-linear source through ``r_series_ohm``.
+
+    ``t_s`` (increasing, s) and ``v_source_V`` give the source's corner points; the state is
+    integrated with scipy's LSODA (the state equation is stiff at large |V|) and returned at those
+    same times. Returns ``(x, v_device_V, i_A)``, each shaped like ``t_s``.
+    """
+    from scipy.integrate import solve_ivp
+
+    t = np.asarray(t_s, dtype=float)
+    v_source = np.asarray(v_source_V, dtype=float)
+    if t.ndim != 1 or t.shape != v_source.shape or t.size < 2 or np.any(np.diff(t) <= 0):
+        raise ValueError("t_s and v_source_V must be 1-D, equally long, and t_s strictly increasing")
+
+    def rate(time, state):
+        v_dev = device_voltage_V(p, state, np.interp(time, t, v_source), r_series_ohm)
+        return state_rate_per_s(p, state, v_dev)
+
+    # Never step over a corner of the waveform: the shortest segment bounds the step.
+    solution = solve_ivp(rate, (t[0], t[-1]), [float(x0)], method="LSODA", t_eval=t,
+                         max_step=float(np.min(np.diff(t))), rtol=rtol, atol=atol)
+    if not solution.success:
+        raise RuntimeError(f"state integration failed: {solution.message}")
+    x = np.clip(solution.y[0], 0.0, 1.0)
+    v_dev = device_voltage_V(p, x, v_source, r_series_ohm)
+    return x, v_dev, current_A(p, x, v_dev)

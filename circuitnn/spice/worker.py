@@ -1,0 +1,196 @@
+"""The process that owns libngspice.
+
+It serves requests from ``engine.SpiceEngine`` over a pipe: load a circuit, apply ``alter``
+commands, run an analysis, return the wanted vectors. Everything that can go wrong inside ngspice
+(an abort, a segfault, a hang, a library that asked to be detached) stays inside this process.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import struct
+import time
+
+from .ngspice import NgSpiceLibrary
+
+# ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
+HISTORY_CLEAR_EVERY_COMMANDS = 2000
+
+_CONVERGENCE_MARKERS = ("timestep too small", "gmin stepping failed", "source stepping failed",
+                        "no convergence", "iteration limit reached")
+_REJECTED_MARKERS = ("circuit not parsed", "aren't any circuits loaded", "unknown subckt",
+                     "could not find", "error on line", "undefined parameter", "unknown parameter",
+                     "no such vector", "cannot recover")
+
+
+def classify(lines: list[str]) -> str | None:
+    """``None`` when ngspice's output shows a good run, else 'convergence', 'rejected' or 'failed'.
+
+    ngspice's return codes are 0 even when a run was aborted, so its words are all we have.
+    """
+    text = "\n".join(lines).lower()
+    failed = "simulation(s) aborted" in text or "\nerror" in "\n" + text or "error:" in text
+    if any(marker in text for marker in _CONVERGENCE_MARKERS) and failed:
+        return "convergence"
+    if any(marker in text for marker in _REJECTED_MARKERS):
+        return "rejected"
+    return "failed" if failed else None
+
+
+def resident_set_bytes(pid: int | str = "self") -> int:
+    """Resident memory of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("VmRSS not found")
+
+
+class _Server:
+    def __init__(self, library_path: str | None):
+        self.lib = NgSpiceLibrary(library_path)
+        self.commands_since_clear = 0
+        self.loaded = False
+        self.saved: tuple[str, ...] | None = None
+
+    def _command(self, text: str) -> None:
+        self.lib.command(text)
+        self.commands_since_clear += 1
+        if self.commands_since_clear >= HISTORY_CLEAR_EVERY_COMMANDS:
+            self.lib.command(None)
+            self.commands_since_clear = 0
+
+    def _failure(self) -> tuple | None:
+        if self.lib.exit_status is not None:
+            return ("dead", "rejected", "ngspice asked to be detached (library unusable)", self._output())
+        kind = classify(self.lib.output)
+        if kind is not None:
+            return ("error", kind, _first_error_line(self.lib.output), self._output())
+        return None
+
+    def _output(self) -> str:
+        return "\n".join(line for line in self.lib.output if line.strip())[-4000:]
+
+    def load(self, lines: list[str]) -> tuple:
+        self.lib.output.clear()
+        if self.loaded:
+            self._command("destroy all")
+            self._command("remcirc")
+        status = self.lib.load_circuit(lines)
+        self.loaded = status == 0
+        self.saved = None
+        failure = self._failure()
+        if failure is not None:
+            return failure
+        if status != 0:
+            return ("dead", "rejected", f"ngSpice_Circ returned {status}", self._output())
+        return ("ok",)
+
+    def run(self, alters: list[str], analysis: str, vectors: list[str]) -> tuple:
+        self.lib.output.clear()
+        wanted = tuple(name for name in vectors if name != "time")
+        if wanted and wanted != self.saved:
+            # Keeping only the wanted vectors makes both the solve and the read-back cheaper.
+            self._command("delete all")
+            self._command("save " + " ".join(wanted))
+            self.saved = wanted
+        for alter in alters:
+            self._command(alter)
+        failure = self._failure()
+        if failure is not None:
+            return failure
+        start = time.perf_counter()
+        self._command(analysis)
+        solve_s = time.perf_counter() - start
+        failure = self._failure()
+        if failure is not None:
+            self._command("destroy all")
+            return failure
+        result = {}
+        for name in vectors:
+            values = self.lib.vector(name)
+            if values is None:
+                self._command("destroy all")
+                return ("error", "rejected", f"no vector named {name!r} after {analysis!r}",
+                        self._output())
+            result[name] = values
+        # Without this, plots pile up: memory grows and each run gets slower.
+        self._command("destroy all")
+        return ("ok", result, solve_s)
+
+
+def _first_error_line(lines: list[str]) -> str:
+    for line in lines:
+        lowered = line.lower()
+        if "error" in lowered or "aborted" in lowered or "too small" in lowered:
+            return line.strip()
+    return "ngspice reported a failure"
+
+
+# -- the wire: length-prefixed pickles over a socket pair ------------------------------------------
+# (multiprocessing.Connection.poll(timeout) alone costs ~65 us per call here; a socket timeout
+# is enforced in C and keeps a round trip near 30 us, which matters against a 0.5 ms solve.)
+_LENGTH = struct.Struct("!Q")
+
+
+def send_message(sock: socket.socket, message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def _receive_exact(sock: socket.socket, size: int) -> bytes:
+    buffer = bytearray()
+    while len(buffer) < size:
+        chunk = sock.recv(size - len(buffer))
+        if not chunk:
+            raise EOFError("peer closed the connection")
+        buffer += chunk
+    return bytes(buffer)
+
+
+def receive_message(sock: socket.socket) -> object:
+    (size,) = _LENGTH.unpack(_receive_exact(sock, _LENGTH.size))
+    return pickle.loads(_receive_exact(sock, size))
+
+
+def serve(connection: socket.socket, library_path: str | None = None) -> None:
+    """Worker entry point: answer requests until the socket closes or 'stop' arrives."""
+    server = _Server(library_path)
+    while True:
+        try:
+            request = receive_message(connection)
+        except (EOFError, ConnectionError):
+            return
+        kind = request[0]
+        if kind == "load":
+            reply = server.load(request[1])
+        elif kind == "run":
+            reply = server.run(*request[1:])
+        elif kind == "command":
+            # Raw commands are for tests and diagnostics only; the engine validates what it sends.
+            server.lib.output.clear()
+            server._command(request[1])
+            reply = ("ok", list(server.lib.output))
+        elif kind == "rss":
+            reply = ("ok", resident_set_bytes())
+        elif kind == "pid":
+            reply = ("ok", os.getpid())
+        elif kind == "stop":
+            send_message(connection, ("ok",))
+            return
+        else:
+            reply = ("error", "failed", f"unknown request {kind!r}", "")
+        send_message(connection, reply)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m circuitnn.spice.worker FD [LIBRARY]``: serve on the inherited socket FD."""
+    serve(socket.socket(fileno=int(argv[1])), argv[2] if len(argv) > 2 else None)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv)
