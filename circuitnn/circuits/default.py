@@ -45,3 +45,14 @@ def default_spec(device: MsdcParams, seed: int | None = 0, **overrides) -> Cross
     )
     values.update(overrides)
     return CrossbarSpec(**values)
+
+
+# A "+" on the 3×3 grid: the input the example netlists are saved with.
+EXAMPLE_INPUT = (0.0, 1.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0)
+
+
+def example_states(n_devices: int, seed: int | None = 0):
+    """Seeded mid-window device states for example netlists (not a trained network)."""
+    import numpy as np
+
+    return np.random.default_rng(seed).uniform(0.2, 0.8, n_devices)

@@ -52,9 +52,9 @@ class MsdcParams:
 
     def __post_init__(self) -> None:
         for name, low, high, closed_low in _RANGES:
-            check_range(f"msdc.{self.medium}.{name}", getattr(self, name), low, high, closed_low)
+            check_range(f"device.{name}", getattr(self, name), low, high, closed_low)
         if self.r_off_ohm <= self.r_on_ohm:
-            raise ConfigError(f"msdc.{self.medium}.r_off_ohm", self.r_off_ohm,
+            raise ConfigError("device.r_off_ohm", self.r_off_ohm,
                               f"greater than r_on_ohm ({self.r_on_ohm:g})")
 
     @property

@@ -3,7 +3,8 @@
 Equations (Nandakumar et al., ICECS 2019, fitted on about 1 M IBM PCM devices; aihwkit
 ``PCMLikeNoiseModel``; see docs/reference/dgc-drift-programming.md §4). With ĝ = g/g_max:
 
-    programming  σ_prog(ĝ) = (c0 + c1 ĝ + c2 ĝ²) µS · g_max/25 µS      g_prog = g_T + σ_prog N(0,1), ≥ 0
+    programming  σ_prog(ĝ) = (c0 + c1 ĝ + c2 ĝ²) µS · g_max/25 µS
+                 g_prog = max(g_T + σ_prog N(0,1), 0)
     drift        μ_ν = clip(−0.0155 ln ĝ + 0.0244, 0.049, 0.1)
                  σ_ν = clip(−0.0125 ln ĝ − 0.0059, 0.008, 0.045)      ν = |μ_ν + σ_ν N(0,1)|
                  g_drift(t) = g_prog ((t + t0)/t0)^(−ν)                t: time since end of programming

@@ -107,6 +107,9 @@ class _Server:
         failure = self._failure()
         if failure is not None:
             self._command("destroy all")
+            if "no data saved" in failure[3]:
+                return ("error", "rejected", f"none of the vectors {list(wanted)} exist in the circuit",
+                        failure[3])
             return failure
         result = {}
         for name in vectors:

@@ -1,0 +1,167 @@
+"""The ``circuitnn`` command: a thin layer over the library; every command is one library call.
+
+Exit status: 0 done, 2 bad input (config, parameters, files), 1 simulation failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CircuitnnError, ConfigError, NetlistError, SimulationError
+
+
+def _config(args):
+    from .config import load_config
+
+    return load_config(getattr(args, "config", None), getattr(args, "medium", None))
+
+
+def _media(args) -> list[str]:
+    from .devices.media import MEDIA, medium
+
+    if getattr(args, "medium", None) in (None, "all"):
+        return list(MEDIA)
+    return [medium(args.medium).medium]
+
+
+def _floats(text: str, field: str) -> np.ndarray:
+    try:
+        return np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
+    except ValueError:
+        raise ConfigError(field, text, "comma-separated numbers") from None
+
+
+def cmd_netlist(args) -> None:
+    from .reports.artifacts import write_default_netlists
+
+    for path in write_default_netlists(Path(args.out), _media_configs(args)):
+        print(path)
+
+
+def _media_configs(args):
+    from .config import load_config
+
+    return [load_config(args.config, name) for name in _media(args)]
+
+
+def cmd_simulate(args) -> None:
+    from .circuits.crossbar import Crossbar
+    from .circuits.default import EXAMPLE_INPUT, example_states
+    from .experiments.operating_point import read_operating_point
+    from .spice.engine import SpiceEngine
+
+    config = _config(args)
+    crossbar = Crossbar(config.crossbar_spec())
+    states = (_floats(args.states, "--states") if args.states
+              else example_states(crossbar.n_devices, config.seed))
+    inputs = _floats(args.inputs, "--inputs") if args.inputs else np.array(EXAMPLE_INPUT)
+    with SpiceEngine() as engine:
+        point = read_operating_point(crossbar, states, inputs, engine)
+    report = {
+        "circuit": crossbar.spec.name, "medium": crossbar.spec.device.medium,
+        "inputs": point.inputs.tolist(), "states": point.states.tolist(),
+        "conductances_S": point.conductances_S.tolist(), "neuron_nodes_V": point.neuron_nodes,
+        "outputs_V": point.outputs_V.tolist(),
+    }
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    print(text)
+
+
+def cmd_device_curves(args) -> None:
+    from .reports.artifacts import write_device_curves
+
+    for path in write_device_curves(Path(args.out), _media_configs(args)):
+        print(path)
+
+
+def cmd_fit(args) -> None:
+    from .devices.fit import fit_msdc, load_trace_csv, write_fit_report
+
+    config = _config(args)
+    t, v, i = load_trace_csv(Path(args.trace))
+    result = fit_msdc(t, v, i, config.device.params(), r_series_ohm=args.r_series_ohm)
+    for path in write_fit_report(result, Path(args.out)) or []:
+        print(path)
+    print(json.dumps({"relative_rms_error": result.relative_rms_error,
+                      "parameters": result.values}, indent=2, default=float))
+
+
+def cmd_demo(args) -> None:
+    from .reports.artifacts import run_demo
+
+    for path in run_demo(Path(args.out), _media_configs(args)):
+        print(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="circuitnn", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log engine restarts and progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, all_media: bool):
+        p.add_argument("--config", help="TOML file (see circuitnn/presets/*.toml)")
+        p.add_argument("--medium", default="all" if all_media else None,
+                       help="W, Cr or C" + (" or all (default)" if all_media else " (default: Cr)"))
+
+    p = sub.add_parser("demo", help="the main job: default circuits, operating points and device "
+                                    "curves for every medium")
+    common(p, True)
+    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("netlist", help="write the default 9-3-1 netlist(s) and the model libraries")
+    common(p, True)
+    p.add_argument("--out", default=".", help="folder that receives netlists/ and models/")
+    p.set_defaults(func=cmd_netlist)
+
+    p = sub.add_parser("simulate", help="operating-point read at given device states")
+    common(p, False)
+    p.add_argument("--states", help="comma-separated x in [0,1], one per device (default: seeded)")
+    p.add_argument("--inputs", help="comma-separated inputs in [-1,1] (default: a '+' pattern)")
+    p.add_argument("--out", help="also write the result as JSON here")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("device-curves", help="hysteresis loop and pulse response per medium (CSV+PNG)")
+    common(p, True)
+    p.add_argument("--out", default="out/device-curves")
+    p.set_defaults(func=cmd_device_curves)
+
+    p = sub.add_parser("fit", help="fit M-SDC parameters to a measured I-V trace (CSV)")
+    common(p, False)
+    p.add_argument("trace", help="CSV with columns time_s, voltage_V, current_A")
+    p.add_argument("--r-series-ohm", type=float, default=0.0,
+                   help="resistance in series with the device during the measurement")
+    p.add_argument("--out", default="out/fit")
+    p.set_defaults(func=cmd_fit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (ConfigError, NetlistError, ValueError, FileNotFoundError) as exc:
+        print(f"circuitnn: error: {exc}", file=sys.stderr)
+        return 2
+    except SimulationError as exc:
+        print(f"circuitnn: simulation failed: {exc}", file=sys.stderr)
+        return 1
+    except CircuitnnError as exc:
+        print(f"circuitnn: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""Configuration: TOML files loaded into frozen dataclasses, with a preset per medium.
+
+A preset (``circuitnn/presets/<medium>.toml``) holds every value of a run; a user file names a
+preset and overrides what it wants. Unknown keys, wrong types and out-of-range values fail with a
+``ConfigError`` giving the dotted path, the value and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .circuits.crossbar import CrossbarSpec, LayerSpec, NeuronSpec
+from .circuits.default import feedback_resistance_ohm
+from .circuits.program import ProgrammingPath, PulseSpec
+from .devices.media import MEDIA, medium
+from .devices.msdc import MODEL_FIELDS, MsdcParams
+from .errors import ConfigError
+from .validation import check_range
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    medium: str = "Cr"
+    # Any MsdcParams model field, e.g. r_on_ohm = 4800.0, replaces the preset's value.
+    overrides: dict = field(default_factory=dict)
+
+    def params(self) -> MsdcParams:
+        base = medium(self.medium)
+        for key in self.overrides:
+            if key not in MODEL_FIELDS:
+                raise ConfigError(f"device.overrides.{key}", self.overrides[key],
+                                  "a model field: " + ", ".join(MODEL_FIELDS))
+        if not self.overrides:
+            return base
+        note = ", ".join(f"{k}={v}" for k, v in self.overrides.items())
+        try:
+            return base.replace(**self.overrides, provenance=f"{base.provenance}; overridden: {note}")
+        except ConfigError as exc:  # name the field where the user wrote it
+            field_name = exc.path.rsplit(".", 1)[-1]
+            raise ConfigError(f"device.overrides.{field_name}", exc.value, exc.allowed) from None
+
+
+@dataclass(frozen=True)
+class NeuronConfig:
+    r_feedback_ohm: float | None = None  # None: the design rule of circuits/default.py
+    open_loop_gain: float = 1e5
+    v_rail_V: float = 2.5
+    v_offset_V: float = 0.0
+    activation: str = "sigmoid"
+    activation_gain_per_V: float = 4.0
+    w_full_scale: float = 4.0
+
+
+@dataclass(frozen=True)
+class CircuitConfig:
+    layers: tuple[int, ...] = (9, 3, 1)
+    weights: str = "single"
+    v_read_V: float = 0.1
+    r_driver_ohm: float = 10.0
+    r_line_ohm: float = 1.0
+    r_sense_ohm: float = 10.0
+    r_switch_on_ohm: float = 100.0
+    g_ref_S: float | None = None
+    neuron: NeuronConfig = NeuronConfig()
+
+
+@dataclass(frozen=True)
+class ProgrammingConfig:
+    r_driver_ohm: float = 50.0
+    r_switch_on_ohm: float = 100.0
+    r_sense_ohm: float = 100.0
+    set_amplitude_V: float = 1.0
+    reset_amplitude_V: float = -1.0
+    pulse_width_s: float = 10e-6
+    edge_s: float = 100e-9
+
+
+@dataclass(frozen=True)
+class CurvesConfig:
+    sweep_amplitude_V: float = 1.0
+    sweep_frequency_Hz: float = 100.0
+    sweep_cycles: int = 2
+    points_per_cycle: int = 400
+    pulses: int = 20
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    device: DeviceConfig = DeviceConfig()
+    circuit: CircuitConfig = CircuitConfig()
+    programming: ProgrammingConfig = ProgrammingConfig()
+    curves: CurvesConfig = CurvesConfig()
+
+    def __post_init__(self) -> None:
+        check_range("seed", self.seed, 0, 2**32 - 1, True)
+        c = self.curves
+        check_range("curves.sweep_amplitude_V", c.sweep_amplitude_V, 0.0, 10.0)
+        check_range("curves.sweep_frequency_Hz", c.sweep_frequency_Hz, 0.0, 1e9)
+        check_range("curves.sweep_cycles", c.sweep_cycles, 0, 100)
+        check_range("curves.points_per_cycle", c.points_per_cycle, 20, 100_000, True)
+        check_range("curves.pulses", c.pulses, 0, 10_000)
+        check_range("circuit.neuron.w_full_scale", self.circuit.neuron.w_full_scale, 0.0, 1e3)
+        # Build everything once so an invalid value fails at load time, not mid-experiment.
+        self.crossbar_spec()
+        self.programming_path()
+        self.set_pulse()
+        self.reset_pulse()
+
+    # -- the objects the library works with ---------------------------------------------------------
+    def crossbar_spec(self, name: str | None = None) -> CrossbarSpec:
+        device, c = self.device.params(), self.circuit
+        if len(c.layers) < 2:
+            raise ConfigError("circuit.layers", list(c.layers), "at least two sizes (inputs, outputs)")
+        n = c.neuron
+        r_f = n.r_feedback_ohm or feedback_resistance_ohm(device, c.v_read_V, n.activation_gain_per_V,
+                                                           n.w_full_scale)
+        neuron = NeuronSpec(r_f, n.open_loop_gain, n.v_rail_V, n.v_offset_V, n.activation,
+                            n.activation_gain_per_V)
+        neuron.validate("circuit.neuron")
+        layers = tuple(LayerSpec(a, b, neuron) for a, b in zip(c.layers[:-1], c.layers[1:]))
+        return CrossbarSpec(
+            name=name or f"default_{device.medium.lower()}", device=device, layers=layers,
+            weights=c.weights, g_ref_S=c.g_ref_S, v_read_V=c.v_read_V, r_driver_ohm=c.r_driver_ohm,
+            r_line_ohm=c.r_line_ohm, r_sense_ohm=c.r_sense_ohm, r_switch_on_ohm=c.r_switch_on_ohm,
+            seed=self.seed)
+
+    def programming_path(self) -> ProgrammingPath:
+        p = self.programming
+        return ProgrammingPath(p.r_driver_ohm, p.r_switch_on_ohm, p.r_sense_ohm)
+
+    def set_pulse(self) -> PulseSpec:
+        p = self.programming
+        check_range("programming.set_amplitude_V", p.set_amplitude_V, 0.0, 10.0)
+        return PulseSpec(p.set_amplitude_V, p.pulse_width_s, p.edge_s)
+
+    def reset_pulse(self) -> PulseSpec:
+        p = self.programming
+        check_range("programming.reset_amplitude_V", p.reset_amplitude_V, -10.0, 0.0, True)
+        if p.reset_amplitude_V == 0.0:
+            raise ConfigError("programming.reset_amplitude_V", 0.0, "[-10, 0) (a negative voltage)")
+        return PulseSpec(p.reset_amplitude_V, p.pulse_width_s, p.edge_s)
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# -- loading -------------------------------------------------------------------------------------------
+def preset_names() -> list[str]:
+    return list(MEDIA)
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of a medium's preset."""
+    key = medium(name).medium
+    return resources.files("circuitnn.presets").joinpath(f"{key}.toml").read_text()
+
+
+def load_config(path: str | Path | None = None, medium_name: str | None = None) -> Config:
+    """A ``Config`` from a TOML file, a preset (``medium_name``), or both (file overrides preset).
+
+    A file may name its preset with ``preset = "W"``; with neither, the Cr preset is used.
+    """
+    user: dict = {}
+    if path is not None:
+        try:
+            user = tomllib.loads(Path(path).read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), "(file)", f"valid TOML ({exc})") from None
+        except OSError as exc:
+            raise ConfigError(str(path), "(file)", f"a readable file ({exc.strerror})") from None
+    preset = medium_name or user.pop("preset", None) or "Cr"
+    user.pop("preset", None)
+    base = tomllib.loads(preset_text(preset))
+    merged = _merge(base, user)
+    if medium_name:
+        merged.setdefault("device", {})["medium"] = medium(medium_name).medium
+    return from_dict(Config, merged, "")
+
+
+def _merge(base: dict, override: dict) -> dict:
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict) and key != "overrides":
+            result[key] = _merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def from_dict(cls, data: dict, path: str):
+    """Build dataclass ``cls`` from a dict, checking keys and types; errors carry dotted paths."""
+    if not isinstance(data, dict):
+        raise ConfigError(path or "(root)", data, "a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(_join(path, key), data[key], "a known field: " + ", ".join(sorted(known)))
+    values = {}
+    for name in known & data.keys():
+        values[name] = _convert(hints[name], data[name], _join(path, name))
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(path or "(root)", data, str(exc)) from None
+
+
+def _convert(hint, value, path: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, path)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return None if value is None else _convert(options[0], value, path)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(path, value, "a list")
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, value, "a table")
+        return dict(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, value, "a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, value, "an integer")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, value, "a string")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

@@ -1,0 +1,120 @@
+"""Files a person opens: example netlists and model libraries, device-curve CSV/PNG, the demo run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..circuits.crossbar import Crossbar
+from ..circuits.default import EXAMPLE_INPUT, example_states
+from ..config import Config
+from ..devices.library import write_libraries
+
+
+def default_netlist_texts(configs: list[Config]) -> dict[str, str]:
+    """File name → text of the example 9-3-1 netlist of each config (models included by path)."""
+    texts = {}
+    for config in configs:
+        crossbar = Crossbar(config.crossbar_spec())
+        states = example_states(crossbar.n_devices, config.seed)
+        texts[f"{crossbar.spec.name}.cir"] = crossbar.netlist(states, EXAMPLE_INPUT, models="../models")
+    return texts
+
+
+def write_default_netlists(root: Path, configs: list[Config]) -> list[Path]:
+    """``root/netlists/*.cir`` beside ``root/models/*.lib`` so the relative includes resolve."""
+    written = write_libraries(root / "models")
+    (root / "netlists").mkdir(parents=True, exist_ok=True)
+    for file_name, text in default_netlist_texts(configs).items():
+        path = root / "netlists" / file_name
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+def write_table(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    """A CSV with a header row; columns must be equally long."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = np.column_stack([np.asarray(v, dtype=float) for v in columns.values()])
+    np.savetxt(path, data, delimiter=",", header=",".join(columns), comments="", fmt="%.10g")
+    return path
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_device_curves(out: Path, configs: list[Config], engine=None) -> list[Path]:
+    """Hysteresis loop and pulse response of each config's medium: CSV and PNG per medium."""
+    from ..experiments.device_curves import device_curves
+    from ..spice.engine import SpiceEngine
+
+    plt = _pyplot()
+    written = []
+    owns_engine = engine is None
+    engine = engine or SpiceEngine()
+    try:
+        for config in configs:
+            curves = device_curves(config, engine)
+            stem = out / f"{curves.medium}"
+            written.append(write_table(stem.with_name(f"{curves.medium}_hysteresis.csv"), curves.hysteresis))
+            written.append(write_table(stem.with_name(f"{curves.medium}_pulses.csv"), curves.pulses))
+            figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+            h = curves.hysteresis
+            left.plot(h["voltage_V"], h["current_A"] * 1e3, label="SPICE")
+            left.plot(h["voltage_V"], h["current_numpy_A"] * 1e3, "--", label="NumPy model")
+            left.set(xlabel="voltage (V)", ylabel="current (mA)",
+                     title=f"{curves.medium}: {config.curves.sweep_frequency_Hz:g} Hz sweep")
+            left.legend()
+            pl = curves.pulses
+            right.plot(pl["pulse"], pl["state_spice"], "o-", ms=3, label="SPICE")
+            right.plot(pl["pulse"], pl["state_numpy"], "x--", ms=4, label="NumPy model")
+            right.set(xlabel="pulse number (SET, then RESET)", ylabel="state x",
+                      title=f"{curves.medium}: {config.programming.pulse_width_s * 1e6:g} us pulses")
+            right.legend()
+            figure.tight_layout()
+            png = out / f"{curves.medium}_curves.png"
+            figure.savefig(png, dpi=110)
+            plt.close(figure)
+            written.append(png)
+    finally:
+        if owns_engine:
+            engine.close()
+    return written
+
+
+def run_demo(out: Path, configs: list[Config]) -> list[Path]:
+    """The main job on embedded defaults: for every medium, the default circuit's netlist, its
+    operating point in SPICE, and the device curves."""
+    from ..experiments.operating_point import read_operating_point
+    from ..spice.batch import ngspice_version
+    from ..spice.engine import SpiceEngine
+
+    written = write_default_netlists(out, configs)
+    summary = {"circuitnn": __version__, "ngspice": ngspice_version(), "media": {}}
+    with SpiceEngine() as engine:
+        for config in configs:
+            crossbar = Crossbar(config.crossbar_spec())
+            states = example_states(crossbar.n_devices, config.seed)
+            point = read_operating_point(crossbar, states, EXAMPLE_INPUT, engine)
+            summary["media"][config.device.medium] = {
+                "seed": config.seed,
+                "states": states.tolist(),
+                "inputs": list(EXAMPLE_INPUT),
+                "neuron_nodes_V": point.neuron_nodes,
+                "max_state_read_back_error": float(np.max(np.abs(point.states_read_back - states))),
+                "config": config.as_dict(),
+            }
+        written += write_device_curves(out / "device-curves", configs, engine)
+    path = out / "operating_points.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    written.append(path)
+    return written

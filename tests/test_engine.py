@@ -1,0 +1,129 @@
+"""The supervised ngspice engine: crashes, hangs and a dead library restart the worker, the circuit
+and its device states come back, and failures raise errors naming the circuit and the step."""
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from circuitnn.circuits.crossbar import Crossbar
+from circuitnn.circuits.default import default_spec
+from circuitnn.devices.media import medium
+from circuitnn.errors import CircuitRejectedError, ConvergenceError, SimulationError
+from circuitnn.spice.engine import SpiceEngine, alter_command
+
+
+@pytest.fixture
+def crossbar():
+    return Crossbar(default_spec(medium("Cr")))
+
+
+def _read(engine, crossbar):
+    return engine.run("op", crossbar.neuron_nodes()).vectors
+
+
+def _loaded_engine(crossbar, timeout_s=60):
+    engine = SpiceEngine(timeout_s=timeout_s)
+    rng = np.random.default_rng(5)
+    engine.load("robust", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+    # Persistent alters: after a restart these must come back.
+    states, inputs = rng.uniform(0, 1, 30), rng.integers(0, 2, 9).astype(float)
+    before = engine.run("op", crossbar.neuron_nodes(),
+                        alters={**crossbar.state_alters(states), **crossbar.input_alters(inputs)}).vectors
+    return engine, before
+
+
+def _same(a, b):
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-12)
+
+
+def test_killed_worker_is_restarted_with_states_reapplied(crossbar, caplog):
+    engine, before = _loaded_engine(crossbar)
+    with engine:
+        os.kill(engine.worker_pid(), signal.SIGKILL)
+        time.sleep(0.1)
+        after = _read(engine, crossbar)
+        assert engine.restarts == 1
+        _same(before, after)
+    assert "restarted" in caplog.text
+
+
+def test_hung_worker_is_replaced_after_the_timeout(crossbar):
+    engine, before = _loaded_engine(crossbar, timeout_s=2)
+    with engine:
+        pid = engine.worker_pid()
+        os.kill(pid, signal.SIGSTOP)  # a hang: the process is alive but never answers
+        try:
+            after = _read(engine, crossbar)
+        finally:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        assert engine.restarts == 1
+        _same(before, after)
+
+
+def test_undefined_parameter_kills_the_library_not_the_engine(crossbar):
+    # ngspice asks to be detached on an undefined parameter; the library is dead after that.
+    bad = "* bad\nR1 a 0 {nosuch}\nV1 a 0 dc 1\n.op\n.end\n"
+    with SpiceEngine() as engine:
+        with pytest.raises(CircuitRejectedError, match="'bad_params'"):
+            engine.load("bad_params", bad)
+        engine.load("good", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+        assert "l2a0" in _read(engine, crossbar)
+
+
+def test_malformed_expression_never_takes_the_caller_down(crossbar):
+    # In shared mode this aborts the process in most runs ("stack smashing detected"); either way
+    # the caller gets an error and a working engine.
+    bad = "* bad\nV1 a 0 dc 1\nR1 a b 1k\nB1 b 0 V = v(a\n.op\n.end\n"
+    with SpiceEngine(timeout_s=30) as engine:
+        with pytest.raises(SimulationError):
+            engine.load("malformed", bad)
+            engine.run("op", ["b"])
+        engine.load("good", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+        assert "l2a0" in _read(engine, crossbar)
+
+
+def test_convergence_failure_names_circuit_and_step_and_engine_goes_on(engine, crossbar):
+    engine.load("fine", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+    good = _read(engine, crossbar)
+    engine.load("parallel_sources", "* v loop\nV1 a 0 dc 1\nV2 a 0 dc 2\nR1 a 0 1k\n.op\n.end\n")
+    with pytest.raises(ConvergenceError) as info:
+        engine.run("op", ["a"], step="read 17")
+    assert "parallel_sources" in str(info.value) and "read 17" in str(info.value)
+    engine.load("fine", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+    _same(good, _read(engine, crossbar))
+
+
+def test_unknown_subcircuit_is_rejected(engine):
+    with pytest.raises(CircuitRejectedError, match="unknown subckt"):
+        engine.load("missing_model", "* x\nV1 a 0 dc 1\nX1 a 0 nosuch\n.op\n.end\n")
+        engine.run("op", ["a"])
+
+
+def test_missing_vector_is_an_error_not_a_crash(engine, crossbar):
+    engine.load("fine", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+    with pytest.raises(CircuitRejectedError, match="no_such_node"):
+        engine.run("op", ["no_such_node"])
+    assert "l2a0" in _read(engine, crossbar)
+
+
+@pytest.mark.parametrize("target,value", [
+    ("vin0", "dc=1\nshell rm -rf /"), ("vin0; quit", "dc=1"), ("vin0", "dc=1 ; quit"),
+    (".control", "dc=1"), ("@vprog[pulse]", "= [ 0 1 ] ; shell ls"),
+])
+def test_alter_refuses_anything_but_a_number(target, value):
+    with pytest.raises(ValueError):
+        alter_command(target, value)
+
+
+def test_engine_refuses_free_form_analysis(engine, crossbar):
+    engine.load("fine", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+    for analysis in ("shell ls", "op\nquit", "quit", "tran 1n 1u; shell ls"):
+        with pytest.raises(ValueError):
+            engine.run(analysis, ["l2a0"])
