@@ -15,15 +15,38 @@ Equations (Nandakumar et al., ICECS 2019, fitted on about 1 M IBM PCM devices; a
 A weight is stored on one differential pair (§4.1), and global drift compensation (§4.6) rescales a
 tile's outputs by one scalar. Everything is a pure function of a frozen ``PcmParams``; conductances
 are in siemens, times in seconds, and every random draw comes from the caller's ``rng``.
+
+Pulse response (OUR design: the references give no PCM pulse physics; see ``PcmPulseParams``).
+A deterministic behavioural model of how a programming pulse moves the normalised state g:
+
+    G(g)       = g_min + g (g_max − g_min)                 conductance at a low-field read
+    s(u)       = 1/(1 + exp(−u))                           logistic threshold
+    r_set(V)   = s((|V| − V_set)/V_w) · s(−(|V| − V_reset)/V_w) / τ_set      crystallisation rate
+    r_reset(V) = s((|V| − V_reset)/V_w) / τ_reset                             melt-quench rate
+    dg/dt      = (1 − g) r_set(V) − g r_reset(V)           V = device voltage; unipolar (|V|)
+    I          = V · G(g) · f                              f = ((t_prog + t0)/t0)^(−ν) · k_read
+
+The extra window s(−(|V| − V_reset)/V_w) on the SET rate is ours: crystals grow between the
+crystallisation and the melting temperature, not in the melt, so a long RESET plateau ends near
+g = 0 and only a slow falling edge (passing through the SET window) recrystallises. Driven through
+a series resistance R_s the device sees V = V_source/(1 + R_s G f) (the I–V is linear at fixed g).
+
+The SPICE form (``spice_subckt``, ``spice_library_text`` → ``models/pcm.lib``) holds g on a
+capacitor node exactly like the M-SDC model, so ``.op`` reads the stored state, and multiplies the
+conductance by the drift factor of the statistical model with t_prog and ν as alterable values.
+Noise is never simulated in SPICE: programming noise, ν and read noise are sampled here in NumPy
+and passed in as instance values (g0, nu, k_read).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
+from scipy.special import expit
 
+from .. import __version__
 from ..errors import ConfigError
 from ..validation import check_range
 
@@ -236,3 +259,280 @@ def drift_compensation_alpha(g_plus_ref_S, g_minus_ref_S, g_plus_t_S, g_minus_t_
 def apply_drift_compensation(outputs, alpha: float):
     """Tile outputs (or read-back weights), any shape, multiplied by the tile's GDC factor α."""
     return alpha * np.asarray(outputs, dtype=float)
+
+
+# ---- pulse response (behavioural, our design) -----------------------------------------------------
+SUBCKT_NAME = "pcm"
+
+
+@dataclass(frozen=True)
+class PcmPulseParams:
+    """Behavioural pulse response of one PCM cell. SI units in the names.
+
+    These numbers are OUR choices, picked to sit in the ranges usually quoted for mushroom-type
+    Ge2Sb2Te5 cells, not fitted to any device (the references give no PCM pulse physics):
+
+    - ``g_max_S``, ``g_min_S``: read conductance of the fully crystalline (SET) and fully amorphous
+      (RESET) cell. 25 µS and 0 S are the statistical model's defaults (``PcmParams``), so the state
+      g equals its normalised conductance ĝ; a real RESET cell reads ~0.1–1 µS (1–10 MΩ): set
+      ``g_min_S`` to model that.
+    - ``v_set_V`` = 1.0 V: SET pulses of ~1 V heat the cell above crystallisation but below melting.
+    - ``v_reset_V`` = 1.6 V: RESET needs more power to melt (pulses of ~1.5–2 V).
+    - ``v_width_V`` = 25 mV: softness of both thresholds. Crystallisation is Arrhenius in temperature
+      (∝ V²), so its rate rises by decades within ~0.1 V; 25 mV leaves a 0.2 V read ~14 decades below
+      the SET rate and an unbiased cell crystallising at < 1e-11 /s.
+    - ``tau_set_s`` = 200 ns: growth-limited crystallisation; a ~1 µs SET pulse crystallises fully
+      and a 20–50 ns partial-SET pulse moves g by 10–20 % of the way up (iterative programming).
+    - ``tau_reset_s`` = 10 ns: the molten region forms within ns; a RESET pulse of tens of ns
+      amorphises fully, a few-ns pulse only partially.
+    - ``v_read_V`` = 0.2 V: read voltage, far below the SET threshold, so a read never disturbs.
+    """
+
+    g_max_S: float = 25e-6
+    g_min_S: float = 0.0
+    v_set_V: float = 1.0
+    v_reset_V: float = 1.6
+    v_width_V: float = 0.025
+    tau_set_s: float = 200e-9
+    tau_reset_s: float = 10e-9
+    v_read_V: float = 0.2
+    provenance: str = ("circuitnn design, not a fit: behavioural SET/RESET thresholds and time "
+                       "constants in the usual GST ranges; conductance window = PcmParams defaults "
+                       "(aihwkit, docs/reference/dgc-drift-programming.md section 4)")
+
+    def __post_init__(self) -> None:
+        check_range("pcm.g_max_S", self.g_max_S, 0.0, 1e-2)
+        if not (_is_real(self.g_min_S) and 0.0 <= self.g_min_S < self.g_max_S):
+            raise ConfigError("pcm.g_min_S", self.g_min_S, f"[0, g_max_S = {self.g_max_S:g})")
+        check_range("pcm.v_set_V", self.v_set_V, 0.0, 10.0)
+        if not (_is_real(self.v_reset_V) and self.v_set_V < self.v_reset_V <= 10.0):
+            raise ConfigError("pcm.v_reset_V", self.v_reset_V,
+                              f"(v_set_V = {self.v_set_V:g}, 10]: RESET must need more than SET")
+        # Below 1 mV the logistic arguments leave the range where SPICE's exp is accurate.
+        check_range("pcm.v_width_V", self.v_width_V, 1e-3, 1.0, True)
+        check_range("pcm.tau_set_s", self.tau_set_s, 1e-12, 1.0, True)
+        check_range("pcm.tau_reset_s", self.tau_reset_s, 1e-12, 1.0, True)
+        if not (_is_real(self.v_read_V) and 0.0 < self.v_read_V < self.v_set_V):
+            raise ConfigError("pcm.v_read_V", self.v_read_V,
+                              f"(0, v_set_V = {self.v_set_V:g}): a read must stay below the SET threshold")
+
+    @property
+    def r_set_ohm(self) -> float:
+        """Read resistance of the fully SET (crystalline) cell."""
+        return 1.0 / self.g_max_S
+
+    @property
+    def r_reset_ohm(self) -> float:
+        """Read resistance of the fully RESET (amorphous) cell; infinite when ``g_min_S`` is 0."""
+        return 1.0 / self.g_min_S if self.g_min_S > 0 else math.inf
+
+    def replace(self, **changes) -> PcmPulseParams:
+        """A copy with some fields changed (validated again)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return PcmPulseParams(**values)
+
+
+def drift_factor(p: PcmParams, nu, t_s):
+    """((t + t0)/t0)^(−ν): what drift multiplies the programmed conductance by ``t_s`` s later.
+
+    Arrays broadcast; this is ``drift`` with g_prog = 1, the number SPICE multiplies G by.
+    """
+    return drift(p, 1.0, nu, t_s)
+
+
+def conductance_S(pp: PcmPulseParams, g):
+    """Read conductance G(g) = g_min + g (g_max − g_min) in S, as programmed (no drift)."""
+    return pp.g_min_S + np.asarray(g, dtype=float) * (pp.g_max_S - pp.g_min_S)
+
+
+def state_from_conductance(pp: PcmPulseParams, g_S):
+    """The state g whose conductance is ``g_S`` (S): inverse of ``conductance_S``.
+
+    A conductance from ``program`` (programming noise) may map slightly outside [0, 1]; the pulse
+    equations stay bounded for such states and pull them back into [0, 1] when a pulse acts.
+    """
+    return (np.asarray(g_S, dtype=float) - pp.g_min_S) / (pp.g_max_S - pp.g_min_S)
+
+
+def set_rate_per_s(pp: PcmPulseParams, v_V):
+    """Crystallisation rate r_set (1/s) at device voltage ``v_V``: SET window, any polarity."""
+    magnitude = np.abs(np.asarray(v_V, dtype=float))
+    return (expit((magnitude - pp.v_set_V) / pp.v_width_V)
+            * expit(-(magnitude - pp.v_reset_V) / pp.v_width_V) / pp.tau_set_s)
+
+
+def reset_rate_per_s(pp: PcmPulseParams, v_V):
+    """Melt-quench (amorphisation) rate r_reset (1/s) at device voltage ``v_V``, any polarity."""
+    magnitude = np.abs(np.asarray(v_V, dtype=float))
+    return expit((magnitude - pp.v_reset_V) / pp.v_width_V) / pp.tau_reset_s
+
+
+def state_rate_per_s(pp: PcmPulseParams, g, v_V):
+    """dg/dt (1/s) = (1 − g) r_set(V) − g r_reset(V); arrays broadcast."""
+    g = np.asarray(g, dtype=float)
+    return (1.0 - g) * set_rate_per_s(pp, v_V) - g * reset_rate_per_s(pp, v_V)
+
+
+def current_A(pp: PcmPulseParams, g, v_V, conductance_factor=1.0):
+    """Device current (A) from + to − at device voltage ``v_V``.
+
+    ``conductance_factor`` multiplies G(g): the drift factor times the read-noise factor k_read.
+    """
+    return np.asarray(v_V, dtype=float) * conductance_S(pp, g) * conductance_factor
+
+
+def device_voltage_V(pp: PcmPulseParams, g, v_source_V, r_series_ohm: float = 0.0,
+                     conductance_factor=1.0):
+    """Voltage across the device driven through ``r_series_ohm``: V_source/(1 + R_s G f) (exact)."""
+    g_eff = conductance_S(pp, g) * conductance_factor
+    return np.asarray(v_source_V, dtype=float) / (1.0 + r_series_ohm * g_eff)
+
+
+def equilibrium_state(pp: PcmPulseParams, v_V):
+    """The state a cell settles to when held at ``v_V``: r_set/(r_set + r_reset) (0 where both vanish)."""
+    on, off = set_rate_per_s(pp, v_V), reset_rate_per_s(pp, v_V)
+    total = on + off
+    return np.divide(on, total, out=np.zeros_like(total), where=total > 0)
+
+
+def state_after_constant_voltage(pp: PcmPulseParams, g0, v_V, duration_s):
+    """Exact state after holding the device voltage at ``v_V`` for ``duration_s`` (arrays broadcast).
+
+    At constant V, dg/dt = a (1 − g) − b g is linear in g: g(t) = g0 e^(−kt) + a (1 − e^(−kt))/k
+    with k = a + b, written so that k → 0 (an unbiased cell) is exact too.
+    """
+    a, b = set_rate_per_s(pp, v_V), reset_rate_per_s(pp, v_V)
+    k = a + b
+    t = np.asarray(duration_s, dtype=float)
+    kt = k * t
+    # (1 − e^(−kt))/k, with its limit t where kt is tiny.
+    safe_k = np.where(kt > 1e-12, k, 1.0)
+    growth = np.where(kt > 1e-12, -np.expm1(-kt) / safe_k, t)
+    return np.asarray(g0, dtype=float) * np.exp(-kt) + a * growth
+
+
+def state_after_pulse(pp: PcmPulseParams, g0, amplitude_V: float, width_s: float, edge_s: float,
+                      r_series_ohm: float = 0.0, conductance_factor=1.0, substeps: int = 400):
+    """State after one trapezoidal source pulse (linear rise ``edge_s``, flat ``width_s``, linear fall).
+
+    Vectorised over ``g0`` (any shape). Each segment is split into ``substeps`` pieces; on each piece
+    the source voltage is taken at its midpoint and the device voltage at the current state, and the
+    exact constant-voltage solution advances g (an exponential integrator: stable however stiff the
+    RESET rate). A flat top without series resistance is one exact step.
+    """
+    if not (width_s >= 0 and edge_s >= 0 and substeps >= 1):
+        raise ValueError("width_s and edge_s must be ≥ 0 s and substeps ≥ 1")
+    g = np.array(g0, dtype=float)
+    segments = ((0.0, amplitude_V, edge_s), (amplitude_V, amplitude_V, width_s), (amplitude_V, 0.0, edge_s))
+    for v_start, v_end, duration in segments:
+        if duration <= 0:
+            continue
+        pieces = 1 if (v_start == v_end and r_series_ohm == 0.0) else substeps
+        dt = duration / pieces
+        for piece in range(pieces):
+            v_source = v_start + (v_end - v_start) * (piece + 0.5) / pieces
+            v_device = device_voltage_V(pp, g, v_source, r_series_ohm, conductance_factor)
+            g = state_after_constant_voltage(pp, g, v_device, dt)
+    return g
+
+
+def simulate_waveform(pp: PcmPulseParams, g0: float, t_s, v_source_V, r_series_ohm: float = 0.0,
+                      conductance_factor: float = 1.0, rtol: float = 1e-8, atol: float = 1e-10):
+    """Drive a cell from state ``g0`` with a piecewise-linear source through ``r_series_ohm``.
+
+    ``t_s`` (increasing, s) and ``v_source_V`` give the source's corner points; the state is
+    integrated with scipy's LSODA (the RESET rate makes it stiff) and returned at those times.
+    Returns ``(g, v_device_V, i_A)``, each shaped like ``t_s``.
+    """
+    from scipy.integrate import solve_ivp
+
+    t = np.asarray(t_s, dtype=float)
+    v_source = np.asarray(v_source_V, dtype=float)
+    if t.ndim != 1 or t.shape != v_source.shape or t.size < 2 or np.any(np.diff(t) <= 0):
+        raise ValueError("t_s and v_source_V must be 1-D, equally long, and t_s strictly increasing")
+
+    def rate(time, state):
+        v_source_now = np.interp(time, t, v_source)
+        v_dev = device_voltage_V(pp, state, v_source_now, r_series_ohm, conductance_factor)
+        return state_rate_per_s(pp, state, v_dev)
+
+    # Never step over a corner of the waveform: the shortest segment bounds the step.
+    solution = solve_ivp(rate, (t[0], t[-1]), [float(g0)], method="LSODA", t_eval=t,
+                         max_step=float(np.min(np.diff(t))), rtol=rtol, atol=atol)
+    if not solution.success:
+        raise RuntimeError(f"state integration failed: {solution.message}")
+    # The dynamics never leave [min(g0, 0), max(g0, 1)]; the clip only removes solver overshoot.
+    g = np.clip(solution.y[0], min(float(g0), 0.0), max(float(g0), 1.0))
+    v_dev = device_voltage_V(pp, g, v_source, r_series_ohm, conductance_factor)
+    return g, v_dev, current_A(pp, g, v_dev, conductance_factor)
+
+
+# ---- the SPICE form ------------------------------------------------------------------------------
+def spice_parameters(pp: PcmPulseParams = PcmPulseParams(), p: PcmParams = PcmParams()) -> dict[str, str]:
+    """Model parameters of the ``pcm`` subcircuit as netlist text, name → value.
+
+    The subcircuit's defaults; circuits also write them on every instance line, so an instance
+    behaves as ``pp``/``p`` say even when a library with other defaults is included.
+    """
+    from ..circuits.netlist import number
+
+    return {
+        "glo": number(pp.g_min_S), "ghi": number(pp.g_max_S), "vset": number(pp.v_set_V),
+        "vreset": number(pp.v_reset_V), "vw": number(pp.v_width_V), "tauset": number(pp.tau_set_s),
+        "taureset": number(pp.tau_reset_s), "t0": number(p.t0_s),
+    }
+
+
+def spice_subckt(pp: PcmPulseParams = PcmPulseParams(), p: PcmParams = PcmParams()) -> str:
+    """The ngspice subcircuit ``pcm`` (pins: p n) with the pulse response and drift above.
+
+    Instance parameters: ``g0`` stored state, ``nu`` drift exponent, ``t_prog`` time since the end of
+    programming (s), ``k_read`` read-noise factor (1 = noiseless). Each is the value of a DC source
+    inside the instance, so it can be changed between runs without reloading:
+    ``alter v.<inst>.vg0 dc=…``, ``v.<inst>.vnu``, ``v.<inst>.vtp``, ``v.<inst>.vkr``.
+
+    The state is the voltage of internal node ``g`` on a 1 F capacitor, charged by a B-source with
+    dg/dt. A DC source at g0 behind 1 TΩ holds g while the state equation is gated off at time 0, so
+    ``.op`` returns the *stored* state (not the zero-bias equilibrium) and a transient starts from g0
+    without ``uic``. The drift clock does not advance during a transient (µs against t0 = 20 s).
+    Noise is not simulated here: sample it in NumPy (``program``, ``sample_drift_nu``,
+    ``read_noise_std_relative``) and pass the results in as g0, nu and k_read.
+    """
+    from ..circuits.netlist import comment  # local: circuits renders text, devices own equations
+
+    params = " ".join(f"{k}={v}" for k, v in spice_parameters(pp, p).items())
+    # Logistics written as divisions: x/(1+exp(-u)) = x·s(u). Param names avoid ngspice keywords (gmin).
+    above_set = "/(1+exp(-(abs(V(p,n))-vset)/vw))"
+    above_reset = "/(1+exp(-(abs(V(p,n))-vreset)/vw))"
+    below_reset = "/(1+exp((abs(V(p,n))-vreset)/vw))"
+    return "\n".join([
+        "* PCM cell: behavioural SET/RESET pulse response (circuitnn design) and power-law drift.",
+        comment(pp.provenance),  # flattened: a newline in it must not start a netlist statement
+        "* Pins: p n (unipolar: either polarity programs). Internal node g holds the state in [0,1].",
+        "* G = (glo + g*(ghi-glo)) * ((t_prog+t0)/t0)^(-nu) * k_read; noise is sampled outside SPICE.",
+        f".subckt {SUBCKT_NAME} p n params: g0=0 nu=0 t_prog=0 k_read=1 {params}",
+        "Vg0 gs 0 dc {g0}",
+        "Rhold g gs 1e12",
+        "Cg g 0 1",
+        "Vnu nuv 0 dc {nu}",
+        "Vtp tpv 0 dc {t_prog}",
+        "Vkr krv 0 dc {k_read}",
+        f"Bg 0 g I = (time > 0) ? ((1-V(g)){above_set}{below_reset}/tauset"
+        f" - V(g){above_reset}/taureset) : 0",
+        "Bm p n I = V(p,n)*(glo+V(g)*(ghi-glo))*exp(-V(nuv)*ln(1+V(tpv)/t0))*V(krv)",
+        f".ends {SUBCKT_NAME}",
+    ])
+
+
+def spice_library_text(pp: PcmPulseParams = PcmPulseParams(), p: PcmParams = PcmParams()) -> str:
+    """The full text of ``models/pcm.lib``: a header and the ``pcm`` subcircuit."""
+    return "\n".join([
+        f"* circuitnn {__version__}: phase-change memory cell (behavioural pulse response, power-law drift).",
+        "* Generated by circuitnn.devices.pcm; do not edit: change circuitnn/devices/pcm.py.",
+        "* Usage: X1 top bottom pcm g0=0.6 nu=0.05 t_prog=3600   (g0 = stored state in [0,1];"
+        " .op reads it back)",
+        "",
+        spice_subckt(pp, p),
+        "",
+    ])

@@ -67,7 +67,7 @@ class _Server:
             return ("dead", "rejected", "ngspice asked to be detached (library unusable)", self._output())
         kind = classify(self.lib.output)
         if kind is not None:
-            return ("error", kind, _first_error_line(self.lib.output), self._output())
+            return ("error", kind, first_error_line(self.lib.output), self._output())
         return None
 
     def _output(self) -> str:
@@ -124,7 +124,7 @@ class _Server:
         return ("ok", result, solve_s)
 
 
-def _first_error_line(lines: list[str]) -> str:
+def first_error_line(lines: list[str]) -> str:
     for line in lines:
         lowered = line.lower()
         if "error" in lowered or "aborted" in lowered or "too small" in lowered:

@@ -1,0 +1,86 @@
+"""Configuration files and the command line: presets, dotted-path errors, exit status 2."""
+
+import json
+
+import pytest
+
+from circuitnn.cli import main
+from circuitnn.config import load_config, preset_names
+from circuitnn.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_loads_and_builds(name):
+    config = load_config(None, name)
+    assert config.device.params().medium == name
+    spec = config.crossbar_spec()
+    assert [spec.layers[0].n_inputs] + [layer.n_outputs for layer in spec.layers] == [9, 3, 1]
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_user_file_overrides_a_named_preset(tmp_path):
+    path = _write(tmp_path, 'preset = "W"\n[device.overrides]\nr_on_ohm = 2500.0\n[circuit]\nr_line_ohm = 2.0\n')
+    config = load_config(path)
+    assert config.device.medium == "W"
+    assert config.device.params().r_on_ohm == 2500.0
+    assert "overridden" in config.device.params().provenance
+    assert config.crossbar_spec().r_line_ohm == 2.0
+
+
+@pytest.mark.parametrize("text,path,fragment", [
+    ("[circuit]\nv_read_V = 5.0\n", "circuit.v_read_V", "(0, 0.3]"),
+    ("[circuit.neuron]\nactivation = 'relu'\n", "circuit.neuron.activation", "sigmoid"),
+    ("[programming]\npulse_width_s = 'long'\n", "programming.pulse_width_s", "a number"),
+    ("[programming]\nedge_s = 1e-3\npulse_width_s = 1e-6\n", "pulse.edge_s", "at most"),
+    ("[device.overrides]\ntau_s = -1.0\n", "device.overrides.tau_s", "(1e-12, 1000]"),
+    ("[device.overrides]\ncolour = 1.0\n", "device.overrides.colour", "a model field"),
+    ("[device]\nmedium = 'Ag'\n", "device.medium", "W, Cr, C"),
+    ("[circuit]\nlayers = [9, 0, 1]\n", "circuit.layers[0].n_outputs", "[1, 1024]"),
+    ("[circut]\nx = 1\n", "circut", "a known field"),
+])
+def test_bad_values_name_path_value_and_range(tmp_path, text, path, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text))
+    assert info.value.path == path
+    assert fragment in str(info.value)
+
+
+def test_cli_bad_config_exits_2_with_the_dotted_path(tmp_path, capsys):
+    code = main(["simulate", "--config", str(_write(tmp_path, "[circuit]\nv_read_V = 5.0\n"))])
+    assert code == 2
+    assert "circuit.v_read_V = 5.0" in capsys.readouterr().err
+
+
+def test_cli_bad_states_exit_2(capsys):
+    assert main(["simulate", "--medium", "Cr", "--states", "0.5,abc"]) == 2
+    assert main(["simulate", "--medium", "Cr", "--states", ",".join(["0.5"] * 29)]) == 2
+    assert "states" in capsys.readouterr().err
+
+
+def test_cli_simulate_reads_the_operating_point(tmp_path, capsys):
+    out = tmp_path / "op.json"
+    states = ",".join(["0.25"] * 30)
+    assert main(["simulate", "--medium", "W", "--states", states, "--inputs", "1,0,1,0,1,0,1,0,1",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["medium"] == "W" and len(report["conductances_S"]) == 30
+    # All devices equal and below G_ref: every weight negative, so every hidden TIA output is
+    # positive (inverting stage, negative net current) and equal across the three neurons.
+    tia = [report["neuron_nodes_V"][f"l1o{j}"] for j in range(3)]
+    assert tia[0] > 0 and tia[0] == pytest.approx(tia[1]) == pytest.approx(tia[2])
+
+
+def test_demo_writes_netlists_curves_and_operating_points(tmp_path):
+    assert main(["demo", "--out", str(tmp_path), "--medium", "C"]) == 0
+    for name in ("netlists/default_c.cir", "models/msdc.lib", "operating_points.json",
+                 "device-curves/C_hysteresis.csv", "device-curves/C_pulses.csv",
+                 "device-curves/C_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    summary = json.loads((tmp_path / "operating_points.json").read_text())
+    assert summary["media"]["C"]["max_state_read_back_error"] < 1e-9
+    assert summary["ngspice"].startswith("ngspice")
