@@ -127,3 +127,17 @@ def test_engine_refuses_free_form_analysis(engine, crossbar):
     for analysis in ("shell ls", "op\nquit", "quit", "tran 1n 1u; shell ls"):
         with pytest.raises(ValueError):
             engine.run(analysis, ["l2a0"])
+
+
+def test_many_vectors_are_all_read(engine):
+    # ngspice truncates a long command; the engine must still save and return every vector asked.
+    from circuitnn.circuits.crossbar import CrossbarSpec, LayerSpec, NeuronSpec
+
+    big = Crossbar(CrossbarSpec(name="big", device=medium("W"), r_line_ohm=1.0,
+                                layers=(LayerSpec(16, 8, NeuronSpec(1e4)),)))
+    engine.load("big", big.netlist(np.full(big.n_devices, 0.5), np.ones(16)))
+    names = [site.state_node for site in big.sites] + big.neuron_nodes()
+    assert len(" ".join(names)) > 1200
+    vectors = engine.run("op", names).vectors
+    assert set(vectors) == set(names)
+    np.testing.assert_allclose([vectors[site.state_node][0] for site in big.sites], 0.5, atol=1e-9)

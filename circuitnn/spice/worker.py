@@ -17,6 +17,7 @@ from .ngspice import NgSpiceLibrary
 
 # ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
 HISTORY_CLEAR_EVERY_COMMANDS = 2000
+SAVE_COMMAND_CHARS = 500
 
 _CONVERGENCE_MARKERS = ("timestep too small", "gmin stepping failed", "source stepping failed",
                         "no convergence", "iteration limit reached")
@@ -94,7 +95,14 @@ class _Server:
         if wanted and wanted != self.saved:
             # Keeping only the wanted vectors makes both the solve and the read-back cheaper.
             self._command("delete all")
-            self._command("save " + " ".join(wanted))
+            # ngspice silently drops words past ~1000 characters of one command: save in chunks.
+            chunk: list[str] = []
+            for name in wanted:
+                if chunk and sum(len(n) + 1 for n in chunk) + len(name) > SAVE_COMMAND_CHARS:
+                    self._command("save " + " ".join(chunk))
+                    chunk = []
+                chunk.append(name)
+            self._command("save " + " ".join(chunk))
             self.saved = wanted
         for alter in alters:
             self._command(alter)
