@@ -7,6 +7,7 @@ import pytest
 from circuitnn.cli import main
 from circuitnn.config import load_config, preset_names
 from circuitnn.errors import ConfigError
+from circuitnn.spice.batch import ngspice_version
 
 
 @pytest.mark.parametrize("name", preset_names())
@@ -83,4 +84,4 @@ def test_demo_writes_netlists_curves_and_operating_points(tmp_path):
         assert (tmp_path / name).stat().st_size > 0, name
     summary = json.loads((tmp_path / "operating_points.json").read_text())
     assert summary["media"]["C"]["max_state_read_back_error"] < 1e-9
-    assert summary["ngspice"].startswith("ngspice")
+    assert summary["ngspice"] == ngspice_version()

@@ -185,6 +185,21 @@ class Crossbar:
                 nodes += [self.tia_output_node(layer_index, j), self.activation_node(layer_index, j)]
         return nodes
 
+    def driver_power_vectors(self) -> list[tuple[str, str]]:
+        """(node voltage, branch current) of every source that drives the array: the input
+        drivers, the inverted-row and reference generators, and hidden activations driving the next
+        layer. Power into the array is −Σ V·I (a branch current flows into the source's + node)."""
+        pairs = [(f"in{i}", f"{self.input_source(i)}#branch") for i in range(self.n_inputs)]
+        for l, layer in enumerate(self.spec.layers):
+            tag = f"l{l + 1}"
+            if self.spec.weights == "single":
+                pairs.append((f"{tag}ref", f"@bref{tag}[i]"))
+            else:
+                pairs += [(f"{tag}inv{i}", f"@binv{tag}_{i}[i]") for i in range(layer.n_inputs)]
+            if l < len(self.spec.layers) - 1:
+                pairs += [(self.activation_node(l, j), f"@bact{tag}_{j}[i]") for j in range(layer.n_outputs)]
+        return pairs
+
     # -- values that change between runs ---------------------------------------------------------
     def _validated_states(self, states) -> np.ndarray:
         values = np.asarray(states, dtype=float)

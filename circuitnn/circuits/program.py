@@ -133,7 +133,12 @@ class ProgrammingCircuit:
     def pulse_alters(pulse: PulseSpec) -> dict[str, str]:
         return {f"@{SOURCE}[pulse]": "= [ " + " ".join(_pulse_values(pulse)) + " ]"}
 
-    vectors = ("time", "pg", "top", "bot", f"{INSTANCE}.x", f"{SOURCE}#branch")
+    @staticmethod
+    def dc_alters(v_V: float) -> dict[str, str]:
+        """Hold the generator at ``v_V`` (for an operating-point read through the same path)."""
+        _check("read.v_V", v_V, -10.0, 10.0, True)
+        values = [number(v) for v in (v_V, v_V, 0.0, 1e-9, 1e-9, 1.0, 10.0)]
+        return {f"@{SOURCE}[pulse]": "= [ " + " ".join(values) + " ]"}
 
 
 def _pulse_values(pulse: PulseSpec) -> list[str]:

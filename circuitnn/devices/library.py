@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import __version__
-from . import msdc
+from . import msdc, pcm
 from .media import MEDIA
 
 
@@ -27,14 +27,7 @@ def msdc_library_text() -> str:
 
 def library_texts() -> dict[str, str]:
     """File name → text of every model library circuitnn ships."""
-    texts = {"msdc.lib": msdc_library_text()}
-    try:
-        from . import pcm
-        if hasattr(pcm, "spice_library_text"):
-            texts["pcm.lib"] = pcm.spice_library_text()
-    except ImportError:
-        pass
-    return texts
+    return {"msdc.lib": msdc_library_text(), "pcm.lib": pcm.spice_library_text()}
 
 
 def write_libraries(directory: Path) -> list[Path]:

@@ -280,9 +280,9 @@ class PcmPulseParams:
     - ``v_reset_V`` = 1.6 V: RESET needs more power to melt (pulses of ~1.5–2 V).
     - ``v_width_V`` = 25 mV: softness of both thresholds. Crystallisation is Arrhenius in temperature
       (∝ V²), so its rate rises by decades within ~0.1 V; 25 mV leaves a 0.2 V read ~14 decades below
-      the SET rate and an unbiased cell crystallising at < 1e-11 /s.
+      the SET rate and an unbiased cell crystallising at ~2e-11 /s (< 1 % of the window in 10 years).
     - ``tau_set_s`` = 200 ns: growth-limited crystallisation; a ~1 µs SET pulse crystallises fully
-      and a 20–50 ns partial-SET pulse moves g by 10–20 % of the way up (iterative programming).
+      and a 20–50 ns partial-SET pulse moves g by ~10–20 % of the way up (iterative programming).
     - ``tau_reset_s`` = 10 ns: the molten region forms within ns; a RESET pulse of tens of ns
       amorphises fully, a few-ns pulse only partially.
     - ``v_read_V`` = 0.2 V: read voltage, far below the SET threshold, so a read never disturbs.
@@ -308,7 +308,7 @@ class PcmPulseParams:
         if not (_is_real(self.v_reset_V) and self.v_set_V < self.v_reset_V <= 10.0):
             raise ConfigError("pcm.v_reset_V", self.v_reset_V,
                               f"(v_set_V = {self.v_set_V:g}, 10]: RESET must need more than SET")
-        # Below 1 mV the logistic arguments leave the range where SPICE's exp is accurate.
+        # Below 1 mV a threshold is a step that no transient time step resolves.
         check_range("pcm.v_width_V", self.v_width_V, 1e-3, 1.0, True)
         check_range("pcm.tau_set_s", self.tau_set_s, 1e-12, 1.0, True)
         check_range("pcm.tau_reset_s", self.tau_reset_s, 1e-12, 1.0, True)

@@ -25,12 +25,12 @@ class DeviceCurves:
 def device_curves(config: Config, engine: SpiceEngine) -> DeviceCurves:
     p = config.device.params()
     c = config.curves
-    t, v = characterize.sine_waveform(c.sweep_amplitude_V, c.sweep_frequency_Hz, c.sweep_cycles,
-                                      c.points_per_cycle)
+    t, v = characterize.sine_sweep(c.sweep_amplitude_V, c.sweep_frequency_Hz, c.sweep_cycles,
+                                   c.points_per_cycle)
     trace = characterize.simulate_trace(p, t, v, engine, x0=0.0)
-    x_np, _, i_np = msdc.simulate_waveform(p, 0.0, trace.time_s, trace.voltage_V)
-    hysteresis = {"time_s": trace.time_s, "voltage_V": trace.voltage_V, "current_A": trace.current_A,
-                  "state": trace.state, "current_numpy_A": i_np, "state_numpy": x_np}
+    x_np, _, i_np = msdc.simulate_waveform(p, 0.0, trace.t_s, trace.v_device_V)
+    hysteresis = {"time_s": trace.t_s, "voltage_V": trace.v_device_V, "current_A": trace.i_device_A,
+                  "state": trace.x, "current_numpy_A": i_np, "state_numpy": x_np}
 
     circuit = ProgrammingCircuit(p, config.programming_path())
     pulses = [config.set_pulse()] * c.pulses + [config.reset_pulse()] * c.pulses

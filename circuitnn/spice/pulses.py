@@ -65,6 +65,14 @@ class SpicePulseWriter:
             waveform=dict(v) if self.keep_waveforms else None,
         )
 
+    def read_dc(self, x: float, v_read_V: float, step: str | None = None) -> tuple[float, float]:
+        """Operating point with the generator held at ``v_read_V``: (current A, device voltage V)."""
+        self._ensure_loaded(PulseSpec(1.0, 1e-6))
+        alters = {**self.circuit.state_alters(x), **self.circuit.dc_alters(v_read_V)}
+        v = self.engine.run("op", ("top", "bot"), alters=alters, step=step or "verify read").vectors
+        current = float(v["bot"][0]) / self.circuit.path.r_sense_ohm
+        return current, float(v["top"][0] - v["bot"][0])
+
     def train(self, x0: float, pulses: list[PulseSpec]) -> list[PulseResult]:
         """Apply ``pulses`` in order from state ``x0``, carrying the state."""
         results, x = [], x0

@@ -1,0 +1,84 @@
+"""The protocol every chip backend implements, and the records it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from ..circuits.crossbar import Crossbar
+from ..circuits.program import PulseSpec
+from ..validation import check_range
+from .ledger import Ledger
+
+
+@dataclass(frozen=True)
+class ChipTiming:
+    """Controller timing (our choices; the paper gives none).
+
+    ``controller_overhead_s`` is charged once per read or pulse: an MCU setting the selection
+    switches, triggering the pulse generator and converting the sense voltage (ADC), ~1 ms for a
+    small microcontroller. ``read_duration_s`` is how long the read voltage is applied;
+    ``inference_settle_s`` how long an input is applied to the array per image.
+    """
+
+    controller_overhead_s: float = 1e-3
+    read_duration_s: float = 100e-6
+    inference_settle_s: float = 10e-6
+
+    def __post_init__(self) -> None:
+        check_range("timing.controller_overhead_s", self.controller_overhead_s, 0.0, 10.0, True)
+        check_range("timing.read_duration_s", self.read_duration_s, 1e-9, 1.0)
+        check_range("timing.inference_settle_s", self.inference_settle_s, 1e-12, 1.0)
+
+
+@dataclass(frozen=True)
+class DeviceRead:
+    """A verify read of one device through its programming path."""
+
+    conductance_S: float     # what the controller computes from the sensed current
+    current_A: float
+    energy_device_J: float
+    energy_total_J: float
+    time_s: float
+
+
+@dataclass(frozen=True)
+class PulseEvent:
+    x_before: float
+    x_after: float
+    energy_device_J: float
+    energy_total_J: float
+    time_s: float
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    outputs: np.ndarray      # (n_samples, n_outputs) last-layer activations, in units of V_read
+    hidden: list[np.ndarray]  # activations of every earlier layer, same units
+    energy_total_J: float    # delivered to the array by its drivers over the whole batch
+    time_s: float
+
+
+class Chip(Protocol):
+    """Device states plus the circuit around them. All backends implement this."""
+
+    crossbar: Crossbar
+    ledger: Ledger
+
+    @property
+    def states(self) -> np.ndarray:
+        """A copy of every device's state x, in ``crossbar.sites`` order."""
+
+    def read_device(self, index: int) -> DeviceRead:
+        """Select one device and read its conductance (charged to the ledger as 'read')."""
+
+    def pulse_device(self, index: int, pulse: PulseSpec, phase: str = "program") -> PulseEvent:
+        """Apply one programming pulse to one device (phase 'program' or 'reset')."""
+
+    def infer(self, inputs: np.ndarray) -> InferenceResult:
+        """Run inputs ((n, n_inputs) in [0, 1]) through the array with the switches opened."""
+
+    def load_states(self, states: np.ndarray) -> None:
+        """Overwrite the device states without pulses (fabrication variation, experiments)."""

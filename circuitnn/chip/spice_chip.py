@@ -1,0 +1,136 @@
+"""``SpiceChip``: the chip simulated in ngspice.
+
+Two circuits, each kept loaded in its own engine (worker process): the programming path (one
+selected device with its pulse generator, driver, switch and sense resistor), and the array with
+its neurons (inference, switches opened toward the pulse bus). Device states live here and are
+carried between the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..circuits.crossbar import Crossbar
+from ..circuits.default import EXAMPLE_INPUT
+from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
+from ..devices import msdc
+from ..errors import ConfigError
+from ..spice.engine import SpiceEngine
+from ..spice.pulses import SpicePulseWriter
+from .ledger import Ledger, LedgerEntry
+from .protocol import ChipTiming, DeviceRead, InferenceResult, PulseEvent
+
+
+class SpiceChip:
+    """A crossbar chip in ngspice. Close it (or use ``with``) to stop its two worker processes."""
+
+    def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
+                 timing: ChipTiming = ChipTiming(), timeout_s: float = 300.0):
+        self.crossbar, self.timing = crossbar, timing
+        self.program_circuit = ProgrammingCircuit(crossbar.spec.device, path, name=f"{crossbar.spec.name}_program")
+        self.ledger = Ledger()
+        self._states = np.array(crossbar._validated_states(initial_states), dtype=float)
+        self._program_engine = SpiceEngine(timeout_s=timeout_s)
+        self._array_engine = SpiceEngine(timeout_s=timeout_s)
+        self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
+        self._array_states: np.ndarray | None = None  # the states the loaded array holds
+
+    # -- protocol ----------------------------------------------------------------------------------
+    @property
+    def states(self) -> np.ndarray:
+        return self._states.copy()
+
+    @property
+    def n_devices(self) -> int:
+        return self.crossbar.n_devices
+
+    def _check_index(self, index: int) -> None:
+        if not (isinstance(index, (int, np.integer)) and 0 <= index < self.n_devices):
+            raise ConfigError("device index", index, f"an integer in [0, {self.n_devices - 1}]")
+
+    def read_device(self, index: int) -> DeviceRead:
+        self._check_index(index)
+        v_read = self.crossbar.spec.v_read_V
+        site = self.crossbar.sites[index]
+        current, v_device = self._writer.read_dc(float(self._states[index]), v_read,
+                                                 step=f"verify read of {site.instance}")
+        # The controller knows its path: it infers the device conductance from the sensed current.
+        r_series = self.program_circuit.path.r_series_ohm
+        conductance = current / (v_read - current * r_series)
+        duration = self.timing.read_duration_s
+        read = DeviceRead(conductance, current, v_device * current * duration, v_read * current * duration,
+                          duration + self.timing.controller_overhead_s)
+        self.ledger.add(LedgerEntry("read", index, read.energy_device_J, read.energy_total_J, read.time_s))
+        return read
+
+    def pulse_device(self, index: int, pulse: PulseSpec, phase: str = "program") -> PulseEvent:
+        self._check_index(index)
+        site = self.crossbar.sites[index]
+        result = self._writer.apply(float(self._states[index]), pulse,
+                                    step=f"{phase} pulse {pulse.amplitude_V:+g} V on {site.instance}")
+        self._states[index] = result.x_after
+        event = PulseEvent(result.x_before, result.x_after, result.energy_device_J, result.energy_source_J,
+                           result.duration_s + self.timing.controller_overhead_s)
+        self.ledger.add(LedgerEntry(phase, index, event.energy_device_J, event.energy_total_J,
+                                    event.time_s, pulses=1))
+        return event
+
+    def load_states(self, states) -> None:
+        self._states = np.array(self.crossbar._validated_states(states), dtype=float)
+
+    def infer(self, inputs) -> InferenceResult:
+        x = np.atleast_2d(np.asarray(inputs, dtype=float))
+        crossbar = self.crossbar
+        self._sync_array()
+        layers = crossbar.spec.layers
+        nodes = [[crossbar.activation_node(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
+        power_pairs = crossbar.driver_power_vectors()
+        wanted = [n for layer_nodes in nodes for n in layer_nodes]
+        wanted += sorted({v for v, _ in power_pairs} | {i for _, i in power_pairs})
+        activations = [np.zeros((len(x), layer.n_outputs)) for layer in layers]
+        energy = 0.0
+        v_read = crossbar.spec.v_read_V
+        for k, sample in enumerate(x):
+            result = self._array_engine.run("op", wanted, alters=crossbar.input_alters(sample),
+                                            step=f"inference of sample {k}")
+            v = result.vectors
+            for l, layer_nodes in enumerate(nodes):
+                activations[l][k] = [v[n][0] / v_read for n in layer_nodes]
+            power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
+            energy += power * self.timing.inference_settle_s
+        duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
+        self.ledger.add(LedgerEntry("inference", -1, 0.0, energy, duration))
+        return InferenceResult(activations[-1], activations[:-1], energy, duration)
+
+    def _sync_array(self) -> None:
+        if self._array_states is None:
+            self._array_engine.load(self.crossbar.spec.name, self.crossbar.netlist(self._states, EXAMPLE_INPUT))
+        elif not np.array_equal(self._array_states, self._states):
+            changed = np.flatnonzero(self._array_states != self._states)
+            alters = self.crossbar.state_alters(self._states)
+            sites = self.crossbar.sites
+            self._array_engine.run("op", [self.crossbar.output_nodes()[0]], step="load device states",
+                                   alters={sites[i].state_target: alters[sites[i].state_target] for i in changed})
+        self._array_states = self._states.copy()
+
+    # -- for stored runs --------------------------------------------------------------------------------
+    def netlists(self) -> dict[str, str]:
+        """The netlists this chip simulates, at its current states (for a run's netlists/ folder)."""
+        return {
+            f"{self.crossbar.spec.name}.cir": self.crossbar.netlist(self._states, EXAMPLE_INPUT),
+            f"{self.program_circuit.name}.cir": self.program_circuit.netlist(
+                float(self._states[0]), PulseSpec(1.0, 10e-6)),
+        }
+
+    def conductances_S(self) -> np.ndarray:
+        return msdc.conductance_S(self.crossbar.spec.device, self._states)
+
+    def close(self) -> None:
+        self._program_engine.close()
+        self._array_engine.close()
+
+    def __enter__(self) -> SpiceChip:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
