@@ -17,10 +17,13 @@ from pathlib import Path
 
 from .circuits.crossbar import CrossbarSpec, LayerSpec, NeuronSpec
 from .circuits.default import feedback_resistance_ohm
+from .chip.protocol import ChipTiming
 from .circuits.program import ProgrammingPath, PulseSpec
 from .devices.media import MEDIA, medium
 from .devices.msdc import MODEL_FIELDS, MsdcParams
 from .errors import ConfigError
+from .training.software import SoftwareTrainingConfig
+from .training.tuning import TuningConfig
 from .validation import check_range
 
 
@@ -71,14 +74,17 @@ class CircuitConfig:
 
 
 @dataclass(frozen=True)
-class ProgrammingConfig:
-    r_driver_ohm: float = 50.0
-    r_switch_on_ohm: float = 100.0
-    r_sense_ohm: float = 100.0
-    set_amplitude_V: float = 1.0
-    reset_amplitude_V: float = -1.0
-    pulse_width_s: float = 10e-6
-    edge_s: float = 100e-9
+class OnChipConfig:
+    """The on-chip training reproduction (issue 3): data sizes and the sweeps."""
+
+    n_test_per_class: int = 100
+    test_noise: float = 0.10             # pixel-flip probability of the test set
+    target_margin: float = 0.05          # keep targets this fraction of the window from its ends
+    initial_state_low: float = 0.0       # devices start at seeded random states in [low, high]
+    initial_state_high: float = 1.0      # (their as-found state before any tuning)
+    conductance_errors: tuple[float, ...] = (0.0, 0.025, 0.05, 0.075, 0.10, 0.125, 0.15, 0.175, 0.20)
+    error_draws: int = 5
+    noise_levels: tuple[float, ...] = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,11 @@ class Config:
     seed: int = 0
     device: DeviceConfig = DeviceConfig()
     circuit: CircuitConfig = CircuitConfig()
-    programming: ProgrammingConfig = ProgrammingConfig()
+    programming: ProgrammingPath = ProgrammingPath()
+    tuning: TuningConfig = TuningConfig()
+    timing: ChipTiming = ChipTiming()
+    training: SoftwareTrainingConfig = SoftwareTrainingConfig()
+    onchip: OnChipConfig = OnChipConfig()
     curves: CurvesConfig = CurvesConfig()
 
     def __post_init__(self) -> None:
@@ -107,11 +117,20 @@ class Config:
         check_range("curves.points_per_cycle", c.points_per_cycle, 20, 100_000, True)
         check_range("curves.pulses", c.pulses, 0, 10_000)
         check_range("circuit.neuron.w_full_scale", self.circuit.neuron.w_full_scale, 0.0, 1e3)
+        o = self.onchip
+        check_range("onchip.n_test_per_class", o.n_test_per_class, 1, 1_000_000, True)
+        check_range("onchip.test_noise", o.test_noise, 0.0, 0.5, True)
+        check_range("onchip.target_margin", o.target_margin, 0.0, 0.49, True)
+        check_range("onchip.initial_state_low", o.initial_state_low, 0.0, 1.0, True)
+        check_range("onchip.initial_state_high", o.initial_state_high, o.initial_state_low, 1.0, True)
+        check_range("onchip.error_draws", o.error_draws, 1, 10_000, True)
+        for i, value in enumerate(o.conductance_errors):
+            check_range(f"onchip.conductance_errors[{i}]", value, 0.0, 1.0, True)
+        for i, value in enumerate(o.noise_levels):
+            check_range(f"onchip.noise_levels[{i}]", value, 0.0, 0.5, True)
         # Build everything once so an invalid value fails at load time, not mid-experiment.
         self.crossbar_spec()
-        self.programming_path()
-        self.set_pulse()
-        self.reset_pulse()
+        self.software_training()
 
     # -- the objects the library works with ---------------------------------------------------------
     def crossbar_spec(self, name: str | None = None) -> CrossbarSpec:
@@ -132,20 +151,17 @@ class Config:
             seed=self.seed)
 
     def programming_path(self) -> ProgrammingPath:
-        p = self.programming
-        return ProgrammingPath(p.r_driver_ohm, p.r_switch_on_ohm, p.r_sense_ohm)
+        return self.programming
 
     def set_pulse(self) -> PulseSpec:
-        p = self.programming
-        check_range("programming.set_amplitude_V", p.set_amplitude_V, 0.0, 10.0)
-        return PulseSpec(p.set_amplitude_V, p.pulse_width_s, p.edge_s)
+        return self.tuning.pulse(+1, self.tuning.pulse_width_s)
 
     def reset_pulse(self) -> PulseSpec:
-        p = self.programming
-        check_range("programming.reset_amplitude_V", p.reset_amplitude_V, -10.0, 0.0, True)
-        if p.reset_amplitude_V == 0.0:
-            raise ConfigError("programming.reset_amplitude_V", 0.0, "[-10, 0) (a negative voltage)")
-        return PulseSpec(p.reset_amplitude_V, p.pulse_width_s, p.edge_s)
+        return self.tuning.pulse(-1, self.tuning.pulse_width_s)
+
+    def software_training(self) -> SoftwareTrainingConfig:
+        """The software trainer's settings, for this circuit's layer sizes and this seed."""
+        return dataclasses.replace(self.training, layer_sizes=tuple(self.circuit.layers), seed=self.seed)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -228,6 +244,10 @@ def _convert(hint, value, path: str):
         if not isinstance(value, dict):
             raise ConfigError(path, value, "a table")
         return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, value, "true or false")
+        return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, value, "a number")

@@ -80,5 +80,8 @@ class Chip(Protocol):
     def infer(self, inputs: np.ndarray) -> InferenceResult:
         """Run inputs ((n, n_inputs) in [0, 1]) through the array with the switches opened."""
 
+    def rest_device(self, index: int, duration_s: float) -> float:
+        """Leave one device unbiased for ``duration_s`` (retention); returns its new state."""
+
     def load_states(self, states: np.ndarray) -> None:
         """Overwrite the device states without pulses (fabrication variation, experiments)."""

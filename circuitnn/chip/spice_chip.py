@@ -75,6 +75,16 @@ class SpiceChip:
                                     event.time_s, pulses=1))
         return event
 
+    def rest_device(self, index: int, duration_s: float) -> float:
+        """Simulate the device at 0 V for ``duration_s`` (a transient of the programming path with
+        the generator at 0 V): its state relaxes as the model says. Not charged to the ledger."""
+        self._check_index(index)
+        hold = PulseSpec(0.0, duration_s, edge_s=min(1e-6, duration_s / 10))
+        result = self._writer.apply(float(self._states[index]), hold,
+                                    step=f"retention of {self.crossbar.sites[index].instance}")
+        self._states[index] = result.x_after
+        return result.x_after
+
     def load_states(self, states) -> None:
         self._states = np.array(self.crossbar._validated_states(states), dtype=float)
 

@@ -112,7 +112,7 @@ def concatenate_waveforms(*waveforms: tuple) -> tuple[np.ndarray, np.ndarray]:
             times.append(end + t[1:])
             volts.append(v[1:])
         else:
-            times.append(end + (t - t[0]) + (t[1] - t[0]))
+            times.append(end + t + t[1])
             volts.append(v)
         end = times[-1][-1]
     return np.concatenate(times), np.concatenate(volts)

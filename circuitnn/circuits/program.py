@@ -35,7 +35,7 @@ class PulseSpec:
 
     def __post_init__(self) -> None:
         _check("pulse.amplitude_V", self.amplitude_V, -10.0, 10.0, True)
-        _check("pulse.width_s", self.width_s, 1e-9, 1.0, True)
+        _check("pulse.width_s", self.width_s, 1e-9, 1e4, True)
         _check("pulse.edge_s", self.edge_s, 1e-12, 1e-3, True)
         if self.edge_s > self.width_s:
             raise ConfigError("pulse.edge_s", self.edge_s, f"at most pulse.width_s ({self.width_s:g})")

@@ -50,16 +50,18 @@ CHROMIUM = MsdcParams(
 
 CARBON = MsdcParams(
     medium="C",
-    # Low-power binary switching (vendor): high resistance, a 100x window, fast tau and higher
-    # thresholds, so a pulse nearly completes a transition: coarse for analog tuning.
+    # Low-power binary switching (vendor): high resistance, a 100x window, and a transition time
+    # (tau = 1 us) shorter than any practical programming pulse, so every pulse nearly completes
+    # a transition: intermediate states are hard to reach, which is what "binary" means here.
+    # Higher thresholds keep it non-volatile despite the fast tau.
     r_on_ohm=25_000.0, r_off_ohm=2_500_000.0,
-    v_on_V=0.65, v_off_V=0.60,
-    tau_s=20e-6,
+    v_on_V=0.70, v_off_V=0.65,
+    tau_s=1e-6,
     temperature_K=300.0,
     i_max_A=0.05e-3,
     provenance=("designed (not fitted): C = low-power binary switching, Knowm product page; R_on 25 k "
-                "keeps a 1 V SET at 40 uA, below the 0.05 mA datasheet limit (Knowm FAQ); 100x window, "
-                "tau 20 us; thresholds 0.65/0.60 V"),
+                "keeps a 1 V SET at 40 uA, below the 0.05 mA datasheet limit (Knowm FAQ); 100x window; "
+                "tau 1 us (each pulse nearly completes a transition); thresholds 0.70/0.65 V"),
 )
 
 MEDIA: dict[str, MsdcParams] = {p.medium: p for p in (TUNGSTEN, CHROMIUM, CARBON)}

@@ -78,7 +78,7 @@ def write_device_curves(out: Path, configs: list[Config], engine=None) -> list[P
             right.plot(pl["pulse"], pl["state_spice"], "o-", ms=3, label="SPICE")
             right.plot(pl["pulse"], pl["state_numpy"], "x--", ms=4, label="NumPy model")
             right.set(xlabel="pulse number (SET, then RESET)", ylabel="state x",
-                      title=f"{curves.medium}: {config.programming.pulse_width_s * 1e6:g} us pulses")
+                      title=f"{curves.medium}: {config.tuning.pulse_width_s * 1e6:g} us pulses")
             right.legend()
             figure.tight_layout()
             png = out / f"{curves.medium}_curves.png"

@@ -1,0 +1,32 @@
+"""The store of runs: every experiment run kept on disk, so reports regenerate without simulating.
+
+A run is a directory ``<root>/<run_id>/`` (runs.py): ``run.json`` (kind, config, seed, versions,
+labels, status, summary), the netlists it simulated, CSV/NPZ results, PNG figures and resumable
+checkpoints, every file written atomically. ``<root>/index.sqlite`` (index.py) makes listing and
+filtering fast; it is rebuilt from the directories whenever it is missing or damaged.
+
+    store = RunStore(Path("runs"))
+    with store.create("train", config.as_dict(), seed=config.seed, labels={"medium": "Cr"}) as run:
+        run.write_netlists(chip.netlists())
+        run.checkpoint("epoch-0001", {"epoch": 1}, {"states": chip.states})
+        run.write_csv("loss.csv", {"epoch": epochs, "loss": losses})
+        run.complete({"accuracy": 0.93})
+    print(format_run_table(listing := store.list(labels={"medium": "Cr"}), listing.skipped))
+
+An exception leaving the ``with`` block marks the run failed; ``store.resume(run_id)`` reopens it
+and ``run.load_checkpoint()`` returns the latest (state, arrays) to continue from.
+"""
+
+from .runs import (
+    CorruptRunError,
+    Run,
+    RunInfo,
+    RunListing,
+    RunStore,
+    StoreError,
+    format_run_table,
+    write_atomic,
+)
+
+__all__ = ["CorruptRunError", "Run", "RunInfo", "RunListing", "RunStore", "StoreError", "format_run_table",
+           "write_atomic"]

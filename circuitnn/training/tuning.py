@@ -1,0 +1,115 @@
+"""On-chip write-verify tuning: pulse each device until its read conductance is within tolerance.
+
+The Eslami et al. procedure (§1.5 of the reference notes): select a device through its switch, read
+it, optionally reset it first, then apply SET pulses while it reads below the target and RESET
+pulses while it reads above, re-reading after each, until |G − G_t| ≤ tol·G_t or a pulse budget is
+spent. Written against the Chip protocol only, so it runs on SPICE and on the surrogate alike.
+
+When a pulse overshoots (the direction flips) the pulse width is halved, down to a minimum: a
+coarse-stepping medium (C: a 10 µs pulse moves x by ~40 %) would otherwise oscillate around its
+target forever. This is a standard program-and-verify refinement and a config value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..chip.protocol import Chip
+from ..circuits.program import PulseSpec
+from ..errors import ConfigError
+from ..validation import check_range
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    tolerance: float = 0.05           # relative: |G − G_t| ≤ tolerance · G_t
+    max_pulses: int = 200             # per device, reset pulse excluded
+    initial_reset: bool = False
+    set_amplitude_V: float = 1.0
+    reset_amplitude_V: float = -1.0
+    pulse_width_s: float = 10e-6
+    min_pulse_width_s: float = 0.5e-6
+    edge_s: float = 100e-9
+    adaptive_width: bool = True       # halve the width when a pulse overshoots
+    reset_width_s: float = 2e-3       # the initial reset: one long RESET pulse (≥ 5 τ for every medium)
+
+    def __post_init__(self) -> None:
+        check_range("tuning.tolerance", self.tolerance, 0.0, 0.5)
+        check_range("tuning.max_pulses", self.max_pulses, 0, 100_000)
+        check_range("tuning.set_amplitude_V", self.set_amplitude_V, 0.0, 10.0)
+        check_range("tuning.reset_amplitude_V", self.reset_amplitude_V, -10.0, 0.0, True)
+        if self.reset_amplitude_V == 0.0:
+            raise ConfigError("tuning.reset_amplitude_V", 0.0, "[-10, 0) (a negative voltage)")
+        check_range("tuning.pulse_width_s", self.pulse_width_s, 1e-9, 1.0)
+        check_range("tuning.min_pulse_width_s", self.min_pulse_width_s, 1e-9, self.pulse_width_s)
+        check_range("tuning.reset_width_s", self.reset_width_s, 1e-9, 1.0)
+        check_range("tuning.edge_s", self.edge_s, 1e-12, self.min_pulse_width_s)
+
+    def pulse(self, direction: int, width_s: float) -> PulseSpec:
+        amplitude = self.set_amplitude_V if direction > 0 else self.reset_amplitude_V
+        return PulseSpec(amplitude, width_s, self.edge_s)
+
+
+@dataclass(frozen=True)
+class DeviceTuning:
+    """How one device was tuned."""
+
+    index: int
+    target_S: float
+    initial_S: float
+    final_S: float
+    set_pulses: int
+    reset_pulses: int        # verify-loop RESET pulses (the initial reset is counted in ``initial_reset``)
+    initial_reset: bool
+    reads: int
+    converged: bool
+
+    @property
+    def relative_error(self) -> float:
+        return (self.final_S - self.target_S) / self.target_S
+
+    @property
+    def pulses(self) -> int:
+        return self.set_pulses + self.reset_pulses + int(self.initial_reset)
+
+
+def program_to_target(chip: Chip, index: int, target_S: float, config: TuningConfig) -> DeviceTuning:
+    """Write-verify one device to ``target_S``."""
+    if not np.isfinite(target_S) or target_S <= 0:
+        raise ConfigError(f"targets[{index}]", target_S, "a positive conductance in S")
+    if config.initial_reset:
+        chip.pulse_device(index, PulseSpec(config.reset_amplitude_V, config.reset_width_s, config.edge_s),
+                          phase="reset")
+    g = initial = chip.read_device(index).conductance_S
+    reads, counts, width, last = 1, {1: 0, -1: 0}, config.pulse_width_s, 0
+    converged = abs(g - target_S) <= config.tolerance * target_S
+    while not converged and counts[1] + counts[-1] < config.max_pulses:
+        direction = 1 if g < target_S else -1
+        if config.adaptive_width and last and direction != last:
+            width = max(width / 2, config.min_pulse_width_s)
+        chip.pulse_device(index, config.pulse(direction, width), phase="program")
+        counts[direction] += 1
+        last = direction
+        g = chip.read_device(index).conductance_S
+        reads += 1
+        converged = abs(g - target_S) <= config.tolerance * target_S
+    return DeviceTuning(index, float(target_S), float(initial), float(g), counts[1], counts[-1],
+                        config.initial_reset, reads, bool(converged))
+
+
+def tune_all(chip: Chip, targets_S, config: TuningConfig, done: dict[int, DeviceTuning] | None = None,
+             on_device: Callable[[DeviceTuning], None] | None = None) -> list[DeviceTuning]:
+    """Tune every device in order. ``done`` (from a checkpoint) skips devices already tuned;
+    ``on_device`` is called after each device (progress bars, checkpoints)."""
+    targets = np.asarray(targets_S, dtype=float)
+    results = dict(done or {})
+    for index, target in enumerate(targets):
+        if index in results:
+            continue
+        results[index] = program_to_target(chip, index, float(target), config)
+        if on_device is not None:
+            on_device(results[index])
+    return [results[i] for i in range(len(targets))]
