@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CircuitnnError, ConfigError, NetlistError, SimulationError
+from .store import StoreError
 
 
 def _config(args):
@@ -102,6 +103,65 @@ def cmd_demo(args) -> None:
         print(path)
 
 
+def _store(args):
+    from .store import RunStore
+
+    return RunStore(Path(args.store))
+
+
+def cmd_train(args) -> None:
+    from .experiments.reproduction import run_reproduction
+
+    run = run_reproduction(_store(args), [_config(args)], "train", heatmap_medium=None,
+                           resume=args.resume, progress=not args.quiet)
+    print(f"run {run.id}: {run.path / 'report.md'}")
+
+
+def cmd_compare_media(args) -> None:
+    from .experiments.reproduction import run_reproduction
+
+    configs = _media_configs(args)
+    run = run_reproduction(_store(args), configs, "compare-media", heatmap_medium=args.heatmap_medium,
+                           resume=args.resume, progress=not args.quiet)
+    print(f"run {run.id}: {run.path / 'report.md'}")
+
+
+def cmd_report(args) -> None:
+    from .reports.onchip_report import write_report_to
+
+    store = _store(args)
+    for run_id in args.runs:
+        run = store.open(run_id)
+        out = Path(args.out) / run_id
+        write_report_to(run, out)
+        print(out / "report.md")
+
+
+def cmd_runs(args) -> None:
+    from .store import format_run_table
+
+    labels = dict(item.split("=", 1) for item in args.label or [])
+    listing = _store(args).list(kind=args.kind, status=args.status, labels=labels or None)
+    print(format_run_table(listing, listing.skipped))
+
+
+def cmd_reproduce(args) -> None:
+    """The main job: device curves and example netlists, then the compare-media reproduction."""
+    from .experiments.reproduction import run_reproduction
+    from .reports.artifacts import run_demo
+    from .reports.onchip_report import write_report_to
+    from .store import RunStore
+
+    out = Path(args.out)
+    configs = _media_configs(args)
+    for path in run_demo(out, configs):
+        print(path)
+    run = run_reproduction(RunStore(out / "runs"), configs, "compare-media", heatmap_medium="Cr",
+                           progress=not args.quiet)
+    for path in write_report_to(run, out / "report"):
+        print(path)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="circuitnn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log engine restarts and progress")
@@ -112,8 +172,42 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--medium", default="all" if all_media else None,
                        help="W, Cr or C" + (" or all (default)" if all_media else " (default: Cr)"))
 
-    p = sub.add_parser("demo", help="the main job: default circuits, operating points and device "
-                                    "curves for every medium")
+    p = sub.add_parser("reproduce", help="the main job: device curves, example netlists and the whole "
+                                         "on-chip training reproduction for every medium")
+    common(p, True)
+    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_reproduce)
+
+    def run_options(p, all_media: bool):
+        common(p, all_media)
+        p.add_argument("--store", default="runs", help="folder of stored runs (default: runs)")
+        p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("train", help="on-chip training in SPICE for one medium, with and without reset")
+    run_options(p, False)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare-media", help="on-chip training of every medium, sweeps and heat-map")
+    run_options(p, True)
+    p.add_argument("--heatmap-medium", default="Cr", help="medium of the noise heat-map (default: Cr)")
+    p.set_defaults(func=cmd_compare_media)
+
+    p = sub.add_parser("report", help="regenerate reports from stored runs (no simulation)")
+    p.add_argument("runs", nargs="+", metavar="RUN_ID")
+    p.add_argument("--store", default="runs")
+    p.add_argument("--out", default="reports", help="folder receiving <RUN_ID>/report.md etc.")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("runs", help="list stored runs")
+    p.add_argument("--store", default="runs")
+    p.add_argument("--kind")
+    p.add_argument("--status", choices=("running", "complete", "failed"))
+    p.add_argument("--label", action="append", metavar="KEY=VALUE", help="e.g. media=Cr")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("demo", help="default circuits, operating points and device curves only")
     common(p, True)
     p.add_argument("--out", default="out", help="output folder (default: out)")
     p.set_defaults(func=cmd_demo)
@@ -151,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (ConfigError, NetlistError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, NetlistError, StoreError, ValueError, FileNotFoundError) as exc:
         print(f"circuitnn: error: {exc}", file=sys.stderr)
         return 2
     except SimulationError as exc:

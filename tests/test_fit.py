@@ -83,7 +83,7 @@ def test_fast_integrator_matches_simulate_waveform(name, points_per_cycle):
     t, v = concatenate_waveforms(*[sine_sweep(a, 1 / (3 * p.tau_s), 2, points_per_cycle)
                                    for a in (0.7, 1.2)])
     x_ref, _, i_ref = msdc.simulate_waveform(p, X0_TRUE, t, v, rtol=1e-11, atol=1e-13)
-    x, v_dev, i = fit.simulate_trace_fast(p, X0_TRUE, t, v)
+    x, v_dev, i = fit.simulate_waveform_fast(p, X0_TRUE, t, v)
     assert np.max(np.abs(x - x_ref)) < 1e-6
     np.testing.assert_allclose(i, i_ref, rtol=1e-5, atol=1e-6 * np.max(np.abs(i_ref)))
     np.testing.assert_array_equal(v_dev, v)
@@ -94,7 +94,7 @@ def test_fast_integrator_with_series_resistance(r_series_ohm):
     p = device_under_test("Cr")
     t, v = excitation(medium("Cr"))
     x_ref, v_ref, i_ref = msdc.simulate_waveform(p, X0_TRUE, t, v, r_series_ohm, rtol=1e-11, atol=1e-13)
-    x, v_dev, i = fit.simulate_trace_fast(p, X0_TRUE, t, v, r_series_ohm)
+    x, v_dev, i = fit.simulate_waveform_fast(p, X0_TRUE, t, v, r_series_ohm)
     assert np.max(np.abs(x - x_ref)) < 5e-4
     assert np.max(np.abs(v_dev - v_ref)) < 5e-4
     assert np.max(np.abs(i - i_ref)) < 1e-3 * np.max(np.abs(i_ref))
@@ -105,7 +105,7 @@ def test_fast_integrator_survives_segments_far_longer_than_tau():
     p = medium("C")
     t = np.array([0.0, 1e-9, 1.0, 1.0 + 1e-9, 2.0])
     v = np.array([0.0, 1.5, 1.5, -1.5, -1.5])
-    x, _, _ = fit.simulate_trace_fast(p, 0.5, t, v)
+    x, _, _ = fit.simulate_waveform_fast(p, 0.5, t, v)
     assert np.all(np.isfinite(x))
     assert x[2] == pytest.approx(float(msdc.equilibrium_state(p, 1.5)), abs=1e-9)
     assert x[4] == pytest.approx(float(msdc.equilibrium_state(p, -1.5)), abs=1e-9)
@@ -116,7 +116,7 @@ def test_fast_integrator_survives_segments_far_longer_than_tau():
 def test_spice_trace_agrees_with_numpy_model(traces, name):
     true, trace = traces[name]
     np.testing.assert_allclose(trace.v_device_V, excitation(medium(name))[1], atol=1e-9)
-    x, _, i = fit.simulate_trace_fast(true, X0_TRUE, trace.t_s, trace.v_device_V)
+    x, _, i = fit.simulate_waveform_fast(true, X0_TRUE, trace.t_s, trace.v_device_V)
     assert trace.x[0] == pytest.approx(X0_TRUE, abs=1e-9)
     assert np.max(np.abs(trace.x - x)) < 1e-3
     assert np.max(np.abs(trace.i_device_A - i)) < 1e-3 * np.max(np.abs(i))

@@ -8,9 +8,9 @@ sample is unknown in a measurement, so it is fitted too (in [0, 1]) unless given
 Weighting. Each residual is divided by |i_measured| + 1e-3 · (the trace's RMS current) by default
 ("relative"), or by the RMS current alone ("scale"). With a 100x on/off window (the C medium) the
 OFF-state current is ~1 % of the trace's scale, so a uniform weight lets the noisy ON-state samples
-decide R_off: with 2 % proportional noise, R_off of C came out up to 8 % off under "scale" and
-within 0.5 % under "relative" (10 seeds, tests/test_fit.py's excitation). The floor keeps samples
-near the loop's pinch point (i ≈ 0) from dominating.
+decide R_off: with 2 % proportional noise on the SPICE traces of tests/test_fit.py (20 seeds),
+R_off came out up to 12 % off for C (5 % for Cr) under "scale" and within 0.6 % under "relative".
+The floor keeps samples near the loop's pinch point (i ≈ 0) from dominating.
 
 Fast state integration. ``msdc.simulate_waveform`` (LSODA, a Python callback per step) takes
 ~0.3–1 s for a 1 000-point trace, too slow for the few hundred model evaluations of a fit. When the
@@ -228,7 +228,7 @@ def _simulate(m: _Model, x0: float, t, v, r_series_ohm: float, substeps=None):
     return x, v_dev, _device_current(m, x, v_dev)
 
 
-def simulate_trace_fast(p: MsdcParams, x0: float, t_s, v_V, r_series_ohm: float = 0.0):
+def simulate_waveform_fast(p: MsdcParams, x0: float, t_s, v_V, r_series_ohm: float = 0.0):
     """``msdc.simulate_waveform`` for sampled traces, ~100× faster: ``(x, v_device_V, i_A)``.
 
     ``v_V`` is the voltage applied to the device (through ``r_series_ohm`` if given), linear

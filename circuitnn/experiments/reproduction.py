@@ -1,0 +1,168 @@
+"""The Eslami et al. reproduction as a stored, resumable run.
+
+A run is a list of *parts*, each stored under ``parts/<part>/`` as soon as it finishes:
+
+* ``<medium>-reset`` / ``<medium>-noreset``: write-verify tuning of all 30 devices in SPICE (with or
+  without the initial reset pulse), inference of the noisy test set, retention check;
+* ``<medium>-errors``: the conductance-error sweep on the chip tuned without reset;
+* ``heatmap``: training noise × test noise, for one medium.
+
+A checkpoint after every device (states, ledger, tunings so far) and after every part lets
+``--resume`` continue an interrupted run where it stopped; finished parts are never simulated again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from tqdm import tqdm
+
+from ..chip.ledger import Ledger
+from ..chip.spice_chip import SpiceChip
+from ..circuits.crossbar import Crossbar
+from ..config import Config, from_dict
+from ..store import Run, RunStore
+from ..training.tuning import DeviceTuning
+from . import onchip
+
+TUNING_FIELDS = ("index", "target_S", "initial_S", "final_S", "set_pulses", "reset_pulses", "reads", "converged")
+
+
+def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
+    parts = []
+    for config in configs:
+        medium = config.device.medium
+        parts += [f"{medium}-reset", f"{medium}-noreset", f"{medium}-errors"]
+    if heatmap_medium:
+        parts.append("heatmap")
+    return parts
+
+
+def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_medium: str | None = None,
+                     resume: str | None = None, progress: bool = True) -> Run:
+    """Run (or resume) the reproduction for ``configs`` (one per medium) and return the stored run."""
+    by_medium = {c.device.medium: c for c in configs}
+    if heatmap_medium is not None and heatmap_medium not in by_medium:
+        heatmap_medium = None
+    if resume:
+        run = store.resume(resume)
+        saved = run.read_json("plan.json")
+        heatmap_medium = saved["heatmap_medium"]
+        by_medium = {m: stored_config(run, m) for m in saved["media"]}
+    else:
+        run = store.create(kind, {"media": {m: c.as_dict() for m, c in by_medium.items()}},
+                           seed=configs[0].seed, labels={"media": ",".join(by_medium)}, name=kind)
+        run.write_json("plan.json", {"media": list(by_medium), "heatmap_medium": heatmap_medium,
+                                     "parts": plan(list(by_medium.values()), heatmap_medium)})
+    with run:
+        for part in run.read_json("plan.json")["parts"]:
+            if _part_done(run, part):
+                continue
+            medium, _, what = part.partition("-")
+            if part == "heatmap":
+                _heatmap(run, by_medium[heatmap_medium], progress)
+            elif what == "errors":
+                _error_sweep(run, by_medium[medium], progress)
+            else:
+                _tuning_part(run, by_medium[medium], part, initial_reset=(what == "reset"), progress=progress)
+        from ..reports.onchip_report import write_report
+
+        summary = write_report(run)
+        run.complete(summary)
+    return run
+
+
+def stored_config(run: Run, medium: str) -> Config:
+    """The config of one medium as stored in run.json, rebuilt and validated again."""
+    return from_dict(Config, run.info.config["media"][medium], f"run {run.id}: config")
+
+
+def _part_done(run: Run, part: str) -> bool:
+    return f"parts/{part}/summary.json" in run.files
+
+
+def _chip(config: Config, crossbar: Crossbar, states) -> SpiceChip:
+    return SpiceChip(crossbar, states, config.programming, config.timing)
+
+
+def _tuning_part(run: Run, config: Config, part: str, initial_reset: bool, progress: bool) -> None:
+    crossbar = Crossbar(config.crossbar_spec())
+    task = onchip.make_task(config, crossbar)
+    states = onchip.initial_states(config, crossbar.n_devices)
+    done: dict[int, DeviceTuning] = {}
+    ledger = None
+    checkpoint = run.load_checkpoint(part)
+    if checkpoint is not None:
+        state, arrays = checkpoint
+        states = arrays["states"]
+        ledger = Ledger.from_arrays(arrays)
+        done = {int(t["index"]): DeviceTuning(**t) for t in state["tunings"]}
+    with _chip(config, crossbar, states) as chip:
+        if ledger is not None:
+            chip.ledger = ledger
+        if not done:
+            run.write_netlists({f"{part}_{name}": text for name, text in chip.netlists().items()})
+        bar = tqdm(total=crossbar.n_devices, initial=len(done), desc=f"{part}: tuning", unit="device",
+                   disable=not progress, leave=False)
+
+        def on_device(result: DeviceTuning) -> None:
+            done[result.index] = result
+            run.checkpoint(part, {"tunings": [dataclasses.asdict(t) for t in done.values()]},
+                           {"states": chip.states, **chip.ledger.to_arrays()})
+            bar.update(1)
+
+        result = onchip.train_on_chip(config, chip, task, initial_reset, done=dict(done), on_device=on_device)
+        bar.close()
+    _write_tuning_part(run, part, result)
+
+
+def _write_tuning_part(run: Run, part: str, result: onchip.OnChipResult) -> None:
+    folder = f"parts/{part}"
+    per_device = result.ledger.by_device(len(result.tunings))
+    run.write_csv(f"{folder}/devices.csv", {
+        **{name: [getattr(t, name) for t in result.tunings] for name in TUNING_FIELDS},
+        "initial_state": result.initial_states, "final_state": result.final_states,
+        "relative_error": [t.relative_error for t in result.tunings],
+        "completed_at_s": result.completed_at_s,
+        "state_drift_at_end": result.retention.get("state_drift", np.zeros(len(result.tunings))),
+        **per_device,
+    })
+    run.write_npz(f"{folder}/ledger.npz", **result.ledger.to_arrays())
+    run.write_npz(f"{folder}/outputs.npz", chip_outputs=result.chip_outputs)
+    phases = result.ledger.by_phase()
+    run.write_csv(f"{folder}/phases.csv", {
+        "phase": list(phases), **{k: [phases[p][k] for p in phases]
+                                  for k in ("energy_device_J", "energy_total_J", "time_s", "pulses", "operations")}})
+    run.write_json(f"{folder}/summary.json", result.summary())
+
+
+def _error_sweep(run: Run, config: Config, progress: bool) -> None:
+    medium = config.device.medium
+    crossbar = Crossbar(config.crossbar_spec())
+    task = onchip.make_task(config, crossbar)
+    final_states = run.read_csv(f"parts/{medium}-noreset/devices.csv")["final_state"]
+    total = sum(config.onchip.error_draws if s > 0 else 1 for s in config.onchip.conductance_errors)
+    with _chip(config, crossbar, final_states) as chip, \
+            tqdm(total=total, desc=f"{medium}: conductance errors", disable=not progress, leave=False) as bar:
+        sweep = onchip.conductance_error_sweep(config, chip, task, final_states, progress=lambda: bar.update(1))
+    folder = f"parts/{medium}-errors"
+    run.write_csv(f"{folder}/sweep.csv", {k: sweep[k] for k in ("sigma", "accuracy_mean", "accuracy_std")})
+    run.write_npz(f"{folder}/draws.npz", accuracy_draws=sweep["accuracy_draws"])
+    run.write_json(f"{folder}/summary.json", {"medium": medium, "draws": config.onchip.error_draws})
+
+
+def _heatmap(run: Run, config: Config, progress: bool) -> None:
+    levels = len(config.onchip.noise_levels)
+    crossbar = Crossbar(config.crossbar_spec())
+    states = onchip.initial_states(config, crossbar.n_devices)
+    with tqdm(total=levels * levels, desc=f"{config.device.medium}: noise heat-map",
+              disable=not progress, leave=False) as bar:
+        grid = onchip.noise_heatmap(config, lambda: _chip(config, crossbar, states), progress=lambda: bar.update(1))
+    run.write_npz("parts/heatmap/grid.npz", **grid)
+    rows = [{"training_noise": a, "test_noise": b, "chip_accuracy": grid["chip_accuracy"][i, j],
+             "software_accuracy": grid["software_accuracy"][i, j]}
+            for i, a in enumerate(grid["training_noise"]) for j, b in enumerate(grid["test_noise"])]
+    run.write_csv("parts/heatmap/grid.csv", rows)
+    run.write_json("parts/heatmap/summary.json", {"medium": config.device.medium})
+
