@@ -3,6 +3,7 @@
 Measures, in one run, medians of:
 * read: new inputs (9 alters) + operating point + read the 4 neuron outputs, circuit kept loaded,
   timed in the caller; and ngspice's bare solve (the ``op`` command alone, timed inside the worker).
+  Once one read per round trip to the worker, once 100 reads per round trip (a test set).
 * write: one programming pulse (state + pulse alters, transient, waveforms for the energy),
   timed in the caller; and the bare solve (the ``tran`` command alone).
 * batch: the same read as a fresh ``ngspice -b -r`` process per run.
@@ -52,6 +53,21 @@ def bench_read(engine: SpiceEngine, crossbar: Crossbar, runs: int, rng) -> dict:
             wall.append(time.perf_counter() - start)
             solve.append(result.solve_time_s)
     return _ratio(wall, solve)
+
+
+def bench_read_batched(engine: SpiceEngine, crossbar: Crossbar, runs: int, rng, batch: int = 100) -> dict:
+    """Reads sent ``batch`` at a time (``run_many``): the per-read latency of a test set."""
+    engine.load("bench_read_batched", crossbar.netlist(example_states(30), np.zeros(9)))
+    outputs = [crossbar.activation_node(l, j) for l, layer in enumerate(crossbar.spec.layers)
+               for j in range(layer.n_outputs)]
+    wall, solve = [], []
+    for _ in range(max(runs // batch, 1) + 1):
+        alters = [crossbar.input_alters(x) for x in rng.integers(0, 2, (batch, 9)).astype(float)]
+        start = time.perf_counter()
+        results = engine.run_many("op", outputs, alters)
+        wall.append((time.perf_counter() - start) / batch)
+        solve.append(statistics.median(r.solve_time_s for r in results))
+    return _ratio(wall[1:], solve[1:]) | {"batch": batch}
 
 
 def bench_write(engine: SpiceEngine, runs: int) -> dict:
@@ -114,6 +130,7 @@ def main(argv=None) -> int:
     crossbar = Crossbar(default_spec(medium("Cr")))
     with SpiceEngine() as engine:
         read = bench_read(engine, crossbar, args.runs, rng)
+        read_batched = bench_read_batched(engine, crossbar, args.runs * 10, rng)
         write = bench_write(engine, args.runs)
         memory = bench_memory(engine, crossbar, args.rss_runs, rng)
     batch = bench_batch(crossbar, args.batch_runs, rng)
@@ -121,7 +138,7 @@ def main(argv=None) -> int:
         "benchmark": "engine", "circuit": "default 9-3-1, 30 memristors, medium Cr",
         "circuitnn": __version__, "ngspice": ngspice_version(), "python": platform.python_version(),
         "machine": f"{platform.machine()}, {platform.processor() or '?'}",
-        "read": read, "write": write, "memory": memory,
+        "read": read, "read_batched": read_batched, "write": write, "memory": memory,
         "batch_read": batch | {"ratio_to_in_process_read": batch["median_s"] / read["median_s"]},
     }
     RESULTS.mkdir(exist_ok=True)

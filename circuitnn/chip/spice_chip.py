@@ -21,6 +21,11 @@ from .ledger import Ledger, LedgerEntry
 from .protocol import ChipTiming, DeviceRead, InferenceResult, PulseEvent
 
 
+# Inputs sent to the worker per round trip: large enough to hide the round trip, small enough that a
+# failure names a narrow range of samples.
+INFERENCE_BATCH = 256
+
+
 class SpiceChip:
     """A crossbar chip in ngspice. Close it (or use ``with``) to stop its two worker processes."""
 
@@ -100,14 +105,17 @@ class SpiceChip:
         activations = [np.zeros((len(x), layer.n_outputs)) for layer in layers]
         energy = 0.0
         v_read = crossbar.spec.v_read_V
-        for k, sample in enumerate(x):
-            result = self._array_engine.run("op", wanted, alters=crossbar.input_alters(sample),
-                                            step=f"inference of sample {k}")
-            v = result.vectors
-            for l, layer_nodes in enumerate(nodes):
-                activations[l][k] = [v[n][0] / v_read for n in layer_nodes]
-            power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
-            energy += power * self.timing.inference_settle_s
+        for first in range(0, len(x), INFERENCE_BATCH):
+            batch = x[first:first + INFERENCE_BATCH]
+            results = self._array_engine.run_many(
+                "op", wanted, [crossbar.input_alters(sample) for sample in batch],
+                step=f"inference of samples {first}-{first + len(batch) - 1}")
+            for k, result in enumerate(results, start=first):
+                v = result.vectors
+                for l, layer_nodes in enumerate(nodes):
+                    activations[l][k] = [v[n][0] / v_read for n in layer_nodes]
+                power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
+                energy += power * self.timing.inference_settle_s
         duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
         self.ledger.add(LedgerEntry("inference", -1, 0.0, energy, duration))
         return InferenceResult(activations[-1], activations[:-1], energy, duration)

@@ -109,7 +109,8 @@ class ProgrammingCircuit:
         net.element("ssel", ["bus", "top", "sel", "0"], "swsel")
         net.element(INSTANCE, ["top", "bot"], msdc.subckt_name(self.device), f"x0={number(x0)}")
         net.element("rsense", ["bot", "0"], number(self.path.r_sense_ohm))
-        net.card(".options", "method=gear")
+        # noinit: ngspice would print the initial solution before every pulse (~0.1 ms each).
+        net.card(".options", "method=gear noinit")
         step, stop, max_step = self.transient(pulse)
         net.card(".tran", number(step), number(stop), "0", number(max_step))
         return net.text()

@@ -14,6 +14,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,21 @@ _ALTER_TARGET = re.compile(r"^@?[a-z][a-z0-9_.#]*(\[[a-z0-9_]+\])?$", re.IGNOREC
 _ALTER_VALUE = re.compile(r"^(=\s*\[[0-9eE+\-. ]+\]|[a-z]+\s*=\s*[0-9eE+\-.]+|=\s*[0-9eE+\-.]+)$",
                           re.IGNORECASE)
 _ANALYSIS = re.compile(r"^(op|tran( [0-9eE+\-.]+){2,4})$")
+
+
+@dataclass
+class EngineStats:
+    """Process-wide counters over every engine: how much of a job's time ngspice itself took."""
+
+    runs: int = 0
+    solve_time_s: float = 0.0   # inside ngspice's analysis command, measured in the worker
+    call_time_s: float = 0.0    # the whole run() call as the caller sees it
+
+    def reset(self) -> None:
+        self.runs, self.solve_time_s, self.call_time_s = 0, 0.0, 0.0
+
+
+STATS = EngineStats()
 
 
 @dataclass(frozen=True)
@@ -100,7 +116,8 @@ class SpiceEngine:
         self._connection.close()
         self._process = self._connection = None
 
-    def _restart(self, reason: str) -> None:
+    def _restart(self, reason: str, persistent: dict[str, str] | None = None) -> None:
+        """New worker, circuit reloaded, ``persistent`` alters (default: all so far) re-applied."""
         self.restarts += 1
         log.warning("ngspice worker restarted (%s) for circuit %r; restarts so far: %d",
                     reason, self.circuit_name, self.restarts)
@@ -113,8 +130,9 @@ class SpiceEngine:
                     f"could not reload the circuit after a restart: {reply[2]}",
                     self.circuit_name or "?", "reload", reply[3],
                 )
-            if self._persistent:
-                alters = [alter_command(t, v) for t, v in self._persistent.items()]
+            state = self._persistent if persistent is None else persistent
+            if state:
+                alters = [alter_command(t, v) for t, v in state.items()]
                 reply = self._call(("run", alters, "op", []))
                 # The op only proves the re-applied state is loadable; its result is discarded.
                 if reply[0] != "ok":
@@ -164,27 +182,47 @@ class SpiceEngine:
         ``alters`` maps an instance or @parameter (``v.xw3.vx0``, ``@vprog[pulse]``) to what it is set
         to (``dc=0.42``, ``= [ 0 1 1e-08 ... ]``). ``step`` names the experiment step in errors.
         """
+        return self.run_many(analysis, vectors, [alters or {}], step)[0]
+
+    def run_many(
+        self,
+        analysis: str,
+        vectors: Sequence[str],
+        alter_sets: Sequence[Mapping[str, str]],
+        step: str | None = None,
+    ) -> list[RunResult]:
+        """``run`` once per alter set, in order, in one round trip to the worker.
+
+        For many reads (a test set through the array) this removes the per-run cost of talking to
+        the worker process, which is comparable to a small circuit's solve time.
+        """
         if self._netlist_lines is None:
             raise SimulationError("no circuit loaded", self.circuit_name or "?", step or analysis)
         if not _ANALYSIS.match(analysis):
             raise ValueError(f"refusing analysis command {analysis!r}")
-        commands = [alter_command(t, v) for t, v in (alters or {}).items()]
-        self._persistent.update(alters or {})
-        request = ("run", commands, analysis, list(vectors))
+        started = time.perf_counter()
+        commands = [[alter_command(t, v) for t, v in alters.items()] for alters in alter_sets]
+        before = dict(self._persistent)
+        request = ("run_many", commands, analysis, list(vectors))
         reply = self._call(request)
         if reply[0] in ("crash", "dead"):
-            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached")
+            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before)
             reply = self._call(request)
             if reply[0] in ("crash", "dead"):
-                self._restart("second failure")
+                self._restart("second failure", before)
                 raise EngineCrashedError(f"ngspice failed twice: {reply[1]}", self.circuit_name,
                                          step or analysis, reply[-1] if reply[0] == "dead" else "")
-        if reply[0] == "ok":
-            return RunResult(reply[1], reply[2])
-        _, kind, message, output = reply
-        error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(
-            kind, SimulationError)
-        raise error(message, self.circuit_name, step or analysis, output)
+        if reply[0] != "ok":
+            _, kind, message, output = reply
+            error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(
+                kind, SimulationError)
+            raise error(message, self.circuit_name, step or analysis, output)
+        for alters in alter_sets:
+            self._persistent.update(alters)
+        STATS.runs += len(alter_sets)
+        STATS.solve_time_s += sum(reply[2])
+        STATS.call_time_s += time.perf_counter() - started
+        return [RunResult(vectors_, solve) for vectors_, solve in zip(reply[1], reply[2])]
 
     def command(self, text: str) -> list[str]:
         """Send one raw ngspice command and return what it printed. For diagnostics and tests."""

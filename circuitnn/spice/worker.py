@@ -32,6 +32,9 @@ def classify(lines: list[str]) -> str | None:
     ngspice's return codes are 0 even when a run was aborted, so its words are all we have.
     """
     text = "\n".join(lines).lower()
+    if "error" not in text and "abort" not in text and "unknown" not in text and "undefined" not in text \
+            and "could not" not in text and "cannot" not in text and "circuit" not in text:
+        return None  # the common case, decided without the marker scans below
     failed = "simulation(s) aborted" in text or "\nerror" in "\n" + text or "error:" in text
     if any(marker in text for marker in _CONVERGENCE_MARKERS) and failed:
         return "convergence"
@@ -131,6 +134,17 @@ class _Server:
         self._command("destroy all")
         return ("ok", result, solve_s)
 
+    def run_many(self, alter_lists: list[list[str]], analysis: str, vectors: list[str]) -> tuple:
+        """``run`` once per alter list, in order; stops at the first failure (and reports which)."""
+        results, solve_times = [], []
+        for position, alters in enumerate(alter_lists):
+            reply = self.run(alters, analysis, vectors)
+            if reply[0] != "ok":
+                return (*reply[:2], f"run {position} of {len(alter_lists)}: {reply[2]}", *reply[3:])
+            results.append(reply[1])
+            solve_times.append(reply[2])
+        return ("ok", results, solve_times)
+
 
 def first_error_line(lines: list[str]) -> str:
     for line in lines:
@@ -179,6 +193,8 @@ def serve(connection: socket.socket, library_path: str | None = None) -> None:
             reply = server.load(request[1])
         elif kind == "run":
             reply = server.run(*request[1:])
+        elif kind == "run_many":
+            reply = server.run_many(*request[1:])
         elif kind == "command":
             # Raw commands are for tests and diagnostics only; the engine validates what it sends.
             server.lib.output.clear()

@@ -1,0 +1,54 @@
+"""Wall time of the full compare-media reproduction in SPICE, and the share spent inside ngspice.
+
+Three media, with and without the initial reset, the conductance-error sweeps and the Cr noise
+heat-map, on the presets' defaults, stored in a temporary run store. Target (issue 3): ≤ 3 minutes
+on a 2-core machine. Writes ``benchmarks/results/compare_media.json``.
+
+    python benchmarks/bench_compare_media.py
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from circuitnn import __version__
+from circuitnn.config import load_config
+from circuitnn.devices.media import MEDIA
+from circuitnn.experiments.reproduction import run_reproduction
+from circuitnn.spice.batch import ngspice_version
+from circuitnn.spice.engine import STATS
+from circuitnn.store import RunStore
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> int:
+    configs = [load_config(None, name) for name in MEDIA]
+    STATS.reset()
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        run = run_reproduction(RunStore(folder), configs, "compare-media", heatmap_medium="Cr", progress=False)
+        wall = time.perf_counter() - start
+        summary = run.info.summary
+    result = {
+        "benchmark": "compare_media", "circuitnn": __version__, "ngspice": ngspice_version(),
+        "python": platform.python_version(),
+        "wall_time_s": wall, "target_s": 180.0, "ratio_to_target": wall / 180.0, "meets_target": wall <= 180.0,
+        "ngspice_solve_time_s": STATS.solve_time_s, "engine_call_time_s": STATS.call_time_s,
+        "share_inside_ngspice": STATS.solve_time_s / wall, "share_in_engine_calls": STATS.call_time_s / wall,
+        "simulations": STATS.runs, "summary": summary,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / "compare_media.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

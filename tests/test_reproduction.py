@@ -1,0 +1,125 @@
+"""Stored reproduction runs: reports rebuild identically from disk, interrupted runs resume, and bad
+input loses nothing."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from circuitnn.cli import main
+from circuitnn.config import load_config
+from circuitnn.experiments import reproduction
+from circuitnn.reports.onchip_report import build_report, table_csv, write_report_to
+from circuitnn.store import CorruptRunError, RunStore
+
+SMALL = """
+preset = "Cr"
+[onchip]
+n_test_per_class = 15
+conductance_errors = [0.0, 0.1]
+error_draws = 2
+noise_levels = [0.0, 0.2]
+"""
+
+
+@pytest.fixture(scope="module")
+def small_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("config") / "small.toml"
+    path.write_text(SMALL)
+    return load_config(path)
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory, small_config):
+    store = RunStore(tmp_path_factory.mktemp("runs"))
+    run = reproduction.run_reproduction(store, [small_config], "compare-media", heatmap_medium="Cr",
+                                        progress=False)
+    return store, run.id
+
+
+def test_run_holds_config_versions_netlists_results_and_report(stored):
+    store, run_id = stored
+    run = store.open(run_id)
+    assert run.status == "complete"
+    assert run.info.versions["ngspice"] == "39" and "numpy" in run.info.versions
+    assert run.info.config["media"]["Cr"]["onchip"]["n_test_per_class"] == 15
+    files = run.files
+    for name in ("parts/Cr-reset/devices.csv", "parts/Cr-noreset/ledger.npz", "parts/Cr-errors/sweep.csv",
+                 "parts/heatmap/grid.csv", "report.md", "report.html", "figures/tuning_cost.png",
+                 "tables/tuning.csv", "netlists/Cr-noreset_default_cr.cir"):
+        assert name in files, name
+    devices = run.read_csv("parts/Cr-noreset/devices.csv")
+    assert len(devices["final_state"]) == 30
+    assert run.info.summary["Cr_noreset_accuracy"] >= 0.9
+
+
+def test_report_rebuilds_identically_from_the_stored_run(stored, tmp_path):
+    store, run_id = stored
+    run = store.open(run_id)
+    first, second = build_report(run), build_report(run)
+    assert first.tables.keys() == second.tables.keys()
+    for name in first.tables:
+        assert table_csv(first.tables[name]) == table_csv(second.tables[name])
+        # ...and equal to the tables written when the run finished.
+        assert run.read_text(f"tables/{name}.csv") == table_csv(first.tables[name])
+    written = write_report_to(run, tmp_path / "report")
+    assert (tmp_path / "report" / "report.md") in written
+    assert "Eslami et al. 2024" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored, monkeypatch):
+    store = RunStore(tmp_path / "runs")
+    calls = {"n": 0}
+    original = reproduction.onchip.train_on_chip
+
+    def interrupted(*args, on_device=None, **kwargs):
+        def stop_after_ten(result):
+            on_device(result)
+            calls["n"] += 1
+            if calls["n"] == 10:
+                raise KeyboardInterrupt("simulated ^C")
+        return original(*args, on_device=stop_after_ten, **kwargs)
+
+    monkeypatch.setattr(reproduction.onchip, "train_on_chip", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reproduction.run_reproduction(store, [small_config], "train", progress=False)
+    monkeypatch.setattr(reproduction.onchip, "train_on_chip", original)
+    (info,) = store.list()
+    assert info.status == "failed" and info.latest_checkpoint == "Cr-reset"
+    run = reproduction.run_reproduction(store, [small_config], "train", resume=info.id, progress=False)
+    assert run.status == "complete"
+    # Deterministic: the resumed run equals the uninterrupted one, device by device.
+    reference = stored[0].open(stored[1])
+    for part in ("Cr-reset", "Cr-noreset"):
+        a, b = run.read_csv(f"parts/{part}/devices.csv"), reference.read_csv(f"parts/{part}/devices.csv")
+        np.testing.assert_allclose(a["final_state"], b["final_state"], rtol=1e-9)
+        np.testing.assert_array_equal(a["set_pulses"], b["set_pulses"])
+    with pytest.raises(Exception, match="complete"):
+        store.resume(run.id)
+
+
+def test_corrupt_run_directory_is_reported_and_nothing_is_lost(stored, tmp_path, capsys):
+    store, run_id = stored
+    copy = tmp_path / "runs"
+    shutil.copytree(store.root, copy)
+    broken = copy / run_id / "run.json"
+    broken.write_text("{ not json")
+    with pytest.raises(CorruptRunError, match=run_id):
+        RunStore(copy).open(run_id)
+    assert main(["report", run_id, "--store", str(copy), "--out", str(tmp_path / "r")]) == 2
+    assert "corrupt run directory" in capsys.readouterr().err
+    assert (copy / run_id / "parts" / "Cr-reset" / "devices.csv").exists()
+
+
+def test_cli_lists_and_filters_runs(stored, capsys):
+    store, run_id = stored
+    assert main(["runs", "--store", str(store.root), "--label", "media=Cr"]) == 0
+    assert run_id in capsys.readouterr().out
+    assert main(["runs", "--store", str(store.root), "--kind", "train"]) == 0
+    assert run_id not in capsys.readouterr().out
+
+
+def test_cli_unknown_medium_exits_2(tmp_path, capsys):
+    assert main(["train", "--medium", "Ag", "--store", str(tmp_path)]) == 2
+    assert "device.medium" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was created
