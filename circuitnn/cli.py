@@ -89,8 +89,8 @@ def cmd_fit(args) -> None:
 
     config = _config(args)
     t, v, i = load_trace_csv(Path(args.trace))
-    result = fit_msdc(t, v, i, config.device.params(), r_series_ohm=args.r_series_ohm)
-    for path in write_fit_report(result, Path(args.out)) or []:
+    result = fit_msdc(t, v, i, config.device.params(), r_series_ohm=args.r_series_ohm, source=args.trace)
+    for path in write_fit_report(result, Path(args.out)):
         print(path)
     print(json.dumps({"relative_rms_error": result.relative_rms_error,
                       "parameters": result.values}, indent=2, default=float))

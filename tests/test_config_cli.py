@@ -89,3 +89,30 @@ def test_demo_writes_netlists_curves_and_operating_points(tmp_path):
     summary = json.loads((tmp_path / "operating_points.json").read_text())
     assert summary["media"]["C"]["max_state_read_back_error"] < 1e-9
     assert summary["ngspice"] == ngspice_version()
+
+
+def test_cli_fit_recovers_parameters_from_a_spice_trace(tmp_path, engine, capsys):
+    from circuitnn.circuits import characterize
+    from circuitnn.devices.media import medium
+
+    true = medium("Cr").replace(r_on_ohm=6000.0, tau_s=130e-6)
+    t, v = characterize.concatenate_waveforms(
+        characterize.sine_sweep(0.8, 1 / (3 * true.tau_s), 2, 200),
+        characterize.sine_sweep(1.2, 1 / (3 * true.tau_s), 2, 200))
+    trace = characterize.simulate_trace(true, t, v, engine, x0=0.2)
+    csv = tmp_path / "trace.csv"
+    rows = "\n".join(f"{a:.12g},{b:.12g},{c:.12g}" for a, b, c in zip(trace.t_s, trace.v_device_V, trace.i_device_A))
+    csv.write_text("time_s,voltage_V,current_A\n" + rows + "\n")
+    assert main(["fit", str(csv), "--medium", "Cr", "--out", str(tmp_path / "fit")]) == 0
+    fitted = load_config(tmp_path / "fit" / "fit_cr.toml").device.params()
+    assert fitted.r_on_ohm == pytest.approx(6000.0, rel=0.05)
+    assert fitted.tau_s == pytest.approx(130e-6, rel=0.05)
+    assert "trace.csv" in fitted.provenance
+    assert (tmp_path / "fit" / "fit_cr_iv.png").stat().st_size > 0
+
+
+def test_cli_fit_bad_trace_exits_2(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time_s,voltage_V\n0,0\n")
+    assert main(["fit", str(bad)]) == 2
+    assert "bad.csv" in capsys.readouterr().err
