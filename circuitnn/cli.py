@@ -109,19 +109,14 @@ def _store(args):
     return RunStore(Path(args.store))
 
 
-def cmd_train(args) -> None:
+def cmd_onchip(args) -> None:
+    """``train`` (one medium) and ``compare-media`` (all, with the noise heat-map)."""
     from .experiments.reproduction import run_reproduction
 
-    run = run_reproduction(_store(args), [_config(args)], "train", heatmap_medium=None,
-                           resume=args.resume, progress=not args.quiet)
-    print(f"run {run.id}: {run.path / 'report.md'}")
-
-
-def cmd_compare_media(args) -> None:
-    from .experiments.reproduction import run_reproduction
-
-    configs = _media_configs(args)
-    run = run_reproduction(_store(args), configs, "compare-media", heatmap_medium=args.heatmap_medium,
+    one_medium = args.command == "train"
+    configs = [_config(args)] if one_medium else _media_configs(args)
+    run = run_reproduction(_store(args), configs, args.command,
+                           heatmap_medium=None if one_medium else args.heatmap_medium,
                            resume=args.resume, progress=not args.quiet)
     print(f"run {run.id}: {run.path / 'report.md'}")
 
@@ -187,12 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="on-chip training in SPICE for one medium, with and without reset")
     run_options(p, False)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_onchip)
 
     p = sub.add_parser("compare-media", help="on-chip training of every medium, sweeps and heat-map")
     run_options(p, True)
     p.add_argument("--heatmap-medium", default="Cr", help="medium of the noise heat-map (default: Cr)")
-    p.set_defaults(func=cmd_compare_media)
+    p.set_defaults(func=cmd_onchip)
 
     p = sub.add_parser("report", help="regenerate reports from stored runs (no simulation)")
     p.add_argument("runs", nargs="+", metavar="RUN_ID")
