@@ -59,6 +59,8 @@ class InferenceResult:
     hidden: list[np.ndarray]  # activations of every earlier layer, same units
     energy_total_J: float    # delivered to the array by its drivers over the whole batch
     time_s: float
+    # Per layer, (n_samples, n_outputs): the current through each column's sense resistor, in A.
+    column_currents_A: list[np.ndarray] | None = None
 
 
 class Chip(Protocol):

@@ -100,9 +100,13 @@ class SpiceChip:
         layers = crossbar.spec.layers
         nodes = [[crossbar.activation_node(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
         power_pairs = crossbar.driver_power_vectors()
+        sense = [[crossbar.sense_nodes(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
         wanted = [n for layer_nodes in nodes for n in layer_nodes]
-        wanted += sorted({v for v, _ in power_pairs} | {i for _, i in power_pairs})
+        wanted += sorted({v for v, _ in power_pairs} | {i for _, i in power_pairs}
+                         | {n for layer_sense in sense for pair in layer_sense for n in pair})
         activations = [np.zeros((len(x), layer.n_outputs)) for layer in layers]
+        currents = [np.zeros((len(x), layer.n_outputs)) for layer in layers]
+        r_sense = crossbar.sense_resistance_ohm
         energy = 0.0
         v_read = crossbar.spec.v_read_V
         for first in range(0, len(x), INFERENCE_BATCH):
@@ -114,11 +118,12 @@ class SpiceChip:
                 v = result.vectors
                 for l, layer_nodes in enumerate(nodes):
                     activations[l][k] = [v[n][0] / v_read for n in layer_nodes]
+                    currents[l][k] = [(v[end][0] - v[summing][0]) / r_sense for end, summing in sense[l]]
                 power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
                 energy += power * self.timing.inference_settle_s
         duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
         self.ledger.add(LedgerEntry("inference", -1, 0.0, energy, duration))
-        return InferenceResult(activations[-1], activations[:-1], energy, duration)
+        return InferenceResult(activations[-1], activations[:-1], energy, duration, currents)
 
     def _sync_array(self) -> None:
         if self._array_states is None:

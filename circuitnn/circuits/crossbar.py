@@ -173,6 +173,18 @@ class Crossbar:
     def tia_output_node(self, layer: int, column: int) -> str:
         return f"l{layer + 1}o{column}"
 
+    def sense_nodes(self, layer: int, column: int) -> tuple[str, str]:
+        """(column end, summing node): the column current is their difference over R_sense."""
+        tag = f"l{layer + 1}"
+        n_rows = self.spec.layers[layer].n_inputs
+        end = f"{tag}c{column}" if self.spec.r_line_ohm == 0 else f"{tag}c{column}_{n_rows - 1}"
+        return end, f"{tag}s{column}"
+
+    @property
+    def sense_resistance_ohm(self) -> float:
+        """R_sense as written into the netlist (0 is written as 1 mΩ)."""
+        return max(self.spec.r_sense_ohm, 1e-3)
+
     def output_nodes(self) -> list[str]:
         last = len(self.spec.layers) - 1
         return [self.activation_node(last, j) for j in range(self.spec.layers[-1].n_outputs)]
@@ -311,7 +323,7 @@ class Crossbar:
                 net.element(f"rcol{tag}_{j}_{i}", [nodes[i], nodes[i + 1]], number(spec.r_line_ohm))
         summing = f"{tag}s{j}"
         # R_sense = 0 is written as 1 mOhm so the summing node stays a node of its own.
-        net.element(f"rsense{tag}_{j}", [nodes[-1], summing], number(max(spec.r_sense_ohm, 1e-3)))
+        net.element(f"rsense{tag}_{j}", [nodes[-1], summing], number(self.sense_resistance_ohm))
         return nodes + [summing]
 
     def _neuron(self, net: Netlist, l: int, j: int, neuron: NeuronSpec, summing: str) -> str:
