@@ -115,10 +115,25 @@ def cmd_onchip(args) -> None:
 
     one_medium = args.command == "train"
     configs = [_config(args)] if one_medium else _media_configs(args)
-    run = run_reproduction(_store(args), configs, args.command,
+    store = _store(args)
+    calibration = None
+    if args.calibration:
+        from .experiments.calibration import load_calibration
+
+        calibration = load_calibration(store, args.calibration)
+    run = run_reproduction(store, configs, args.command,
                            heatmap_medium=None if one_medium else args.heatmap_medium,
-                           resume=args.resume, progress=not args.quiet)
+                           resume=args.resume, progress=not args.quiet, backend=args.backend,
+                           calibration=calibration)
     print(f"run {run.id}: {run.path / 'report.md'}")
+
+
+def cmd_calibrate(args) -> None:
+    from .experiments.calibration import run_calibration
+
+    run = run_calibration(_store(args), _config(args), progress=not args.quiet)
+    print(run.read_text("errors.csv"))
+    print(f"calibration {run.id}: {run.path} (use with --backend surrogate --calibration {run.id})")
 
 
 def cmd_report(args) -> None:
@@ -179,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--store", default="runs", help="folder of stored runs (default: runs)")
         p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.add_argument("--backend", choices=("spice", "surrogate"), default="spice",
+                       help="simulate in ngspice (default) or on the calibrated NumPy surrogate")
+        p.add_argument("--calibration", metavar="RUN_ID", help="surrogate calibration run (circuitnn calibrate)")
+
+    p = sub.add_parser("calibrate", help="fit the surrogate to SPICE for one medium; store errors and parity plots")
+    common(p, False)
+    p.add_argument("--store", default="runs")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("train", help="on-chip training in SPICE for one medium, with and without reset")
     run_options(p, False)

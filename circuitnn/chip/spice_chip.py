@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..circuits.crossbar import Crossbar
-from ..circuits.default import EXAMPLE_INPUT
 from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
 from ..devices import msdc
 from ..errors import ConfigError
@@ -127,7 +126,8 @@ class SpiceChip:
 
     def _sync_array(self) -> None:
         if self._array_states is None:
-            self._array_engine.load(self.crossbar.spec.name, self.crossbar.netlist(self._states, EXAMPLE_INPUT))
+            self._array_engine.load(self.crossbar.spec.name,
+                                    self.crossbar.netlist(self._states, np.zeros(self.crossbar.n_inputs)))
         elif not np.array_equal(self._array_states, self._states):
             changed = np.flatnonzero(self._array_states != self._states)
             alters = self.crossbar.state_alters(self._states)
@@ -140,7 +140,7 @@ class SpiceChip:
     def netlists(self) -> dict[str, str]:
         """The netlists this chip simulates, at its current states (for a run's netlists/ folder)."""
         return {
-            f"{self.crossbar.spec.name}.cir": self.crossbar.netlist(self._states, EXAMPLE_INPUT),
+            f"{self.crossbar.spec.name}.cir": self.crossbar.netlist(self._states, np.zeros(self.crossbar.n_inputs)),
             f"{self.program_circuit.name}.cir": self.program_circuit.netlist(
                 float(self._states[0]), PulseSpec(1.0, 10e-6)),
         }

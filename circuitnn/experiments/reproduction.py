@@ -23,6 +23,8 @@ from ..chip.spice_chip import SpiceChip
 from ..circuits.crossbar import Crossbar
 from ..config import Config, from_dict
 from ..store import Run, RunStore
+from ..surrogate.calibration_params import SurrogateCalibration
+from ..validation import check_choice
 from ..training.tuning import DeviceTuning
 from . import onchip
 
@@ -40,8 +42,13 @@ def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
 
 
 def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_medium: str | None = None,
-                     resume: str | None = None, progress: bool = True) -> Run:
-    """Run (or resume) the reproduction for ``configs`` (one per medium) and return the stored run."""
+                     resume: str | None = None, progress: bool = True, backend: str = "spice",
+                     calibration: SurrogateCalibration | None = None) -> Run:
+    """Run (or resume) the reproduction for ``configs`` (one per medium) and return the stored run.
+
+    ``backend`` is "spice" (SpiceChip) or "surrogate" (SurrogateChip with ``calibration``, whose
+    name every stored result and report carries)."""
+    check_choice("backend", backend, BACKENDS)
     by_medium = {c.device.medium: c for c in configs}
     if heatmap_medium is not None and heatmap_medium not in by_medium:
         heatmap_medium = None
@@ -49,23 +56,33 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
         run = store.resume(resume)
         saved = run.read_json("plan.json")
         heatmap_medium = saved["heatmap_medium"]
+        backend = saved.get("backend", "spice")
+        calibration = SurrogateCalibration(**saved["calibration"]) if saved.get("calibration") else None
         by_medium = {m: stored_config(run, m) for m in saved["media"]}
     else:
+        if backend == "surrogate" and calibration is None:
+            calibration = SurrogateCalibration()
+        labels = {"media": ",".join(by_medium), "backend": backend}
+        if calibration is not None:
+            labels["calibration"] = calibration.name
         run = store.create(kind, {"media": {m: c.as_dict() for m, c in by_medium.items()}},
-                           seed=configs[0].seed, labels={"media": ",".join(by_medium)}, name=kind)
+                           seed=configs[0].seed, labels=labels, name=kind)
         run.write_json("plan.json", {"media": list(by_medium), "heatmap_medium": heatmap_medium,
-                                     "parts": plan(list(by_medium.values()), heatmap_medium)})
+                                     "parts": plan(list(by_medium.values()), heatmap_medium),
+                                     "backend": backend,
+                                     "calibration": calibration.as_dict() if calibration else None})
+    make_chip = _chip_factory(backend, calibration)
     with run:
         for part in run.read_json("plan.json")["parts"]:
             if _part_done(run, part):
                 continue
             medium, _, what = part.partition("-")
             if part == "heatmap":
-                _heatmap(run, by_medium[heatmap_medium], progress)
+                _heatmap(run, by_medium[heatmap_medium], progress, make_chip)
             elif what == "errors":
-                _error_sweep(run, by_medium[medium], progress)
+                _error_sweep(run, by_medium[medium], progress, make_chip)
             else:
-                _tuning_part(run, by_medium[medium], part, initial_reset=(what == "reset"), progress=progress)
+                _tuning_part(run, by_medium[medium], part, (what == "reset"), progress, make_chip)
         from ..reports.onchip_report import write_report
 
         summary = write_report(run)
@@ -82,11 +99,20 @@ def _part_done(run: Run, part: str) -> bool:
     return f"parts/{part}/summary.json" in run.files
 
 
-def _chip(config: Config, crossbar: Crossbar, states) -> SpiceChip:
-    return SpiceChip(crossbar, states, config.programming, config.timing)
+BACKENDS = ("spice", "surrogate")
 
 
-def _tuning_part(run: Run, config: Config, part: str, initial_reset: bool, progress: bool) -> None:
+def _chip_factory(backend: str, calibration: SurrogateCalibration | None):
+    """A function (config, crossbar, states) -> Chip for the chosen backend."""
+    if backend == "surrogate":
+        from ..chip.surrogate_chip import SurrogateChip
+
+        return lambda config, crossbar, states: SurrogateChip(
+            crossbar, states, config.programming, config.timing, calibration=calibration, seed=config.seed)
+    return lambda config, crossbar, states: SpiceChip(crossbar, states, config.programming, config.timing)
+
+
+def _tuning_part(run: Run, config: Config, part: str, initial_reset: bool, progress: bool, make_chip) -> None:
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
     states = onchip.initial_states(config, crossbar.n_devices)
@@ -98,7 +124,7 @@ def _tuning_part(run: Run, config: Config, part: str, initial_reset: bool, progr
         states = arrays["states"]
         ledger = Ledger.from_arrays(arrays)
         done = {int(t["index"]): DeviceTuning(**t) for t in state["tunings"]}
-    with _chip(config, crossbar, states) as chip:
+    with make_chip(config, crossbar, states) as chip:
         if ledger is not None:
             chip.ledger = ledger
         if not done:
@@ -137,13 +163,13 @@ def _write_tuning_part(run: Run, part: str, result: onchip.OnChipResult) -> None
     run.write_json(f"{folder}/summary.json", result.summary())
 
 
-def _error_sweep(run: Run, config: Config, progress: bool) -> None:
+def _error_sweep(run: Run, config: Config, progress: bool, make_chip) -> None:
     medium = config.device.medium
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
     final_states = run.read_csv(f"parts/{medium}-noreset/devices.csv")["final_state"]
     total = sum(config.onchip.error_draws if s > 0 else 1 for s in config.onchip.conductance_errors)
-    with _chip(config, crossbar, final_states) as chip, \
+    with make_chip(config, crossbar, final_states) as chip, \
             tqdm(total=total, desc=f"{medium}: conductance errors", disable=not progress, leave=False) as bar:
         sweep = onchip.conductance_error_sweep(config, chip, task, final_states, progress=lambda: bar.update(1))
     folder = f"parts/{medium}-errors"
@@ -152,13 +178,14 @@ def _error_sweep(run: Run, config: Config, progress: bool) -> None:
     run.write_json(f"{folder}/summary.json", {"medium": medium, "draws": config.onchip.error_draws})
 
 
-def _heatmap(run: Run, config: Config, progress: bool) -> None:
+def _heatmap(run: Run, config: Config, progress: bool, make_chip) -> None:
     levels = len(config.onchip.noise_levels)
     crossbar = Crossbar(config.crossbar_spec())
     states = onchip.initial_states(config, crossbar.n_devices)
     with tqdm(total=levels * levels, desc=f"{config.device.medium}: noise heat-map",
               disable=not progress, leave=False) as bar:
-        grid = onchip.noise_heatmap(config, lambda: _chip(config, crossbar, states), progress=lambda: bar.update(1))
+        grid = onchip.noise_heatmap(config, lambda: make_chip(config, crossbar, states),
+                                    progress=lambda: bar.update(1))
     run.write_npz("parts/heatmap/grid.npz", **grid)
     rows = [{"training_noise": a, "test_noise": b, "chip_accuracy": grid["chip_accuracy"][i, j],
              "software_accuracy": grid["software_accuracy"][i, j]}

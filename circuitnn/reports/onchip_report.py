@@ -19,7 +19,7 @@ from ..experiments.onchip import PAPER
 from ..store import Run
 
 TUNING_COLUMNS = (
-    ("medium", "medium"), ("initial_reset", "initial reset"), ("chip_accuracy", "accuracy (SPICE)"),
+    ("medium", "medium"), ("initial_reset", "initial reset"), ("chip_accuracy", "accuracy (chip)"),
     ("software_accuracy", "accuracy (software)"), ("training_time_s", "training time (s)"),
     ("training_energy_device_J", "energy, devices (J)"), ("training_energy_total_J", "energy, with drivers (J)"),
     ("pulses", "pulses"), ("reads", "reads"), ("converged_devices", "devices within tolerance"),
@@ -44,15 +44,21 @@ def _parts(run: Run) -> list[str]:
 def build_report(run: Run) -> Report:
     """Tables and figures of one stored reproduction run."""
     info = run.info
+    plan = run.read_json("plan.json")
+    calibration = plan.get("calibration") or {}
     report = Report(run.id, header={"kind": info.kind, "created": info.created, "seed": info.seed,
-                                    "versions": info.versions, "media": run.read_json("plan.json")["media"]})
+                                    "versions": info.versions, "media": plan["media"],
+                                    "backend": plan.get("backend", "spice"),
+                                    "calibration": calibration.get("name", "none (SPICE)"),
+                                    "calibration_source": calibration.get("source", "")})
     parts = _parts(run)
     tuning = [p for p in parts if p.endswith("-reset") or p.endswith("-noreset")]
     summaries = {p: run.read_json(f"parts/{p}/summary.json") for p in tuning}
-    report.tables["tuning"] = [{label: summaries[p].get(key, "") for key, label in TUNING_COLUMNS} | {"source": "ours"}
+    ours = f"ours ({report.header['backend']})"
+    report.tables["tuning"] = [{label: summaries[p].get(key, "") for key, label in TUNING_COLUMNS} | {"source": ours}
                                for p in tuning]
     report.tables["tuning"].append({
-        "medium": "Cr", "initial reset": "not stated", "accuracy (SPICE)": f"up to {PAPER['best_accuracy']}",
+        "medium": "Cr", "initial reset": "not stated", "accuracy (chip)": f"up to {PAPER['best_accuracy']}",
         "training time (s)": PAPER["cr_training_time_s"], "energy, with drivers (J)": PAPER["cr_training_energy_J"],
         "source": PAPER["source"]})
     report.tables["reset_savings"] = _reset_savings(summaries)
@@ -226,6 +232,8 @@ def _columns(rows: list[dict]) -> list[str]:
 def markdown(report: Report) -> str:
     lines = [f"# circuitnn reproduction report: {report.run_id}", "",
              f"Kind {report.header['kind']}, created {report.header['created']}, seed {report.header['seed']}.",
+             f"Backend: {report.header['backend']}; surrogate calibration: {report.header['calibration']}"
+             + (f" ({report.header['calibration_source']})" if report.header["calibration_source"] else "") + ".",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in report.header["versions"].items()) + ".", ""]
     for name, rows in report.tables.items():
         columns = _columns(rows)
@@ -243,7 +251,9 @@ def html_page(report: Report) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>circuitnn {report.run_id}</title>",
              "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #bbb;padding:3px 6px;font-size:13px}</style></head><body>",
-             f"<h1>circuitnn reproduction report: {html.escape(report.run_id)}</h1>"]
+             f"<h1>circuitnn reproduction report: {html.escape(report.run_id)}</h1>",
+             f"<p>Backend: {html.escape(report.header['backend'])}; surrogate calibration: "
+             f"{html.escape(report.header['calibration'])}</p>"]
     for name, rows in report.tables.items():
         columns = _columns(rows)
         parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><table><tr>"
@@ -312,7 +322,7 @@ def write_report_to(run: Run, out: Path) -> list[Path]:
 
 
 def summary_of(report: Report) -> dict:
-    rows = [r for r in report.tables["tuning"] if r.get("source") == "ours"]
+    rows = [r for r in report.tables["tuning"] if str(r.get("source", "")).startswith("ours")]
     return {f"{r['medium']}_{'reset' if r['initial reset'] else 'noreset'}_{key}": r[label]
-            for r in rows for key, label in (("accuracy", "accuracy (SPICE)"), ("time_s", "training time (s)"),
+            for r in rows for key, label in (("accuracy", "accuracy (chip)"), ("time_s", "training time (s)"),
                                              ("energy_J", "energy, with drivers (J)"))}

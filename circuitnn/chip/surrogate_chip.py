@@ -1,0 +1,272 @@
+"""``SurrogateChip``: the chip of ``SpiceChip`` in NumPy, vectorised over devices and inputs.
+
+The same two circuits as ``SpiceChip``: the programming path (one selected device behind its
+generator, driver, switch and sense resistor) for verify reads and pulses, and the array with its
+neurons for inference. What each operation computes, and what it charges to the ledger, mirrors
+``SpiceChip`` exactly:
+
+* ``read_device``: the DC divider of the programming path at V_read (SPICE: an operating point);
+  the controller computes G = I/(V_read − I·R_series) with its nominal path; energies V·I·t_read;
+  time t_read + overhead.
+* ``pulse_device``: the pulse through the path (``surrogate/pulses.py``: exponential-integrator
+  sub-steps, energies integrated); time ``pulse.duration_s`` + overhead.
+* ``infer``: the DC solution of the whole array for the batch (``surrogate/array.py``), energy
+  −Σ V·I of the driving sources × settle time per sample; time n · (settle + overhead).
+* ``rest_device``: exact relaxation at 0 V over the same window SpiceChip simulates (the hold
+  pulse's ``duration_s``); not charged.
+
+Optional non-idealities (``DeviceEffects``) and calibration parameters (``SurrogateCalibration``)
+are off / identity by default; ``describe()`` names both, so every result can say what it used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..circuits.crossbar import Crossbar
+from ..circuits.program import ProgrammingPath, PulseSpec
+from ..devices import msdc
+from ..errors import ConfigError
+from ..surrogate import effects as fx
+from ..surrogate import pulses
+from ..surrogate.array import ArrayModel, ArrayResponse, check_memristive
+from ..surrogate.calibration_params import SurrogateCalibration
+from ..surrogate.effects import DeviceEffects
+from .ledger import PHASES, Ledger, LedgerEntry
+from .protocol import ChipTiming, DeviceRead, InferenceResult, PulseEvent
+
+# The programming netlist writes R_driver = 0 as 1 mΩ (circuits/program.py); so does the surrogate.
+MIN_PROGRAM_DRIVER_OHM = 1e-3
+
+
+class SurrogateChip:
+    """A crossbar chip in NumPy. ``close()`` and ``with`` are accepted (nothing to stop)."""
+
+    def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
+                 timing: ChipTiming = ChipTiming(), effects: DeviceEffects = DeviceEffects(),
+                 calibration: SurrogateCalibration | None = None, seed: int = 0):
+        check_memristive(crossbar.spec.device)
+        self.crossbar, self.path, self.timing, self.effects = crossbar, path, timing, effects
+        self.calibration = calibration if calibration is not None else SurrogateCalibration()
+        self.seed = seed
+        self.ledger = Ledger()
+        device = crossbar.spec.device
+        nominal = (path.r_driver_ohm or MIN_PROGRAM_DRIVER_OHM) + path.r_switch_on_ohm + path.r_sense_ohm
+        offset = self.calibration.series_resistance_offset_ohm
+        if nominal + offset <= 0:
+            raise ConfigError("calibration.series_resistance_offset_ohm", offset,
+                              f"(-{nominal:g}, 1e6]: the programming path's resistance must stay positive")
+        self._r_program_ohm = nominal + offset
+        # Two streams: the per-device draws (made once) and the per-operation noise.
+        fixed, noise = np.random.SeedSequence(seed).spawn(2)
+        self._rng = np.random.default_rng(noise)
+        self._draws = fx.sample_devices(effects, device.r_on_ohm, device.r_off_ohm, crossbar.n_devices,
+                                        np.random.default_rng(fixed))
+        self._g_on, self._g_off = self._draws.g_on_S, self._draws.g_off_S
+        self._states = self._draws.apply_stuck(np.array(crossbar._validated_states(initial_states), dtype=float))
+        self._array = ArrayModel(crossbar, gain_scale=self.calibration.gain_scale)
+        self._array_states: np.ndarray | None = None  # the states the factorisation holds
+
+    # -- protocol ----------------------------------------------------------------------------------
+    @property
+    def states(self) -> np.ndarray:
+        return self._states.copy()
+
+    @property
+    def n_devices(self) -> int:
+        return self.crossbar.n_devices
+
+    def _check_index(self, index: int) -> None:
+        if not (isinstance(index, (int, np.integer)) and 0 <= index < self.n_devices):
+            raise ConfigError("device index", index, f"an integer in [0, {self.n_devices - 1}]")
+
+    @staticmethod
+    def _check_phase(phase: str) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"unknown ledger phase {phase!r}; one of {PHASES}")
+
+    def read_device(self, index: int) -> DeviceRead:
+        self._check_index(index)
+        # Plain floats: one device costs a few µs, not the ~10 µs of NumPy's per-call overhead.
+        read = pulses.read_dc(self.crossbar.spec.device, float(self._states[index]), self.crossbar.spec.v_read_V,
+                              self._r_program_ohm, float(self._g_on[index]), float(self._g_off[index]))
+        return self._record_read(index, read.current_A, read.device_voltage_V)
+
+    def read_devices(self, indices) -> list[DeviceRead]:
+        """Verify reads of many devices at once; the ledger gets one 'read' entry each, in order."""
+        idx = self._checked_indices(indices, unique=False)
+        read = pulses.read_dc(self.crossbar.spec.device, self._states[idx], self.crossbar.spec.v_read_V,
+                              self._r_program_ohm, self._g_on[idx], self._g_off[idx])
+        return [self._record_read(index, float(i), float(v))
+                for index, i, v in zip(idx.tolist(), read.current_A, read.device_voltage_V)]
+
+    def _record_read(self, index: int, current: float, v_device: float) -> DeviceRead:
+        v_read = self.crossbar.spec.v_read_V
+        # The controller knows its (nominal) path: it infers G from the sensed current.
+        conductance = current / (v_read - current * self.path.r_series_ohm)
+        conductance = float(fx.noisy_read(self.effects, conductance, self._rng))
+        duration = self.timing.read_duration_s
+        read = DeviceRead(conductance, current, v_device * current * duration, v_read * current * duration,
+                          duration + self.timing.controller_overhead_s)
+        self.ledger.add(LedgerEntry("read", int(index), read.energy_device_J, read.energy_total_J, read.time_s))
+        return read
+
+    def pulse_device(self, index: int, pulse: PulseSpec, phase: str = "program") -> PulseEvent:
+        self._check_index(index)
+        self._check_phase(phase)
+        x_before = float(self._states[index])
+        width = self._effective_width(pulse.amplitude_V, pulse.width_s)
+        g_on, g_off = float(self._g_on[index]), float(self._g_off[index])
+        x_after, e_dev, e_src = pulses.apply_pulse(self.crossbar.spec.device, x_before, pulse.amplitude_V, width,
+                                                   pulse.edge_s, self._r_program_ohm, g_on, g_off)
+        # Drawn for every pulse, stuck or not, so the noise stream is the same as pulse_devices'.
+        x_after = float(fx.programmed_state(self.effects, x_after, self._rng))
+        if self._draws.stuck[index]:
+            x_after = x_before
+            e_dev, e_src = (float(e) for e in pulses.fixed_state_energies(
+                x_before, pulse.amplitude_V, width, pulse.edge_s, self._r_program_ohm, g_on, g_off))
+        self._states[index] = x_after
+        event = PulseEvent(x_before, x_after, e_dev, e_src, pulse.duration_s + self.timing.controller_overhead_s)
+        self.ledger.add(LedgerEntry(phase, index, e_dev, e_src, event.time_s, pulses=1))
+        return event
+
+    def pulse_devices(self, indices, amplitudes_V, widths_s, edge_s=100e-9, phase: str = "program") -> list[PulseEvent]:
+        """One pulse on each of several distinct devices at once (arrays broadcast to len(indices)).
+
+        The same physics and ledger entries (one per device, in order) as ``pulse_device`` called
+        for each; every pulse is validated as a ``PulseSpec`` would be.
+        """
+        self._check_phase(phase)
+        idx = self._checked_indices(indices, unique=True)
+        amp, width, edge = (np.broadcast_to(np.asarray(a, dtype=float), idx.shape).copy()
+                            for a in (amplitudes_V, widths_s, edge_s))
+        for k in range(len(idx)):  # PulseSpec's checks, naming the offending pulse
+            try:
+                PulseSpec(float(amp[k]), float(width[k]), float(edge[k]))
+            except ConfigError as exc:
+                raise ConfigError(f"{exc.path}[{k}]", exc.value, exc.allowed) from None
+        x_before = self._states[idx].copy()
+        effective = self._effective_width(amp, width)
+        g_on, g_off = self._g_on[idx], self._g_off[idx]
+        response = pulses.apply_pulses(self.crossbar.spec.device, x_before, amp, effective, edge,
+                                       self._r_program_ohm, g_on, g_off)
+        x_after = fx.programmed_state(self.effects, response.x_after, self._rng)
+        e_dev, e_src = response.energy_device_J.copy(), response.energy_source_J.copy()
+        stuck = self._draws.stuck[idx]
+        if np.any(stuck):
+            x_after = np.where(stuck, x_before, x_after)
+            fixed_dev, fixed_src = pulses.fixed_state_energies(x_before, amp, effective, edge,
+                                                               self._r_program_ohm, g_on, g_off)
+            e_dev, e_src = np.where(stuck, fixed_dev, e_dev), np.where(stuck, fixed_src, e_src)
+        self._states[idx] = x_after
+        times = 4 * edge + width + self.timing.controller_overhead_s
+        events = []
+        for k, index in enumerate(idx.tolist()):
+            event = PulseEvent(float(x_before[k]), float(x_after[k]), float(e_dev[k]), float(e_src[k]),
+                               float(times[k]))
+            self.ledger.add(LedgerEntry(phase, index, event.energy_device_J, event.energy_total_J,
+                                        event.time_s, pulses=1))
+            events.append(event)
+        return events
+
+    def rest_device(self, index: int, duration_s: float) -> float:
+        """The device at 0 V for SpiceChip's hold window (``duration_s`` plus its four edges):
+        exact relaxation. Not charged to the ledger."""
+        self._check_index(index)
+        hold = PulseSpec(0.0, duration_s, edge_s=min(1e-6, duration_s / 10))
+        if not self._draws.stuck[index]:
+            x = msdc.state_after_constant_voltage(self.crossbar.spec.device, float(self._states[index]), 0.0,
+                                                  hold.duration_s)
+            self._states[index] = min(max(float(x), 0.0), 1.0)
+        return float(self._states[index])
+
+    def load_states(self, states) -> None:
+        self._states = self._draws.apply_stuck(np.array(self.crossbar._validated_states(states), dtype=float))
+
+    def infer(self, inputs) -> InferenceResult:
+        """The whole batch through the array in one sparse solve per layer."""
+        x = self._validated_inputs(inputs)
+        response = self._solve(x)
+        v_read = self.crossbar.spec.v_read_V
+        energy = float(np.sum(response.power_W)) * self.timing.inference_settle_s
+        duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
+        self.ledger.add(LedgerEntry("inference", -1, 0.0, energy, duration))
+        activations = [a / v_read for a in response.activations_V]
+        return InferenceResult(activations[-1], activations[:-1], energy, duration, response.column_currents_A)
+
+    # -- beyond the protocol -----------------------------------------------------------------------
+    def array_response(self, inputs) -> ArrayResponse:
+        """TIA outputs, activations, column currents and source power for inputs (n, n_inputs) in
+        [-1, 1], without charging the ledger (for calibration and inspection)."""
+        return self._solve(self._validated_inputs(inputs))
+
+    def conductances_S(self) -> np.ndarray:
+        """Every device's memristive conductance (with its own window under variation)."""
+        return self._g_off + (self._g_on - self._g_off) * self._states
+
+    @property
+    def stuck_devices(self) -> np.ndarray:
+        """Indices of the stuck devices (empty unless ``effects.stuck_fraction`` > 0)."""
+        return np.flatnonzero(self._draws.stuck)
+
+    def describe(self) -> dict:
+        """What this surrogate is: backend, calibration (name, source, values), effects, seed."""
+        return {"backend": "surrogate", "calibration": self.calibration.name,
+                "calibration_source": self.calibration.source,
+                "calibration_values": self.calibration.as_dict(),
+                "effects": dataclasses.asdict(self.effects), "seed": self.seed}
+
+    def netlists(self) -> dict[str, str]:
+        """The surrogate simulates no netlist."""
+        return {}
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> SurrogateChip:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _effective_width(self, amplitude_V, width_s):
+        """The flat-top width the device sees: the calibration's scale for SET (≥ 0 V) or RESET."""
+        c = self.calibration
+        if np.ndim(amplitude_V) == 0:
+            return width_s * (c.pulse_width_scale_set if amplitude_V >= 0 else c.pulse_width_scale_reset)
+        return width_s * np.where(amplitude_V >= 0, c.pulse_width_scale_set, c.pulse_width_scale_reset)
+
+    def _checked_indices(self, indices, unique: bool) -> np.ndarray:
+        idx = np.atleast_1d(np.asarray(indices))
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            raise ConfigError("device indices", indices, "a 1-D sequence of integers")
+        bad = np.flatnonzero((idx < 0) | (idx >= self.n_devices))
+        if bad.size:
+            raise ConfigError(f"device indices[{bad[0]}]", int(idx[bad[0]]), f"an integer in [0, {self.n_devices - 1}]")
+        if unique and len(np.unique(idx)) != len(idx):
+            raise ConfigError("device indices", "repeated indices", "distinct devices (pulse one device once per call)")
+        return idx.astype(int)
+
+    def _validated_inputs(self, inputs) -> np.ndarray:
+        x = np.atleast_2d(np.asarray(inputs, dtype=float))
+        n_in = self.crossbar.n_inputs
+        if x.ndim != 2 or x.shape[1] != n_in:
+            raise ConfigError("inputs", f"shape {x.shape}", f"shape (n, {n_in})")
+        bad = np.argwhere(~np.isfinite(x) | (np.abs(x) > 1.0))
+        if bad.size:
+            row, column = bad[0]
+            raise ConfigError(f"inputs[{row}, {column}]", float(x[row, column]), "[-1, 1]")
+        return x
+
+    def _solve(self, x: np.ndarray) -> ArrayResponse:
+        if self._array_states is None or not np.array_equal(self._array_states, self._states):
+            self._array.factorize(self.conductances_S())
+            self._array_states = self._states.copy()
+        spec, e = self.crossbar.spec, self.effects
+        v = fx.quantize(x * spec.v_read_V, spec.v_read_V, e.input_bits)
+        noise = (lambda i: fx.column_noise_A(e, i, self._rng)) if e.column_noise_sigma > 0 else None
+        adc = (lambda out, rail: fx.quantize(out, rail, e.output_bits)) if e.output_bits is not None else None
+        return self._array.solve(v, current_noise=noise, quantize_output=adc)

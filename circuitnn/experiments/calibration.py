@@ -1,0 +1,73 @@
+"""``circuitnn calibrate``: fit the surrogate to SPICE for one medium and store the result as a run.
+
+The run holds ``calibration.json`` (the fitted ``SurrogateCalibration``, named after the run, which
+every surrogate result then names), ``errors.csv`` (held-out errors, uncalibrated and calibrated,
+against the issue's targets), ``experiments.npz`` (the SPICE and surrogate values) and parity
+plots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import Config
+from ..store import Run, RunStore
+from ..surrogate import calibrate as cal
+from ..surrogate.calibration_params import SurrogateCalibration
+
+
+def run_calibration(store: RunStore, config: Config, seed: int | None = None, progress: bool = True) -> Run:
+    seed = config.seed if seed is None else seed
+    medium = config.device.medium
+    with store.create("calibration", {"medium": config.as_dict()}, seed=seed, labels={"medium": medium},
+                      name=f"calibrate-{medium}") as run:
+        if progress:
+            print(f"calibration {run.id}: SPICE experiments for {medium} ...", flush=True)
+        arrays, trains = cal.spice_experiments(config, seed=seed)
+        fit_arrays, held_arrays = arrays[0::2], arrays[1::2]
+        fit_trains, held_trains = trains[0::2], trains[1::2]
+        spice_held = cal.spice_values(held_arrays, held_trains)
+        identity = SurrogateCalibration()
+        before = cal.errors(cal.surrogate_predictions(config, identity, held_arrays, held_trains), spice_held)
+        calibration, solution = cal.fit(config, fit_arrays, fit_trains, name=run.id)
+        calibration = SurrogateCalibration(**{**calibration.as_dict(), "source": (
+            f"fitted to {len(fit_arrays)} array and {len(fit_trains)} pulse-train SPICE experiments "
+            f"of medium {medium}, seed {seed} (run {run.id})")})
+        predicted = cal.surrogate_predictions(config, calibration, held_arrays, held_trains)
+        after = cal.errors(predicted, spice_held)
+        run.write_json("calibration.json", calibration.as_dict())
+        rows = [{"measure": key, "target": cal.TARGETS.get(key, ""), "uncalibrated": before[key],
+                 "calibrated": after[key], "meets_target": (after[key] <= cal.TARGETS[key]) if key in cal.TARGETS else ""}
+                for key in after]
+        run.write_csv("errors.csv", rows)
+        run.write_npz("experiments.npz", **{f"spice_{k}": v for k, v in spice_held.items()},
+                      **{f"surrogate_{k}": v for k, v in predicted.items()})
+        run.save_figure("parity.png", _parity_figure(spice_held, predicted, medium))
+        run.complete({"calibration": run.id, **{f"{k}": v for k, v in after.items()},
+                      "optimizer": solution.message, **{k: getattr(calibration, k) for k in cal.FREE}})
+    return run
+
+
+def load_calibration(store: RunStore, run_id: str) -> SurrogateCalibration:
+    """The calibration a stored run fitted (its ``name`` is the run id)."""
+    return SurrogateCalibration(**store.open(run_id).read_json("calibration.json"))
+
+
+def _parity_figure(spice: dict[str, np.ndarray], surrogate: dict[str, np.ndarray], medium: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, key, scale, label in ((axes[0], "currents_A", 1e6, "column current (µA)"),
+                                  (axes[1], "states", 1.0, "state after pulse"),
+                                  (axes[2], "energy_source_J", 1e9, "pulse energy with drivers (nJ)")):
+        a, b = spice[key] * scale, surrogate[key] * scale
+        ax.plot(a, b, ".", ms=3)
+        low, high = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
+        ax.plot([low, high], [low, high], "k:", lw=1)
+        ax.set(xlabel=f"SPICE: {label}", ylabel=f"surrogate: {label}")
+    figure.suptitle(f"Surrogate against SPICE on held-out experiments, medium {medium}")
+    figure.tight_layout()
+    return figure
