@@ -136,6 +136,17 @@ def cmd_calibrate(args) -> None:
     print(f"calibration {run.id}: {run.path} (use with --backend surrogate --calibration {run.id})")
 
 
+def cmd_networks(args) -> None:
+    from .experiments.networks import run_networks
+
+    run = run_networks(_store(args), args.mnist, seed=args.seed, epochs=args.epochs,
+                       max_examples=args.max_examples, weight_noise=args.weight_noise,
+                       repeats=args.repeats, kinds=tuple(args.network or ("mlp", "cnn")),
+                       progress=not args.quiet)
+    print(run.read_text("report.md"))
+    print(f"run {run.id}: {run.path}")
+
+
 def cmd_report(args) -> None:
     from .reports.onchip_report import write_report_to
 
@@ -203,6 +214,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("networks", help="MLP and CNN on crossbar tiles: accuracy with and without "
+                                        "M-SDC and PCM device effects")
+    p.add_argument("--mnist", help="folder with MNIST IDX files (default: scikit-learn's 8x8 digits)")
+    p.add_argument("--network", action="append", choices=("mlp", "cnn"), help="repeatable; default both")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-examples", type=int, default=10_000)
+    p.add_argument("--weight-noise", type=float, default=0.1, help="sigma of hardware-aware training")
+    p.add_argument("--repeats", type=int, default=3, help="programming draws per evaluation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--store", default="runs")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_networks)
 
     p = sub.add_parser("train", help="on-chip training in SPICE for one medium, with and without reset")
     run_options(p, False)
