@@ -12,3 +12,23 @@ def engine():
     """One supervised ngspice worker for the whole session (tests load their own circuits)."""
     with SpiceEngine(timeout_s=120) as shared:
         yield shared
+
+
+# A reduced reproduction (Cr only, small test set and sweeps) for the stored-run tests.
+SMALL_REPRODUCTION_TOML = """
+preset = "Cr"
+[onchip]
+n_test_per_class = 15
+conductance_errors = [0.0, 0.1]
+error_draws = 2
+noise_levels = [0.0, 0.2]
+"""
+
+
+@pytest.fixture(scope="module")
+def small_config(tmp_path_factory):
+    from circuitnn.config import load_config
+
+    path = tmp_path_factory.mktemp("config") / "small.toml"
+    path.write_text(SMALL_REPRODUCTION_TOML)
+    return load_config(path)

@@ -11,14 +11,6 @@ from circuitnn.experiments.calibration import load_calibration, run_calibration
 from circuitnn.store import RunStore
 from circuitnn.surrogate import calibrate as cal
 
-SMALL = """
-preset = "Cr"
-[onchip]
-n_test_per_class = 15
-conductance_errors = [0.0, 0.1]
-error_draws = 2
-noise_levels = [0.0, 0.2]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +40,8 @@ def test_surrogate_results_name_their_calibration(store, calibration_run):
     assert chip.describe()["calibration"] == calibration_run.id
 
 
-def test_reproduction_on_the_surrogate_matches_spice(store, calibration_run, tmp_path):
-    path = tmp_path / "small.toml"
-    path.write_text(SMALL)
-    config = load_config(path)
+def test_reproduction_on_the_surrogate_matches_spice(store, calibration_run, small_config):
+    config = small_config
     calibration = load_calibration(store, calibration_run.id)
     spice = reproduction.run_reproduction(store, [config], "train", progress=False)
     surrogate = reproduction.run_reproduction(store, [config], "train", progress=False,

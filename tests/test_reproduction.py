@@ -7,26 +7,10 @@ import numpy as np
 import pytest
 
 from circuitnn.cli import main
-from circuitnn.config import load_config
 from circuitnn.experiments import reproduction
 from circuitnn.reports.onchip_report import build_report, table_csv, write_report_to
 from circuitnn.store import CorruptRunError, RunStore
 
-SMALL = """
-preset = "Cr"
-[onchip]
-n_test_per_class = 15
-conductance_errors = [0.0, 0.1]
-error_draws = 2
-noise_levels = [0.0, 0.2]
-"""
-
-
-@pytest.fixture(scope="module")
-def small_config(tmp_path_factory):
-    path = tmp_path_factory.mktemp("config") / "small.toml"
-    path.write_text(SMALL)
-    return load_config(path)
 
 
 @pytest.fixture(scope="module")

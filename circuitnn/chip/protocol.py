@@ -9,6 +9,7 @@ import numpy as np
 
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import PulseSpec
+from ..errors import ConfigError
 from ..validation import check_range
 from .ledger import Ledger
 
@@ -87,3 +88,31 @@ class Chip(Protocol):
 
     def load_states(self, states: np.ndarray) -> None:
         """Overwrite the device states without pulses (fabrication variation, experiments)."""
+
+
+class DeviceStates:
+    """What every backend shares: the device-state array and its checks, and ``with`` support."""
+
+    crossbar: Crossbar
+    _states: np.ndarray
+
+    @property
+    def states(self) -> np.ndarray:
+        return self._states.copy()
+
+    @property
+    def n_devices(self) -> int:
+        return self.crossbar.n_devices
+
+    def _check_index(self, index: int) -> None:
+        if not (isinstance(index, (int, np.integer)) and 0 <= index < self.n_devices):
+            raise ConfigError("device index", index, f"an integer in [0, {self.n_devices - 1}]")
+
+    def close(self) -> None:
+        """Release the backend's resources (worker processes); nothing by default."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -13,11 +13,10 @@ import numpy as np
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
 from ..devices import msdc
-from ..errors import ConfigError
 from ..spice.engine import SpiceEngine
 from ..spice.pulses import SpicePulseWriter
 from .ledger import Ledger, LedgerEntry
-from .protocol import ChipTiming, DeviceRead, InferenceResult, PulseEvent
+from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent
 
 
 # Inputs sent to the worker per round trip: large enough to hide the round trip, small enough that a
@@ -25,7 +24,7 @@ from .protocol import ChipTiming, DeviceRead, InferenceResult, PulseEvent
 INFERENCE_BATCH = 256
 
 
-class SpiceChip:
+class SpiceChip(DeviceStates):
     """A crossbar chip in ngspice. Close it (or use ``with``) to stop its two worker processes."""
 
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
@@ -40,17 +39,6 @@ class SpiceChip:
         self._array_states: np.ndarray | None = None  # the states the loaded array holds
 
     # -- protocol ----------------------------------------------------------------------------------
-    @property
-    def states(self) -> np.ndarray:
-        return self._states.copy()
-
-    @property
-    def n_devices(self) -> int:
-        return self.crossbar.n_devices
-
-    def _check_index(self, index: int) -> None:
-        if not (isinstance(index, (int, np.integer)) and 0 <= index < self.n_devices):
-            raise ConfigError("device index", index, f"an integer in [0, {self.n_devices - 1}]")
 
     def read_device(self, index: int) -> DeviceRead:
         self._check_index(index)
@@ -152,8 +140,3 @@ class SpiceChip:
         self._program_engine.close()
         self._array_engine.close()
 
-    def __enter__(self) -> SpiceChip:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()

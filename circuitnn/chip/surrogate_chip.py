@@ -35,13 +35,13 @@ from ..surrogate.array import ArrayModel, ArrayResponse, check_memristive
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..surrogate.effects import DeviceEffects
 from .ledger import PHASES, Ledger, LedgerEntry
-from .protocol import ChipTiming, DeviceRead, InferenceResult, PulseEvent
+from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent
 
 # The programming netlist writes R_driver = 0 as 1 mΩ (circuits/program.py); so does the surrogate.
 MIN_PROGRAM_DRIVER_OHM = 1e-3
 
 
-class SurrogateChip:
+class SurrogateChip(DeviceStates):
     """A crossbar chip in NumPy. ``close()`` and ``with`` are accepted (nothing to stop)."""
 
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
@@ -70,17 +70,6 @@ class SurrogateChip:
         self._array_states: np.ndarray | None = None  # the states the factorisation holds
 
     # -- protocol ----------------------------------------------------------------------------------
-    @property
-    def states(self) -> np.ndarray:
-        return self._states.copy()
-
-    @property
-    def n_devices(self) -> int:
-        return self.crossbar.n_devices
-
-    def _check_index(self, index: int) -> None:
-        if not (isinstance(index, (int, np.integer)) and 0 <= index < self.n_devices):
-            raise ConfigError("device index", index, f"an integer in [0, {self.n_devices - 1}]")
 
     @staticmethod
     def _check_phase(phase: str) -> None:
@@ -222,14 +211,6 @@ class SurrogateChip:
         """The surrogate simulates no netlist."""
         return {}
 
-    def close(self) -> None:
-        pass
-
-    def __enter__(self) -> SurrogateChip:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     # -- internals ---------------------------------------------------------------------------------
     def _effective_width(self, amplitude_V, width_s):
