@@ -23,10 +23,8 @@ from ..devices import pcm
 from ..devices.pcm import PcmParams, PcmPulseParams
 from ..errors import ConfigError
 from .netlist import Netlist, number, tran_command
-from .program import ProgrammingPath, PulseSpec
+from .program import INSTANCE, SOURCE, ProgrammingPath, PulseSpec, pulse_text, pulse_values, write_path
 
-INSTANCE = "xdut"
-SOURCE = "vprog"
 STATE_NODE = f"{INSTANCE}.g"
 # The most a programmed conductance can exceed g_max by (programming noise) and still be stored.
 _G_OVERSHOOT = 2.0
@@ -65,19 +63,11 @@ class PcmProgrammingCircuit:
             net.raw_model_text(pcm.spice_subckt(self.device, self.statistics))
         else:
             net.include(f"{models}/pcm.lib")
-        net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(self.path.r_switch_on_ohm)} roff=1e12")
-        # DC value = read voltage (used by .op); the pulse starts at 0 V (used by .tran).
-        net.element(SOURCE, ["pg", "0"], "dc", number(self.device.v_read_V), _pulse_text(pulse))
-        net.element("rdrv", ["pg", "bus"], number(self.path.r_driver_ohm or 1e-3))
-        net.element("vsel", ["sel", "0"], "dc", "1")
-        net.element("ssel", ["bus", "top", "sel", "0"], "swsel")
         instance = {"g0": number(g0), "nu": number(nu), "t_prog": number(t_since_prog_s),
                     "k_read": number(k_read), **pcm.spice_parameters(self.device, self.statistics)}
-        net.element(INSTANCE, ["top", "bot"], pcm.SUBCKT_NAME, *(f"{k}={v}" for k, v in instance.items()))
-        net.element("rsense", ["bot", "0"], number(self.path.r_sense_ohm))
-        net.card(".options", "method=gear")
-        step, stop, max_step = self.transient(pulse)
-        net.card(".tran", number(step), number(stop), "0", number(max_step))
+        # DC value = read voltage (used by .op); the pulse starts at 0 V (used by .tran).
+        write_path(net, self.path, ["dc", number(self.device.v_read_V), pulse_text(pulse)], pcm.SUBCKT_NAME,
+                   [f"{k}={v}" for k, v in instance.items()], self.transient(pulse))
         return net.text()
 
     @staticmethod
@@ -102,7 +92,7 @@ class PcmProgrammingCircuit:
         return {f"v.{INSTANCE}.vg0": f"dc={number(float(g))}"}
 
     def pulse_alters(self, pulse: PulseSpec) -> dict[str, str]:
-        return {f"@{SOURCE}[pulse]": "= [ " + " ".join(_pulse_values(pulse)) + " ]"}
+        return {f"@{SOURCE}[pulse]": "= [ " + " ".join(pulse_values(pulse)) + " ]"}
 
     def drift_alters(self, nu: float, t_since_prog_s: float) -> dict[str, str]:
         """Drift exponent ν and time since the end of programming (s) used for G at a read."""
@@ -152,13 +142,3 @@ def _check_drift(nu: float, t_since_prog_s: float) -> None:
 def _check_read_factor(k_read: float) -> None:
     if not (_is_real(k_read) and 0.0 <= k_read <= 10.0):
         raise ConfigError("k_read", k_read, "[0, 10] (1 = no read noise)")
-
-
-def _pulse_values(pulse: PulseSpec) -> list[str]:
-    # Period far beyond the window so exactly one pulse happens.
-    return [number(v) for v in (0.0, pulse.amplitude_V, pulse.delay_s, pulse.edge_s, pulse.edge_s,
-                                pulse.width_s, 10 * pulse.duration_s)]
-
-
-def _pulse_text(pulse: PulseSpec) -> str:
-    return "pulse(" + " ".join(_pulse_values(pulse)) + ")"

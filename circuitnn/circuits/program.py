@@ -102,17 +102,8 @@ class ProgrammingCircuit:
             net.raw_model_text(msdc.spice_subckt(self.device))
         else:
             net.include(f"{models}/msdc.lib")
-        net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(self.path.r_switch_on_ohm)} roff=1e12")
-        net.element(SOURCE, ["pg", "0"], _pulse_text(pulse))
-        net.element("rdrv", ["pg", "bus"], number(self.path.r_driver_ohm or 1e-3))
-        net.element("vsel", ["sel", "0"], "dc", "1")
-        net.element("ssel", ["bus", "top", "sel", "0"], "swsel")
-        net.element(INSTANCE, ["top", "bot"], msdc.subckt_name(self.device), f"x0={number(x0)}")
-        net.element("rsense", ["bot", "0"], number(self.path.r_sense_ohm))
-        # noinit: ngspice would print the initial solution before every pulse (~0.1 ms each).
-        net.card(".options", "method=gear noinit")
-        step, stop, max_step = self.transient(pulse)
-        net.card(".tran", number(step), number(stop), "0", number(max_step))
+        write_path(net, self.path, [pulse_text(pulse)], msdc.subckt_name(self.device), [f"x0={number(x0)}"],
+                   self.transient(pulse))
         return net.text()
 
     @staticmethod
@@ -132,7 +123,7 @@ class ProgrammingCircuit:
 
     @staticmethod
     def pulse_alters(pulse: PulseSpec) -> dict[str, str]:
-        return {f"@{SOURCE}[pulse]": "= [ " + " ".join(_pulse_values(pulse)) + " ]"}
+        return {f"@{SOURCE}[pulse]": "= [ " + " ".join(pulse_values(pulse)) + " ]"}
 
     @staticmethod
     def dc_alters(v_V: float) -> dict[str, str]:
@@ -142,11 +133,30 @@ class ProgrammingCircuit:
         return {f"@{SOURCE}[pulse]": "= [ " + " ".join(values) + " ]"}
 
 
-def _pulse_values(pulse: PulseSpec) -> list[str]:
+def write_path(net: Netlist, path: ProgrammingPath, source: list[str], device_model: str,
+               device_parameters: list[str], transient: tuple[float, float, float]) -> None:
+    """Generator → driver → closed selection switch → device → sense resistor, and the transient.
+
+    Shared by every device's programming circuit: only the source and the device line differ.
+    """
+    net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(path.r_switch_on_ohm)} roff=1e12")
+    net.element(SOURCE, ["pg", "0"], *source)
+    net.element("rdrv", ["pg", "bus"], number(path.r_driver_ohm or 1e-3))
+    net.element("vsel", ["sel", "0"], "dc", "1")
+    net.element("ssel", ["bus", "top", "sel", "0"], "swsel")
+    net.element(INSTANCE, ["top", "bot"], device_model, *device_parameters)
+    net.element("rsense", ["bot", "0"], number(path.r_sense_ohm))
+    # noinit: ngspice would print the initial solution before every pulse (~0.1 ms each).
+    net.card(".options", "method=gear noinit")
+    step, stop, max_step = transient
+    net.card(".tran", number(step), number(stop), "0", number(max_step))
+
+
+def pulse_values(pulse: PulseSpec) -> list[str]:
     # Period far beyond the window so exactly one pulse happens.
     return [number(v) for v in (0.0, pulse.amplitude_V, pulse.delay_s, pulse.edge_s, pulse.edge_s,
                                 pulse.width_s, 10 * pulse.duration_s)]
 
 
-def _pulse_text(pulse: PulseSpec) -> str:
-    return "pulse(" + " ".join(_pulse_values(pulse)) + ")"
+def pulse_text(pulse: PulseSpec) -> str:
+    return "pulse(" + " ".join(pulse_values(pulse)) + ")"
