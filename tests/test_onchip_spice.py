@@ -29,7 +29,7 @@ def results():
             task = onchip.make_task(config, chip.crossbar)
             for reset in (True, False):
                 chip.load_states(onchip.initial_states(config, chip.crossbar.n_devices))
-                chip.ledger.entries.clear()
+                chip.ledger.clear()
                 out[name, reset] = onchip.train_on_chip(config, chip, task, reset).summary()
     return out
 

@@ -1,17 +1,20 @@
 """Energy and time ledger: every read, pulse and inference a chip performs, as simulated.
 
 Energies come from the simulated currents and voltages; times from the pulse and read schedule plus
-the controller's per-operation overhead. Entries are kept individually so totals can be broken
-down per device and per phase (read / reset / program / inference).
+the controller's per-operation overhead. Operations are kept individually so totals can be broken
+down per device and per phase (read / reset / program / inference). Stored as columns, so that a
+backend doing thousands of operations in one vectorised call records them in one ``add_many``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 PHASES = ("read", "reset", "program", "inference")
+_COLUMNS = ("phase", "device", "energy_device_J", "energy_total_J", "time_s", "pulses")
+_DTYPES = (np.int8, np.int32, float, float, float, np.int32)
 
 
 @dataclass(frozen=True)
@@ -24,24 +27,71 @@ class LedgerEntry:
     pulses: int = 0
 
 
-@dataclass
 class Ledger:
-    entries: list[LedgerEntry] = field(default_factory=list)
+    def __init__(self, entries: list[LedgerEntry] | None = None):
+        self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
+        for entry in entries or ():
+            self.add(entry)
 
     def add(self, entry: LedgerEntry) -> None:
-        if entry.phase not in PHASES:
-            raise ValueError(f"unknown ledger phase {entry.phase!r}; one of {PHASES}")
-        self.entries.append(entry)
+        self.add_many(entry.phase, [entry.device], [entry.energy_device_J], [entry.energy_total_J],
+                      [entry.time_s], [entry.pulses])
+
+    def add_many(self, phase: str, devices, energy_device_J, energy_total_J, time_s, pulses) -> None:
+        """Record one operation per element of the (equally long) sequences, in order."""
+        if phase not in PHASES:
+            raise ValueError(f"unknown ledger phase {phase!r}; one of {PHASES}")
+        devices = np.asarray(devices).ravel().tolist()
+        values = [np.asarray(v).ravel().tolist() for v in (energy_device_J, energy_total_J, time_s, pulses)]
+        if any(len(v) != len(devices) for v in values):
+            raise ValueError("ledger columns must be equally long")
+        columns = self._columns
+        columns["phase"].extend([PHASES.index(phase)] * len(devices))
+        columns["device"].extend(devices)
+        for name, column in zip(_COLUMNS[2:], values):
+            columns[name].extend(column)
+
+    def clear(self) -> None:
+        for column in self._columns.values():
+            column.clear()
+
+    def __len__(self) -> int:
+        return len(self._columns["phase"])
+
+    @property
+    def entries(self) -> list[LedgerEntry]:
+        """The operations as records (a copy; for inspection and tests)."""
+        c = self._columns
+        return [LedgerEntry(PHASES[p], int(d), float(ed), float(et), float(t), int(n))
+                for p, d, ed, et, t, n in zip(*(c[name] for name in _COLUMNS))]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The operations as columns, for storing (NPZ) and rebuilding (``from_arrays``)."""
+        return {name: np.array(self._columns[name], dtype=dtype) for name, dtype in zip(_COLUMNS, _DTYPES)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Ledger:
+        ledger = cls()
+        for name in _COLUMNS:
+            ledger._columns[name] = np.asarray(arrays[name]).tolist()
+        return ledger
+
+    def _select(self, phases, device: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        arrays = self.to_arrays()
+        chosen = np.isin(arrays["phase"], [PHASES.index(p) for p in phases])
+        if device is not None:
+            chosen &= arrays["device"] == device
+        return arrays, chosen
 
     def totals(self, phases=PHASES, device: int | None = None) -> dict[str, float]:
         """Sums over the chosen phases (and one device, if given)."""
-        chosen = [e for e in self.entries if e.phase in phases and (device is None or e.device == device)]
+        arrays, chosen = self._select(phases, device)
         return {
-            "energy_device_J": float(sum(e.energy_device_J for e in chosen)),
-            "energy_total_J": float(sum(e.energy_total_J for e in chosen)),
-            "time_s": float(sum(e.time_s for e in chosen)),
-            "pulses": int(sum(e.pulses for e in chosen)),
-            "operations": len(chosen),
+            "energy_device_J": float(arrays["energy_device_J"][chosen].sum()),
+            "energy_total_J": float(arrays["energy_total_J"][chosen].sum()),
+            "time_s": float(arrays["time_s"][chosen].sum()),
+            "pulses": int(arrays["pulses"][chosen].sum()),
+            "operations": int(chosen.sum()),
         }
 
     def by_phase(self) -> dict[str, dict[str, float]]:
@@ -49,29 +99,8 @@ class Ledger:
 
     def by_device(self, n_devices: int, phases=("read", "reset", "program")) -> dict[str, np.ndarray]:
         """Per-device columns (for a CSV): energies, time and pulse counts."""
-        columns = {k: np.zeros(n_devices) for k in ("energy_device_J", "energy_total_J", "time_s", "pulses")}
-        for e in self.entries:
-            if e.phase in phases and 0 <= e.device < n_devices:
-                columns["energy_device_J"][e.device] += e.energy_device_J
-                columns["energy_total_J"][e.device] += e.energy_total_J
-                columns["time_s"][e.device] += e.time_s
-                columns["pulses"][e.device] += e.pulses
-        return columns
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """The entries as columns, for storing (NPZ) and rebuilding (``from_arrays``)."""
-        return {
-            "phase": np.array([PHASES.index(e.phase) for e in self.entries], dtype=np.int8),
-            "device": np.array([e.device for e in self.entries], dtype=np.int32),
-            "energy_device_J": np.array([e.energy_device_J for e in self.entries]),
-            "energy_total_J": np.array([e.energy_total_J for e in self.entries]),
-            "time_s": np.array([e.time_s for e in self.entries]),
-            "pulses": np.array([e.pulses for e in self.entries], dtype=np.int32),
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Ledger:
-        entries = [LedgerEntry(PHASES[int(p)], int(d), float(ed), float(et), float(t), int(n))
-                   for p, d, ed, et, t, n in zip(arrays["phase"], arrays["device"], arrays["energy_device_J"],
-                                                 arrays["energy_total_J"], arrays["time_s"], arrays["pulses"])]
-        return cls(entries)
+        arrays, chosen = self._select(phases, None)
+        chosen &= (arrays["device"] >= 0) & (arrays["device"] < n_devices)
+        devices = arrays["device"][chosen]
+        return {name: np.bincount(devices, weights=arrays[name][chosen], minlength=n_devices)
+                for name in ("energy_device_J", "energy_total_J", "time_s", "pulses")}

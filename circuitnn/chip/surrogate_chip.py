@@ -22,6 +22,7 @@ are off / identity by default; ``describe()`` names both, so every result can sa
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,6 +40,43 @@ from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, Pul
 
 # The programming netlist writes R_driver = 0 as 1 mΩ (circuits/program.py); so does the surrogate.
 MIN_PROGRAM_DRIVER_OHM = 1e-3
+
+
+@dataclass(frozen=True)
+class ReadBatch:
+    """Verify reads of many devices, as arrays (n,) in the order asked."""
+
+    devices: np.ndarray
+    conductance_S: np.ndarray
+    current_A: np.ndarray
+    energy_device_J: np.ndarray
+    energy_total_J: np.ndarray
+    time_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class PulseBatch:
+    """Pulses on many devices, as arrays (n,) in the order asked."""
+
+    devices: np.ndarray
+    x_before: np.ndarray
+    x_after: np.ndarray
+    energy_device_J: np.ndarray
+    energy_total_J: np.ndarray
+    time_s: np.ndarray
+
+
+def _check_pulses(amplitude_V: np.ndarray, width_s: np.ndarray, edge_s: np.ndarray) -> None:
+    """PulseSpec's checks on arrays; the first offending pulse is named by its position."""
+    bad = ~(np.isfinite(amplitude_V) & (np.abs(amplitude_V) <= 10.0) & np.isfinite(width_s)
+            & (width_s >= 1e-9) & (width_s <= 1e4) & np.isfinite(edge_s) & (edge_s >= 1e-12)
+            & (edge_s <= 1e-3) & (edge_s <= width_s))
+    if np.any(bad):
+        k = int(np.flatnonzero(bad)[0])
+        try:
+            PulseSpec(float(amplitude_V[k]), float(width_s[k]), float(edge_s[k]))
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.path}[{k}]", exc.value, exc.allowed) from None
 
 
 class SurrogateChip(DeviceStates):
@@ -83,17 +121,32 @@ class SurrogateChip(DeviceStates):
                               self._r_program_ohm, float(self._g_on[index]), float(self._g_off[index]))
         return self._record_read(index, read.current_A, read.device_voltage_V)
 
-    def read_devices(self, indices) -> list[DeviceRead]:
-        """Verify reads of many devices at once; the ledger gets one 'read' entry each, in order."""
+    def read_devices(self, indices, as_arrays: bool = False) -> list[DeviceRead] | ReadBatch:
+        """Verify reads of many devices at once; the ledger gets one 'read' entry each, in order.
+
+        ``as_arrays`` returns one ``ReadBatch`` of arrays instead of a record per device (for large
+        batches, where building the records costs more than the physics)."""
         idx = self._checked_indices(indices, unique=False)
         read = pulses.read_dc(self.crossbar.spec.device, self._states[idx], self.crossbar.spec.v_read_V,
                               self._r_program_ohm, self._g_on[idx], self._g_off[idx])
-        return [self._record_read(index, float(i), float(v))
-                for index, i, v in zip(idx.tolist(), read.current_A, read.device_voltage_V)]
+        v_read = self.crossbar.spec.v_read_V
+        current, v_device = np.asarray(read.current_A, float), np.asarray(read.device_voltage_V, float)
+        # The controller knows its (nominal) path: it infers G from the sensed current.
+        conductance = current / (v_read - current * self.path.r_series_ohm)
+        conductance = np.asarray(fx.noisy_read(self.effects, conductance, self._rng), dtype=float)
+        duration = self.timing.read_duration_s
+        batch = ReadBatch(idx, conductance, current, v_device * current * duration, v_read * current * duration,
+                          np.full(len(idx), duration + self.timing.controller_overhead_s))
+        self.ledger.add_many("read", idx, batch.energy_device_J, batch.energy_total_J, batch.time_s,
+                             np.zeros(len(idx), dtype=int))
+        if as_arrays:
+            return batch
+        return [DeviceRead(float(g), float(i), float(ed), float(et), float(t))
+                for g, i, ed, et, t in zip(batch.conductance_S, batch.current_A, batch.energy_device_J,
+                                           batch.energy_total_J, batch.time_s)]
 
     def _record_read(self, index: int, current: float, v_device: float) -> DeviceRead:
         v_read = self.crossbar.spec.v_read_V
-        # The controller knows its (nominal) path: it infers G from the sensed current.
         conductance = current / (v_read - current * self.path.r_series_ohm)
         conductance = float(fx.noisy_read(self.effects, conductance, self._rng))
         duration = self.timing.read_duration_s
@@ -121,21 +174,19 @@ class SurrogateChip(DeviceStates):
         self.ledger.add(LedgerEntry(phase, index, e_dev, e_src, event.time_s, pulses=1))
         return event
 
-    def pulse_devices(self, indices, amplitudes_V, widths_s, edge_s=100e-9, phase: str = "program") -> list[PulseEvent]:
+    def pulse_devices(self, indices, amplitudes_V, widths_s, edge_s=100e-9, phase: str = "program",
+                      as_arrays: bool = False) -> list[PulseEvent] | PulseBatch:
         """One pulse on each of several distinct devices at once (arrays broadcast to len(indices)).
 
         The same physics and ledger entries (one per device, in order) as ``pulse_device`` called
-        for each; every pulse is validated as a ``PulseSpec`` would be.
+        for each; every pulse is validated as a ``PulseSpec`` would be. ``as_arrays`` returns one
+        ``PulseBatch`` of arrays instead of a record per pulse.
         """
         self._check_phase(phase)
         idx = self._checked_indices(indices, unique=True)
         amp, width, edge = (np.broadcast_to(np.asarray(a, dtype=float), idx.shape).copy()
                             for a in (amplitudes_V, widths_s, edge_s))
-        for k in range(len(idx)):  # PulseSpec's checks, naming the offending pulse
-            try:
-                PulseSpec(float(amp[k]), float(width[k]), float(edge[k]))
-            except ConfigError as exc:
-                raise ConfigError(f"{exc.path}[{k}]", exc.value, exc.allowed) from None
+        _check_pulses(amp, width, edge)
         x_before = self._states[idx].copy()
         effective = self._effective_width(amp, width)
         g_on, g_off = self._g_on[idx], self._g_off[idx]
@@ -151,14 +202,12 @@ class SurrogateChip(DeviceStates):
             e_dev, e_src = np.where(stuck, fixed_dev, e_dev), np.where(stuck, fixed_src, e_src)
         self._states[idx] = x_after
         times = 4 * edge + width + self.timing.controller_overhead_s
-        events = []
-        for k, index in enumerate(idx.tolist()):
-            event = PulseEvent(float(x_before[k]), float(x_after[k]), float(e_dev[k]), float(e_src[k]),
-                               float(times[k]))
-            self.ledger.add(LedgerEntry(phase, index, event.energy_device_J, event.energy_total_J,
-                                        event.time_s, pulses=1))
-            events.append(event)
-        return events
+        self.ledger.add_many(phase, idx, e_dev, e_src, times, np.ones(len(idx), dtype=int))
+        batch = PulseBatch(idx, x_before, np.asarray(x_after, float), e_dev, e_src, times)
+        if as_arrays:
+            return batch
+        return [PulseEvent(float(b), float(a), float(ed), float(es), float(t))
+                for b, a, ed, es, t in zip(x_before, batch.x_after, e_dev, e_src, times)]
 
     def rest_device(self, index: int, duration_s: float) -> float:
         """The device at 0 V for SpiceChip's hold window (``duration_s`` plus its four edges):
