@@ -45,6 +45,18 @@ class DeviceRead:
     time_s: float
 
 
+def verify_read_values(current_A, v_device_V, v_read_V: float, r_series_ohm: float, timing: ChipTiming):
+    """What the controller makes of a sensed read current (scalars or arrays alike).
+
+    It knows its path, so it infers the device conductance G = I / (V_read − I·R_series); the read
+    lasts ``timing.read_duration_s``. Returns (conductance S, device energy J, total energy J, time s).
+    """
+    duration = timing.read_duration_s
+    conductance = current_A / (v_read_V - current_A * r_series_ohm)
+    return (conductance, v_device_V * current_A * duration, v_read_V * current_A * duration,
+            duration + timing.controller_overhead_s)
+
+
 @dataclass(frozen=True)
 class PulseEvent:
     x_before: float

@@ -16,7 +16,7 @@ from ..devices import msdc
 from ..spice.engine import SpiceEngine
 from ..spice.pulses import SpicePulseWriter
 from .ledger import Ledger, LedgerEntry
-from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent
+from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 
 
 # Inputs sent to the worker per round trip: large enough to hide the round trip, small enough that a
@@ -46,12 +46,9 @@ class SpiceChip(DeviceStates):
         site = self.crossbar.sites[index]
         current, v_device = self._writer.read_dc(float(self._states[index]), v_read,
                                                  step=f"verify read of {site.instance}")
-        # The controller knows its path: it infers the device conductance from the sensed current.
-        r_series = self.program_circuit.path.r_series_ohm
-        conductance = current / (v_read - current * r_series)
-        duration = self.timing.read_duration_s
-        read = DeviceRead(conductance, current, v_device * current * duration, v_read * current * duration,
-                          duration + self.timing.controller_overhead_s)
+        conductance, energy_device, energy_total, time_s = verify_read_values(
+            current, v_device, v_read, self.program_circuit.path.r_series_ohm, self.timing)
+        read = DeviceRead(conductance, current, energy_device, energy_total, time_s)
         self.ledger.add(LedgerEntry("read", index, read.energy_device_J, read.energy_total_J, read.time_s))
         return read
 

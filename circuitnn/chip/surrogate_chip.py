@@ -36,7 +36,7 @@ from ..surrogate.array import ArrayModel, ArrayResponse, check_memristive
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..surrogate.effects import DeviceEffects
 from .ledger import PHASES, Ledger, LedgerEntry
-from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent
+from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 
 # The programming netlist writes R_driver = 0 as 1 mΩ (circuits/program.py); so does the surrogate.
 MIN_PROGRAM_DRIVER_OHM = 1e-3
@@ -129,14 +129,11 @@ class SurrogateChip(DeviceStates):
         idx = self._checked_indices(indices, unique=False)
         read = pulses.read_dc(self.crossbar.spec.device, self._states[idx], self.crossbar.spec.v_read_V,
                               self._r_program_ohm, self._g_on[idx], self._g_off[idx])
-        v_read = self.crossbar.spec.v_read_V
         current, v_device = np.asarray(read.current_A, float), np.asarray(read.device_voltage_V, float)
-        # The controller knows its (nominal) path: it infers G from the sensed current.
-        conductance = current / (v_read - current * self.path.r_series_ohm)
+        conductance, energy_device, energy_total, time_s = verify_read_values(
+            current, v_device, self.crossbar.spec.v_read_V, self.path.r_series_ohm, self.timing)
         conductance = np.asarray(fx.noisy_read(self.effects, conductance, self._rng), dtype=float)
-        duration = self.timing.read_duration_s
-        batch = ReadBatch(idx, conductance, current, v_device * current * duration, v_read * current * duration,
-                          np.full(len(idx), duration + self.timing.controller_overhead_s))
+        batch = ReadBatch(idx, conductance, current, energy_device, energy_total, np.full(len(idx), time_s))
         self.ledger.add_many("read", idx, batch.energy_device_J, batch.energy_total_J, batch.time_s,
                              np.zeros(len(idx), dtype=int))
         if as_arrays:
@@ -146,12 +143,10 @@ class SurrogateChip(DeviceStates):
                                            batch.energy_total_J, batch.time_s)]
 
     def _record_read(self, index: int, current: float, v_device: float) -> DeviceRead:
-        v_read = self.crossbar.spec.v_read_V
-        conductance = current / (v_read - current * self.path.r_series_ohm)
-        conductance = float(fx.noisy_read(self.effects, conductance, self._rng))
-        duration = self.timing.read_duration_s
-        read = DeviceRead(conductance, current, v_device * current * duration, v_read * current * duration,
-                          duration + self.timing.controller_overhead_s)
+        conductance, energy_device, energy_total, time_s = verify_read_values(
+            current, v_device, self.crossbar.spec.v_read_V, self.path.r_series_ohm, self.timing)
+        read = DeviceRead(float(fx.noisy_read(self.effects, conductance, self._rng)), current, energy_device,
+                          energy_total, time_s)
         self.ledger.add(LedgerEntry("read", int(index), read.energy_device_J, read.energy_total_J, read.time_s))
         return read
 
