@@ -53,7 +53,8 @@ class TileReadout:
     ``g_diff_S`` = G+ − G− of every pair; ``read_noise_var_S2`` the variance of the per-read noise of
     G+ − G− (independent per matrix-vector product), or None; ``g_span_S`` the conductance difference of
     a full-scale weight (normalises the ADC); ``w_max`` the weight of a full-scale difference; ``alpha``
-    the digital factor applied to the tile's outputs (drift compensation; 1 = none).
+    the digital factor applied to the tile's outputs (drift compensation; 1 = none); ``g_pair_S`` the
+    two conductances of every pair (2, rows, cols), from which a tile with wires is solved.
     """
 
     g_diff_S: np.ndarray
@@ -61,6 +62,7 @@ class TileReadout:
     g_span_S: float
     w_max: float
     alpha: float = 1.0
+    g_pair_S: np.ndarray | None = None  # (2, rows, cols): G+ and G−, for reading through wires
 
 
 class TileDevice(Protocol):
@@ -244,7 +246,8 @@ class MsdcTileDevice:
             reference = self._conductances(state, 0.0)
             alpha = pcm.drift_compensation_alpha(reference[0], reference[1], g[0], g[1],
                                                  state.scale_S_per_unit)
-        return TileReadout(g[0] - g[1], self._read_noise_var(g[0], g[1]), self.g_span_S, state.w_max, alpha)
+        return TileReadout(g[0] - g[1], self._read_noise_var(g[0], g[1]), self.g_span_S, state.w_max, alpha,
+                           g_pair_S=g)
 
     def _read_noise_var(self, g_plus, g_minus):
         sigma = self.effects.read_noise
@@ -355,7 +358,7 @@ class PcmTileDevice:
         if e.drift_compensation:
             alpha = pcm.drift_compensation_alpha(state.g_prog_S[0], state.g_prog_S[1], g[0], g[1],
                                                  state.scale_S_per_unit)
-        return TileReadout(g[0] - g[1], None, self.g_span_S, state.w_max, alpha)
+        return TileReadout(g[0] - g[1], None, self.g_span_S, state.w_max, alpha, g_pair_S=g)
 
     @property
     def has_read_noise(self) -> bool:

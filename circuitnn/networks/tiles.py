@@ -18,32 +18,56 @@ device and input. Partial sums of the row-blocks of a column are added digitally
 ADC. With every effect off the result is x·W to rounding (the tests check 1e-9 relative).
 
 The read voltage cancels between DAC and ADC and is not modelled (reads are linear in V at the 0.1 V
-read level of both devices; line resistance and sneak paths are not modelled at this scale).
+read level of both devices). With resistances in ``TileConfig`` (line, driver, sense, switch), an
+evaluation reads each programmed tile through its solved circuit instead (``tile_circuit.py``):
+G+ − G− becomes the effective difference the inputs see through the wires.
 Loops run over tiles (a handful per layer), never over weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..validation import check_range
 from .devices import MsdcTileDevice, PcmTileDevice, TileReadout
+from .tile_circuit import effective_difference_S
 
 
 @dataclass(frozen=True)
 class TileConfig:
-    """Largest tile (crossbar) size; validated as ``tile.rows`` / ``tile.cols``."""
+    """The tile (crossbar): largest size and the resistances its reads go through; fields validated as
+    ``tile.<field>``.
+
+    Resistances at zero (the default) make a tile an exact product; any of them set makes every
+    evaluation read the tiles through the solved circuit (``tile_circuit.py``): ``r_line_ohm`` per
+    crosspoint segment of rows and columns, ``r_driver_ohm`` per row driver, ``r_sense_ohm`` per
+    column, ``r_switch_on_ohm`` per 1T1R selection transistor. The on-chip presets use 10/1/10/100 Ω.
+    """
 
     rows: int = 256
     cols: int = 256
+    r_line_ohm: float = 0.0
+    r_driver_ohm: float = 0.0
+    r_sense_ohm: float = 0.0
+    r_switch_on_ohm: float = 0.0
 
     def __post_init__(self) -> None:
+        for name in ("r_line_ohm", "r_driver_ohm", "r_sense_ohm", "r_switch_on_ohm"):
+            check_range(f"tile.{name}", getattr(self, name), 0.0, 1e6, True)
+        # The circuit solve's crossbar spec takes layers of up to 1024 lines.
+        high = 1024 if self.has_parasitics else 65536
         for name in ("rows", "cols"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65536:
-                raise ConfigError(f"tile.{name}", value, "an integer in [1, 65536]")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+                raise ConfigError(f"tile.{name}", value, f"an integer in [1, {high}]")
+
+    @property
+    def has_parasitics(self) -> bool:
+        return any(getattr(self, name) > 0 for name in ("r_line_ohm", "r_driver_ohm", "r_sense_ohm",
+                                                        "r_switch_on_ohm"))
 
 
 def tile_slices(n_rows: int, n_cols: int, tile: TileConfig) -> list[tuple[slice, slice]]:
@@ -195,6 +219,10 @@ class ProgrammedMatrix:
         """The tiles as they are at the device's evaluation time (one read-noise snapshot for PCM)."""
         readouts = [self.device.readout(state, child)
                     for state, child in zip(self.states, rng.spawn(len(self.states)))]
+        if self.tile.has_parasitics:
+            device = getattr(self.device, "params", None) if self.device.name == "msdc" else None
+            readouts = [replace(r, g_diff_S=effective_difference_S(r.g_pair_S, self.tile, device))
+                        for r in readouts]
         return AnalogMatrix.from_readouts(self.shape, self.tile, readouts, self.device.effects)
 
 

@@ -255,6 +255,35 @@ class _LayerNetwork:
         return u.T, column.T, power
 
 
+    def transfer_S(self) -> np.ndarray:
+        """(n_in, n_out): the column currents per volt of each input, all sources at zero otherwise.
+
+        The layer is linear, so this matrix is its whole read response (offset aside): column currents
+        = inputs_V @ T + (response at zero input). Computed from whichever side is smaller: n_in
+        solves with unit inputs, or n_out adjoint solves Y w_j = c_j with c_j the sense-current
+        functional of column j (Y is symmetric, so Y⁻ᵀ = Y⁻¹), T[:, j] = source_mapᵀ Mᵀ w_j.
+        """
+        sense, summing = self.sense_nodes, self.summing_nodes
+        chunk = 64  # right-hand sides per solve: bounds the dense block at 64 × n_unknown floats
+        with _one_blas_thread():
+            if self.n_in <= self.n_out:
+                blocks = []
+                for first in range(0, self.n_in, chunk):
+                    unit = np.eye(self.n_in)[first:first + chunk]
+                    voltages = self.lu.solve(np.asarray(self.m @ (self.source_map @ unit.T)))
+                    blocks.append((self.g_sense * (voltages[sense] - voltages[summing])).T)
+                return np.vstack(blocks)
+            blocks = []
+            for first in range(0, self.n_out, chunk):
+                columns = np.arange(first, min(first + chunk, self.n_out))
+                functional = np.zeros((self.n_unknown, len(columns)))
+                functional[np.asarray(sense)[columns], np.arange(len(columns))] = self.g_sense
+                functional[np.asarray(summing)[columns], np.arange(len(columns))] = -self.g_sense
+                w = self.lu.solve(functional)
+                blocks.append(self.source_map.T @ np.asarray(self._m_t @ w))
+            return np.hstack(blocks)
+
+
 def _pattern(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
     """A CSC matrix with the sparsity of the COO entries (rows, cols), and for each entry the slot
     of ``matrix.data`` it adds into (duplicates share a slot)."""
@@ -320,6 +349,19 @@ class ArrayModel:
             power += layer_power
             v = act
         return ArrayResponse(tia, activations, currents, power)
+
+
+    def transfer_matrix_S(self, layer: int = 0) -> np.ndarray:
+        """(n_in, n_out) column current per input volt of ``layer`` at the factorised states (S).
+
+        Exact for the linear network (phi = 1, op-amps in their linear range): a layer's column
+        currents are ``inputs_V @ T`` plus its zero-input response (op-amp offsets). Costs
+        min(n_in, n_out) solves; a tile of 256 × 256 differential pairs with line resistance takes
+        seconds, once per change of states, after which every read is one matrix product.
+        """
+        if not self._factorized:
+            raise RuntimeError("ArrayModel.factorize(conductances) must be called before transfer_matrix_S()")
+        return self.layers[layer].transfer_S()
 
 
 def activation_V(tia_output_V, activation: str, gain_per_V: float, v_read_V: float) -> np.ndarray:
