@@ -136,6 +136,22 @@ def cmd_calibrate(args) -> None:
     print(f"calibration {run.id}: {run.path} (use with --backend surrogate --calibration {run.id})")
 
 
+def cmd_crosscheck(args) -> None:
+    from .experiments.crosscheck import run_crosscheck
+
+    store = _store(args)
+    calibration = None
+    if args.calibration:
+        from .experiments.calibration import load_calibration
+
+        calibration = load_calibration(store, args.calibration)
+    modes = {"both": (False, True), "noreset": (False,), "reset": (True,)}[args.modes]
+    run = run_crosscheck(store, _media_configs(args), seeds=args.seeds, reset_modes=modes,
+                         calibration=calibration, resume=args.resume, progress=not args.quiet)
+    print(run.read_text("report.md"))
+    print(f"cross-check {run.id}: {run.path}")
+
+
 def cmd_networks(args) -> None:
     from .experiments.networks import run_networks
 
@@ -214,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("crosscheck", help="the reproduction on SPICE and on the surrogate over seeds: "
+                                          "agreement of accuracy, time and energy, and where runs diverge")
+    common(p, True)
+    p.add_argument("--seeds", type=int, default=4, help="seeds per medium and mode (default 4)")
+    p.add_argument("--modes", choices=("both", "noreset", "reset"), default="both",
+                   help="with and/or without the initial reset pulse (default both)")
+    p.add_argument("--calibration", metavar="RUN_ID", help="surrogate calibration run (circuitnn calibrate)")
+    p.add_argument("--store", default="runs")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted cross-check")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_crosscheck)
 
     p = sub.add_parser("networks", help="MLP and CNN on crossbar tiles: accuracy with and without "
                                         "M-SDC and PCM device effects")

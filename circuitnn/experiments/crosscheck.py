@@ -1,0 +1,244 @@
+"""The surrogate cross-check: the on-chip reproduction on SpiceChip and SurrogateChip, over seeds.
+
+The criterion (issue 4): on the same task, from the same device states, the surrogate's run matches
+the SPICE run within 2 points of accuracy and 5 % in training time and energy. For each medium, seed
+(the seed draws the as-found device states and trains the software network) and reset mode, the
+same write-verify tuning and test-set inference run on both backends, and every verify read the
+controller sees is recorded on both.
+
+Why several seeds: write-verify is a chain of decisions. Where a verify read lands within numerical
+error of the tolerance edge (|G/G_t − 1| = 5 %), ngspice's time-step error (~1e-4 of a state) and the
+surrogate's closed form can fall on different sides, and from there the two controllers pulse
+differently. For a binary medium (C: every pulse is a large step) a device that flips branches may
+then take all 200 pulses on one backend and 4 on the other, moving the run's totals by several
+percent although every pulse before agreed. Such a run is reported as *divergent*, with the read,
+the two relative errors and their distance to the edge, rather than hidden in an average; the mean
+over seeds shows whether the backends agree where no edge is hit.
+
+Stored as a run (``crosscheck``): one part per medium/seed/mode written as it finishes (``--resume``
+skips them), ``crosscheck.csv``, ``summary.json``, ``agreement.png`` and ``report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from tqdm import tqdm
+
+from ..chip.spice_chip import SpiceChip
+from ..chip.surrogate_chip import SurrogateChip
+from ..circuits.crossbar import Crossbar
+from ..config import Config, from_dict
+from ..errors import ConfigError
+from ..store import Run, RunStore
+from ..surrogate.calibration_params import SurrogateCalibration
+from . import onchip
+
+TARGET_ACCURACY_POINTS = 0.02
+TARGET_RELATIVE = 0.05
+COMPARED = ("training_time_s", "training_energy_total_J", "training_energy_device_J", "inference_energy_J")
+
+
+class VerifyLog:
+    """A chip whose verify reads are recorded: (device, conductance the controller saw), in order."""
+
+    def __init__(self, chip):
+        self.chip, self.reads = chip, []
+
+    def read_device(self, index, *args, **kwargs):
+        result = self.chip.read_device(index, *args, **kwargs)
+        self.reads.append((int(index), float(result.conductance_S)))
+        return result
+
+    def __getattr__(self, name):
+        return getattr(self.chip, name)
+
+
+def _decision(g: float, target: float, tolerance: float) -> int:
+    """What the controller does after reading ``g``: 0 stop, +1 SET, −1 RESET."""
+    error = g / target - 1.0
+    return 0 if abs(error) <= tolerance else (1 if error < 0 else -1)
+
+
+def first_divergence(reads_a, reads_b, targets_S, tolerance: float, max_pulses: int) -> dict | None:
+    """The first verify read after which the two controllers act differently, or None.
+
+    Reads are (device, G) in order. A read after which both have spent the pulse budget ends that
+    device whatever it says, so it cannot diverge.
+    """
+    count: dict[int, int] = {}
+    for k, ((dev_a, g_a), (dev_b, g_b)) in enumerate(zip(reads_a, reads_b)):
+        if dev_a != dev_b:  # only after a differing decision, which is reported below
+            raise AssertionError("reads of different devices before any differing decision")
+        number = count.get(dev_a, 0)
+        count[dev_a] = number + 1
+        target = float(targets_S[dev_a])
+        if number >= max_pulses:
+            continue
+        if _decision(g_a, target, tolerance) != _decision(g_b, target, tolerance):
+            e_a, e_b = g_a / target - 1.0, g_b / target - 1.0
+            return {"read": k, "device": dev_a, "read_of_device": number,
+                    "error_spice": e_a, "error_surrogate": e_b, "tolerance": tolerance,
+                    "distance_to_edge": min(abs(abs(e_a) - tolerance), abs(abs(e_b) - tolerance))}
+    if len(reads_a) != len(reads_b):
+        raise AssertionError("read logs of different length without a differing decision")
+    return None
+
+
+def _one(config: Config, initial_reset: bool, calibration: SurrogateCalibration) -> dict:
+    crossbar = Crossbar(config.crossbar_spec())
+    task = onchip.make_task(config, crossbar)
+    start = onchip.initial_states(config, crossbar.n_devices)
+    summaries, logs = {}, {}
+    factories = {"spice": lambda: SpiceChip(crossbar, start, config.programming, config.timing),
+                 "surrogate": lambda: SurrogateChip(crossbar, start, config.programming, config.timing,
+                                                    calibration=calibration, seed=config.seed)}
+    for backend, make in factories.items():
+        with make() as chip:
+            logged = VerifyLog(chip)
+            result = onchip.train_on_chip(config, logged, task, initial_reset=initial_reset,
+                                          check_retention=False)
+            summaries[backend], logs[backend] = result.summary(), logged.reads
+    spice, surrogate = summaries["spice"], summaries["surrogate"]
+    divergence = first_divergence(logs["spice"], logs["surrogate"], task.targets_S,
+                                  config.tuning.tolerance, config.tuning.max_pulses)
+    row = {"medium": config.device.medium, "seed": config.seed, "initial_reset": initial_reset,
+           "accuracy_spice": spice["chip_accuracy"], "accuracy_surrogate": surrogate["chip_accuracy"],
+           "pulses_spice": spice["pulses"], "pulses_surrogate": surrogate["pulses"],
+           "converged_spice": spice["converged_devices"], "converged_surrogate": surrogate["converged_devices"]}
+    for key in COMPARED:
+        row[f"{key}_spice"], row[f"{key}_surrogate"] = spice[key], surrogate[key]
+        row[f"{key}_relative_difference"] = surrogate[key] / spice[key] - 1.0
+    row["within_target"] = bool(
+        abs(row["accuracy_surrogate"] - row["accuracy_spice"]) <= TARGET_ACCURACY_POINTS
+        and all(abs(row[f"{k}_relative_difference"]) <= TARGET_RELATIVE for k in COMPARED[:2]))
+    row["divergent"] = divergence is not None
+    row["divergence"] = divergence
+    return row
+
+
+def run_crosscheck(store: RunStore, configs: list[Config], seeds: int = 4, reset_modes=(False, True),
+                   calibration: SurrogateCalibration | None = None, resume: str | None = None,
+                   progress: bool = True) -> Run:
+    """Cross-check every medium of ``configs`` over ``seeds`` seeds (config.seed, +1, …)."""
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1000:
+        raise ConfigError("crosscheck.seeds", seeds, "an integer in [1, 1000]")
+    if resume:
+        run = store.resume(resume)
+        plan = run.read_json("plan.json")
+        configs = [from_dict(Config, c, f"run {run.id}: config") for c in plan["configs"]]
+        calibration = SurrogateCalibration(**plan["calibration"])
+        seeds, reset_modes = plan["seeds"], tuple(plan["reset_modes"])
+    else:
+        calibration = calibration or SurrogateCalibration()
+        media = [c.device.medium for c in configs]
+        run = store.create("crosscheck", {"media": media, "seeds": seeds, "reset_modes": list(reset_modes),
+                                          "calibration": calibration.as_dict()},
+                           seed=configs[0].seed, name="-".join(media),
+                           labels={"media": ",".join(media), "calibration": calibration.name})
+        run.write_json("plan.json", {"configs": [c.as_dict() for c in configs], "seeds": seeds,
+                                     "reset_modes": list(reset_modes), "calibration": calibration.as_dict()})
+    jobs = [(config, config.seed + k, reset) for config in configs for k in range(seeds) for reset in reset_modes]
+    with run:
+        rows = []
+        for config, seed, reset in tqdm(jobs, desc="cross-check", unit="run", disable=not progress):
+            part = f"parts/{config.device.medium}-seed{seed}-{'reset' if reset else 'noreset'}.json"
+            if part not in run.files:
+                run.write_json(part, _one(dataclasses.replace(config, seed=seed), reset, calibration))
+            rows.append(run.read_json(part))
+        summary = summarize(rows)
+        run.write_csv("crosscheck.csv", [{k: v for k, v in r.items() if k != "divergence"} for r in rows])
+        run.write_json("summary.json", {"calibration": calibration.as_dict(), "groups": summary, "runs": rows})
+        run.save_figure("agreement.png", _figure(rows))
+        run.write_text("report.md", _markdown(run.id, calibration, summary, rows))
+        run.complete({"runs": len(rows), "within_target": int(sum(r["within_target"] for r in rows)),
+                      "divergent": int(sum(r["divergent"] for r in rows))})
+    return run
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Per medium and reset mode: runs within target, divergent runs, and the mean over seeds."""
+    groups = []
+    for medium in dict.fromkeys(r["medium"] for r in rows):
+        for reset in dict.fromkeys(r["initial_reset"] for r in rows):
+            group = [r for r in rows if r["medium"] == medium and r["initial_reset"] == reset]
+            if not group:
+                continue
+            entry = {"medium": medium, "initial_reset": reset, "runs": len(group),
+                     "within_target": int(sum(r["within_target"] for r in group)),
+                     "divergent": int(sum(r["divergent"] for r in group)),
+                     "max_accuracy_difference": float(max(abs(r["accuracy_surrogate"] - r["accuracy_spice"])
+                                                          for r in group))}
+            for key in COMPARED:
+                spice = np.mean([r[f"{key}_spice"] for r in group])
+                surrogate = np.mean([r[f"{key}_surrogate"] for r in group])
+                entry[f"mean_{key}_relative_difference"] = float(surrogate / spice - 1.0)
+                entry[f"worst_{key}_relative_difference"] = float(
+                    max((r[f"{key}_relative_difference"] for r in group), key=abs))
+            entry["mean_within_target"] = bool(
+                entry["max_accuracy_difference"] <= TARGET_ACCURACY_POINTS
+                and all(abs(entry[f"mean_{k}_relative_difference"]) <= TARGET_RELATIVE for k in COMPARED[:2]))
+            groups.append(entry)
+    return groups
+
+
+def _figure(rows: list[dict]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    media = list(dict.fromkeys(r["medium"] for r in rows))
+    for ax, key, label in zip(axes, COMPARED[:2], ("training time", "training energy (drivers)")):
+        for m, medium in enumerate(media):
+            for reset, marker in ((False, "o"), (True, "s")):
+                group = [r for r in rows if r["medium"] == medium and r["initial_reset"] == reset]
+                if not group:
+                    continue
+                x = [r["seed"] + 0.15 * m for r in group]
+                y = [100 * r[f"{key}_relative_difference"] for r in group]
+                colors = ["tab:red" if r["divergent"] else f"C{m}" for r in group]
+                ax.scatter(x, y, marker=marker, c=colors,
+                           label=f"{medium} {'reset' if reset else 'no reset'}")
+        ax.axhspan(-100 * TARGET_RELATIVE, 100 * TARGET_RELATIVE, color="0.9", zorder=0)
+        ax.axhline(0, color="0.5", lw=0.8)
+        ax.set(xlabel="seed", title=f"{label}: surrogate vs SPICE")
+    axes[0].set_ylabel("surrogate / SPICE − 1 (%)")
+    axes[1].legend(fontsize=7, title="red: divergent (tolerance edge)", title_fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
+def _markdown(run_id: str, calibration: SurrogateCalibration, groups: list[dict], rows: list[dict]) -> str:
+    pct = lambda v: f"{100 * v:+.2f} %"  # noqa: E731
+    lines = [f"# Surrogate cross-check: {run_id}", "",
+             f"Surrogate calibration: `{calibration.name}` ({calibration.source}).",
+             f"Target (issue 4): accuracy within {100 * TARGET_ACCURACY_POINTS:.0f} points, training time and "
+             f"energy within {100 * TARGET_RELATIVE:.0f} %.", "",
+             "| medium | reset | runs | within target | divergent | mean Δtime | mean Δenergy | worst Δtime | "
+             "worst Δenergy | max Δaccuracy |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for g in groups:
+        lines.append(
+            f"| {g['medium']} | {'yes' if g['initial_reset'] else 'no'} | {g['runs']} | {g['within_target']} | "
+            f"{g['divergent']} | {pct(g['mean_training_time_s_relative_difference'])} | "
+            f"{pct(g['mean_training_energy_total_J_relative_difference'])} | "
+            f"{pct(g['worst_training_time_s_relative_difference'])} | "
+            f"{pct(g['worst_training_energy_total_J_relative_difference'])} | "
+            f"{100 * g['max_accuracy_difference']:.1f} pts |")
+    divergent = [r for r in rows if r["divergent"]]
+    lines += ["", "## Divergent runs", ""]
+    if not divergent:
+        lines.append("None: on every run both controllers took the same decision after every verify read.")
+    for r in divergent:
+        d = r["divergence"]
+        lines.append(
+            f"* {r['medium']}, seed {r['seed']}, {'reset' if r['initial_reset'] else 'no reset'}: device "
+            f"{d['device']}, verify read {d['read_of_device']} — SPICE read {100 * d['error_spice']:+.3f} %, "
+            f"surrogate {100 * d['error_surrogate']:+.3f} % of the target, tolerance ±{100 * d['tolerance']:g} % "
+            f"({100 * d['distance_to_edge']:.3f} points from the edge). Pulses {r['pulses_spice']} vs "
+            f"{r['pulses_surrogate']}; time {pct(r['training_time_s_relative_difference'])}, energy "
+            f"{pct(r['training_energy_total_J_relative_difference'])}.")
+    lines += ["", "![agreement](agreement.png)", ""]
+    return "\n".join(lines)
