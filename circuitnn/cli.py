@@ -158,7 +158,8 @@ def cmd_networks(args) -> None:
     run = run_networks(_store(args), args.mnist, seed=args.seed, epochs=args.epochs,
                        max_examples=args.max_examples, weight_noise=args.weight_noise,
                        repeats=args.repeats, kinds=tuple(args.network or ("mlp", "cnn")),
-                       progress=not args.quiet)
+                       progress=not args.quiet,
+                       line_resistances_ohm=() if args.no_wires else tuple(args.line_resistances))
     print(run.read_text("report.md"))
     print(f"run {run.id}: {run.path}")
 
@@ -251,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-examples", type=int, default=10_000)
     p.add_argument("--weight-noise", type=float, default=0.1, help="sigma of hardware-aware training")
     p.add_argument("--repeats", type=int, default=3, help="programming draws per evaluation")
+    p.add_argument("--line-resistances", type=float, nargs="+", default=[0.0, 1.0, 2.0], metavar="OHM",
+                   help="wire sweep: line resistance per crosspoint segment (default 0 1 2)")
+    p.add_argument("--no-wires", action="store_true", help="skip the wire sweep")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", default="runs")
     p.add_argument("--quiet", action="store_true")

@@ -17,6 +17,16 @@ def test_networks_run_reports_float_and_device_accuracy(tmp_path, capsys):
         assert 0.5 < row["accuracy_device"] <= 1.0
     assert "accuracy.png" in run.files and "with device effects" in run.read_text("report.md")
     assert info.labels["dataset"] == "digits-8x8"
+    wires = run.read_csv("wires.csv")
+    assert sorted(set(zip(wires["tile"].tolist(), wires["r_line_ohm"].tolist()))) == [
+        (64, 0.0), (64, 1.0), (64, 2.0), (256, 0.0), (256, 1.0), (256, 2.0)]
+    assert "wires.png" in run.files and "Reading through the wires" in run.read_text("report.md")
+
+
+def test_networks_bad_line_resistance_exits_2_before_training(tmp_path, capsys):
+    assert main(["networks", "--store", str(tmp_path), "--line-resistances", "-1", "--quiet"]) == 2
+    assert "tile.r_line_ohm" in capsys.readouterr().err
+    assert not RunStore(tmp_path).list(kind="networks")
 
 
 def test_networks_bad_mnist_folder_exits_2(tmp_path, capsys):

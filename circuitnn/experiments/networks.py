@@ -2,8 +2,9 @@
 
 For each network (MLP 784-256-10, small CNN) trained plainly and with weight-noise injection
 (hardware-aware), evaluate in float and through M-SDC and PCM tiles with their default effects
-(several programming draws). MNIST from IDX files when a folder is given; scikit-learn's 8×8 digits
-otherwise (the embedded default).
+(several programming draws). Then the wire sweep: the hardware-aware networks on M-SDC tiles of two
+sizes read through their solved circuits at several line resistances (``networks/tile_circuit.py``).
+MNIST from IDX files when a folder is given; scikit-learn's 8×8 digits otherwise (the embedded default).
 """
 
 from __future__ import annotations
@@ -11,20 +12,32 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.mnist import load_dataset
-from ..networks import NetworkConfig, NetworkTrainingConfig, build_network, evaluate, train
+from ..networks import NetworkConfig, NetworkTrainingConfig, TileConfig, build_network, evaluate, train
 from ..store import Run, RunStore
 
 DEVICES = ("msdc", "pcm")
+# The wire sweep: the hardware-aware networks on M-SDC tiles of these sizes, read through line
+# resistances (per crosspoint segment) with the on-chip presets' periphery (driver 10 Ω, sense 10 Ω,
+# 1T1R switch 100 Ω). 1-2 Ω per segment is a thin on-chip metal line at a ~100 nm pitch.
+WIRE_TILE_SIZES = (64, 256)
+LINE_RESISTANCES_OHM = (0.0, 1.0, 2.0)
+PERIPHERY = {"r_driver_ohm": 10.0, "r_sense_ohm": 10.0, "r_switch_on_ohm": 100.0}
 
 
 def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: int = 3,
                  max_examples: int | None = 10_000, weight_noise: float = 0.1, repeats: int = 3,
-                 kinds: tuple[str, ...] = ("mlp", "cnn"), progress: bool = True) -> Run:
+                 kinds: tuple[str, ...] = ("mlp", "cnn"), progress: bool = True,
+                 line_resistances_ohm: tuple[float, ...] = LINE_RESISTANCES_OHM) -> Run:
+    """Train and evaluate ``kinds``; then, unless ``line_resistances_ohm`` is empty, the wire sweep."""
     config = {"mnist_dir": mnist_dir, "epochs": epochs, "max_examples": max_examples,
-              "weight_noise": weight_noise, "repeats": repeats, "kinds": list(kinds)}
+              "weight_noise": weight_noise, "repeats": repeats, "kinds": list(kinds),
+              "wire_sweep": {"tile_sizes": list(WIRE_TILE_SIZES), "line_resistances_ohm": list(line_resistances_ohm),
+                             **PERIPHERY}}
+    wires = [TileConfig(rows=size, cols=size, r_line_ohm=float(r), **PERIPHERY)
+             for size in WIRE_TILE_SIZES for r in line_resistances_ohm]  # validates before training
     X_train, y_train, X_test, y_test, name = load_dataset(mnist_dir, seed, max_examples=max_examples)
     with store.create("networks", config, seed=seed, labels={"dataset": name}, name=f"networks-{name}") as run:
-        rows = []
+        rows, wire_rows = [], []
         for kind in kinds:
             # 8×8 digits need "same" padding for two 5×5 convolutions with pooling; 28×28 MNIST does not.
             architecture = (NetworkConfig.mlp() if kind == "mlp"
@@ -42,10 +55,22 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
                                  "accuracy_device": result["accuracy_device"],
                                  "accuracy_device_std": result["accuracy_device_std"],
                                  "accuracy_drop": result["accuracy_drop"], "n_tiles": result["n_tiles"]})
+            # ``network`` is now the hardware-aware one (noise > 0 last): read it through wires.
+            for tile in wires:
+                if progress:
+                    print(f"{name}: {kind} on {tile.rows}x{tile.cols} M-SDC tiles, "
+                          f"R_line {tile.r_line_ohm:g} ohm ...", flush=True)
+                result = evaluate(network, X_test, y_test, device="msdc", tile=tile, seed=seed)
+                wire_rows.append({"network": kind, "tile": tile.rows, "r_line_ohm": tile.r_line_ohm, **PERIPHERY,
+                                  "accuracy_float": result["accuracy_float"],
+                                  "accuracy_device": result["accuracy_device"], "n_tiles": result["n_tiles"]})
         run.write_csv("results.csv", rows)
         run.write_json("results.json", rows)
         run.save_figure("accuracy.png", _figure(rows, name))
-        run.write_text("report.md", _markdown(run.id, name, rows))
+        if wire_rows:
+            run.write_csv("wires.csv", wire_rows)
+            run.save_figure("wires.png", _wire_figure(wire_rows, name))
+        run.write_text("report.md", _markdown(run.id, name, rows, wire_rows))
         best = max(rows, key=lambda r: r["accuracy_device"])
         run.complete({"dataset": name, "best_device_accuracy": best["accuracy_device"],
                       "best": f"{best['network']} {best['training']} on {best['device']}"})
@@ -72,10 +97,41 @@ def _figure(rows: list[dict], dataset: str):
     return figure
 
 
-def _markdown(run_id: str, dataset: str, rows: list[dict]) -> str:
+def _wire_figure(rows: list[dict], dataset: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = list(dict.fromkeys(r["network"] for r in rows))
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.6), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        for size in dict.fromkeys(r["tile"] for r in rows):
+            group = [r for r in rows if r["network"] == kind and r["tile"] == size]
+            ax.plot([r["r_line_ohm"] for r in group], [r["accuracy_device"] for r in group], "o-",
+                    label=f"{size}×{size} tiles")
+        ax.axhline(group[0]["accuracy_float"], color="0.5", ls="--", label="float")
+        ax.set(xlabel="line resistance per crosspoint (Ω)", ylabel="test accuracy",
+               title=f"{kind}, M-SDC (Cr), {dataset}")
+        ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _markdown(run_id: str, dataset: str, rows: list[dict], wire_rows: list[dict] = ()) -> str:
     lines = [f"# Large networks on crossbar tiles: {run_id}", "", f"Dataset: {dataset}.", "",
              "| network | training | device | float | with device effects | drop |", "|---|---|---|---|---|---|"]
     lines += [f"| {r['network']} | {r['training']} | {r['device']} | {r['accuracy_float']:.4f} | "
               f"{r['accuracy_device']:.4f} ± {r['accuracy_device_std']:.4f} | {r['accuracy_drop']:.4f} |" for r in rows]
     lines += ["", "![accuracy](accuracy.png)", ""]
+    if wire_rows:
+        lines += ["## Reading through the wires", "",
+                  "The hardware-aware networks on M-SDC (Cr) tiles with their default effects, every tile read "
+                  "through its solved circuit: line resistance per crosspoint segment on rows and columns, row "
+                  f"driver {PERIPHERY['r_driver_ohm']:g} Ω, sense {PERIPHERY['r_sense_ohm']:g} Ω, 1T1R switch "
+                  f"{PERIPHERY['r_switch_on_ohm']:g} Ω (one programming draw each).", "",
+                  "| network | tile | R_line (Ω) | float | on tiles through wires |", "|---|---|---|---|---|"]
+        lines += [f"| {r['network']} | {r['tile']}×{r['tile']} | {r['r_line_ohm']:g} | {r['accuracy_float']:.4f} | "
+                  f"{r['accuracy_device']:.4f} |" for r in wire_rows]
+        lines += ["", "![wires](wires.png)", ""]
     return "\n".join(lines)
