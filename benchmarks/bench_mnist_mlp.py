@@ -5,14 +5,20 @@ falls back to the 8×8 digits if it is missing, and says so in the JSON). Same i
 batch size (64), Adam, float64 everywhere. Configurations, each timed for one epoch:
 
 * ``float``: plain NumPy training, no noise.
-* ``tiles_exact``: hardware-aware training on M-SDC (Cr) tiles with the default effects: multiplicative
-  weight noise σ = 0.1 drawn exactly per mini-batch, and every forward product through the tile model
-  (256×256 tiles, 8-bit DAC and ADC, 1 % per-read noise).
-* ``tiles_pool``: the same with the per-epoch Gaussian pool (``noise_sampling="pool"``) for the weight
-  noise and the tiles' per-read noise.
-* ``noise_only_exact``: float forward with exact noise injection, no tiles (where the time goes).
+* ``tiles``: the same training with every forward product through the M-SDC (Cr) tile model with its
+  default device effects (256×256 tiles, 8-bit DAC and ADC, 1 % per-read noise drawn exactly for every
+  product). This is the issue's measurement, "an epoch on the surrogate with device effects vs the same
+  MLP in plain NumPy float", and the headline ratio.
+* ``float_mnt_exact``: float forward with multiplicative weight-noise injection (σ = 0.1, a training
+  recipe for robustness, not a device effect), ε drawn exactly per weight and mini-batch.
+* ``tiles_mnt_exact``: the tiles with that noise injection: compared with ``float_mnt_exact`` (same
+  recipe) and with ``float`` (the strictest reading).
+* ``tiles_mnt_pool``: the same with the per-epoch Gaussian pool (``noise_sampling="pool"``) for the
+  weight noise and the tiles' per-read noise.
 
-Target: tiles ≤ 2× float. Timing: ``repeats`` rounds, the configurations interleaved within a round
+Exact weight noise costs one normal per weight per mini-batch: 200 k draws, ~2 ms on this machine,
+as much as the float mini-batch itself; so a recipe with it cannot be within 2× of one without it,
+whatever the tiles cost. Target: tiles ≤ 2× float. Timing: ``repeats`` rounds, the configurations interleaved within a round
 (other processes share the machine), medians reported; everything once with 1 and once with 2 BLAS
 threads (threadpoolctl): on a shared 2-core machine a 2-thread OpenBLAS stalls whenever another
 process holds a core, so the 1-thread numbers are the steadier ones and the headline. The load
@@ -48,9 +54,17 @@ TARGET_RATIO = 2.0
 
 CONFIGS = {
     "float": {"config": {}, "device": None},
-    "tiles_exact": {"config": {"weight_noise": 0.1, "noise_sampling": "exact"}, "device": "msdc"},
-    "tiles_pool": {"config": {"weight_noise": 0.1, "noise_sampling": "pool"}, "device": "msdc"},
-    "noise_only_exact": {"config": {"weight_noise": 0.1, "noise_sampling": "exact"}, "device": None},
+    "tiles": {"config": {}, "device": "msdc"},
+    "float_mnt_exact": {"config": {"weight_noise": 0.1, "noise_sampling": "exact"}, "device": None},
+    "tiles_mnt_exact": {"config": {"weight_noise": 0.1, "noise_sampling": "exact"}, "device": "msdc"},
+    "tiles_mnt_pool": {"config": {"weight_noise": 0.1, "noise_sampling": "pool"}, "device": "msdc"},
+}
+RATIOS = {  # name: (numerator, denominator)
+    "tiles_to_float": ("tiles", "float"),
+    "tiles_mnt_exact_to_float_mnt_exact": ("tiles_mnt_exact", "float_mnt_exact"),
+    "tiles_mnt_exact_to_float": ("tiles_mnt_exact", "float"),
+    "tiles_mnt_pool_to_float": ("tiles_mnt_pool", "float"),
+    "float_mnt_exact_to_float": ("float_mnt_exact", "float"),
 }
 
 
@@ -91,9 +105,7 @@ def main() -> int:
         by_threads[str(threads)] = {
             "epoch_time_s_median": medians,
             "epoch_time_s_all": times,
-            "ratio_tiles_exact_to_float": medians["tiles_exact"] / medians["float"],
-            "ratio_tiles_pool_to_float": medians["tiles_pool"] / medians["float"],
-            "ratio_noise_only_exact_to_float": medians["noise_only_exact"] / medians["float"],
+            **{f"ratio_{name}": medians[a] / medians[b] for name, (a, b) in RATIOS.items()},
             "float_test_accuracy_after_one_epoch": accuracies,
         }
 
@@ -110,13 +122,14 @@ def main() -> int:
         "benchmark": "mnist_mlp_epoch", "circuitnn": __version__, "python": platform.python_version(),
         "numpy": np.__version__, "data": data_name, "n_train": len(X_train), "batch_size": 64,
         "network": "784-256-10 MLP", "device": "msdc (Cr), default effects, 256x256 tiles",
-        "weight_noise": 0.1, "repeats": args.repeats, "cpu_count": os.cpu_count(),
+        "weight_noise_of_mnt_configs": 0.1, "repeats": args.repeats, "cpu_count": os.cpu_count(),
         "load_average_before": load_before, "load_average_after": os.getloadavg(),
         "target_ratio": TARGET_RATIO,
-        "ratio_tiles_exact_to_float": one_thread["ratio_tiles_exact_to_float"],
-        "ratio_tiles_pool_to_float": one_thread["ratio_tiles_pool_to_float"],
-        "meets_target_exact": one_thread["ratio_tiles_exact_to_float"] <= TARGET_RATIO,
-        "meets_target_pool": one_thread["ratio_tiles_pool_to_float"] <= TARGET_RATIO,
+        "headline": "ratio_tiles_to_float (1 BLAS thread)",
+        **{f"ratio_{name}": one_thread[f"ratio_{name}"] for name in RATIOS},
+        "meets_target": one_thread["ratio_tiles_to_float"] <= TARGET_RATIO,
+        "meets_target_same_recipe_mnt_exact": one_thread["ratio_tiles_mnt_exact_to_float_mnt_exact"] <= TARGET_RATIO,
+        "meets_target_mnt_pool_vs_float": one_thread["ratio_tiles_mnt_pool_to_float"] <= TARGET_RATIO,
         "headline_blas_threads": 1,
         "by_blas_threads": by_threads,
         "tracemalloc_peak_MB": {name: peak / 2**20 for name, peak in peaks.items()},

@@ -197,16 +197,16 @@ def _figure(rows: list[dict]):
                 group = [r for r in rows if r["medium"] == medium and r["initial_reset"] == reset]
                 if not group:
                     continue
-                x = [r["seed"] + 0.15 * m for r in group]
+                x = [r["seed"] + 0.15 * m + (0.05 if reset else 0.0) for r in group]
                 y = [100 * r[f"{key}_relative_difference"] for r in group]
-                colors = ["tab:red" if r["divergent"] else f"C{m}" for r in group]
-                ax.scatter(x, y, marker=marker, c=colors,
+                edges = ["black" if r["divergent"] else f"C{m}" for r in group]
+                ax.scatter(x, y, marker=marker, color=f"C{m}", edgecolors=edges, linewidths=1.2,
                            label=f"{medium} {'reset' if reset else 'no reset'}")
         ax.axhspan(-100 * TARGET_RELATIVE, 100 * TARGET_RELATIVE, color="0.9", zorder=0)
         ax.axhline(0, color="0.5", lw=0.8)
         ax.set(xlabel="seed", title=f"{label}: surrogate vs SPICE")
     axes[0].set_ylabel("surrogate / SPICE − 1 (%)")
-    axes[1].legend(fontsize=7, title="red: divergent (tolerance edge)", title_fontsize=7)
+    axes[1].legend(fontsize=7, title="black edge: divergent at a tolerance edge", title_fontsize=7)
     figure.tight_layout()
     return figure
 
@@ -227,14 +227,19 @@ def _markdown(run_id: str, calibration: SurrogateCalibration, groups: list[dict]
             f"{pct(g['worst_training_time_s_relative_difference'])} | "
             f"{pct(g['worst_training_energy_total_J_relative_difference'])} | "
             f"{100 * g['max_accuracy_difference']:.1f} pts |")
-    divergent = [r for r in rows if r["divergent"]]
-    lines += ["", "## Divergent runs", ""]
+    divergent = sorted((r for r in rows if r["divergent"]),
+                       key=lambda r: (r["within_target"], -abs(r["training_time_s_relative_difference"])))
+    lines += ["", "## Divergent runs", "",
+              "A run diverges where one verify read falls on different sides of the tolerance edge on the two "
+              "backends (within their numerical error); from there the controllers pulse differently. Runs "
+              "outside the target first, then by size of the time difference.", ""]
     if not divergent:
         lines.append("None: on every run both controllers took the same decision after every verify read.")
     for r in divergent:
         d = r["divergence"]
         lines.append(
-            f"* {r['medium']}, seed {r['seed']}, {'reset' if r['initial_reset'] else 'no reset'}: device "
+            ("* **outside the target** — " if not r["within_target"] else "* ")
+            + f"{r['medium']}, seed {r['seed']}, {'reset' if r['initial_reset'] else 'no reset'}: device "
             f"{d['device']}, verify read {d['read_of_device']} — SPICE read {100 * d['error_spice']:+.3f} %, "
             f"surrogate {100 * d['error_surrogate']:+.3f} % of the target, tolerance ±{100 * d['tolerance']:g} % "
             f"({100 * d['distance_to_edge']:.3f} points from the edge). Pulses {r['pulses_spice']} vs "
