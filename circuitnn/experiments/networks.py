@@ -129,7 +129,10 @@ def _markdown(run_id: str, dataset: str, rows: list[dict], wire_rows: list[dict]
                   "The hardware-aware networks on M-SDC (Cr) tiles with their default effects, every tile read "
                   "through its solved circuit: line resistance per crosspoint segment on rows and columns, row "
                   f"driver {PERIPHERY['r_driver_ohm']:g} Ω, sense {PERIPHERY['r_sense_ohm']:g} Ω, 1T1R switch "
-                  f"{PERIPHERY['r_switch_on_ohm']:g} Ω (one programming draw each).", "",
+                  f"{PERIPHERY['r_switch_on_ohm']:g} Ω (one programming draw each). The circuits are solved by "
+                  "the surrogate's nodal array model (`surrogate/array.py`, identity calibration: reads have no "
+                  "free parameter that changes column currents), which matches ngspice on the same tile netlists "
+                  "to ~1e-12 of the largest current (`tests/test_tile_circuit.py`, `benchmarks/bench_mvm.py`).", "",
                   "| network | tile | R_line (Ω) | float | on tiles through wires |", "|---|---|---|---|---|"]
         lines += [f"| {r['network']} | {r['tile']}×{r['tile']} | {r['r_line_ohm']:g} | {r['accuracy_float']:.4f} | "
                   f"{r['accuracy_device']:.4f} |" for r in wire_rows]
