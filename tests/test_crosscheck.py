@@ -32,23 +32,25 @@ def test_a_read_after_the_pulse_budget_cannot_diverge():
     assert first_divergence(spice, surrogate, TARGETS, 0.05, max_pulses=1) is None
 
 
-def test_c_seed0_diverges_at_a_tolerance_edge_and_cr_agrees(tmp_path):
-    """Cr: the runs agree within the issue's targets. C seed 0 (no reset): one verify read lands
-    within 0.01 points of the 5 % edge on both backends, on opposite sides; every read before agreed."""
+def test_runs_agree_or_diverge_only_at_a_tolerance_edge(tmp_path):
+    """The claim the cross-check report makes: every run is within the issue's targets, or its
+    controllers part at one verify read that lies within 0.01 points of the 5 % edge on both backends,
+    on opposite sides, after every earlier read agreed. Cr and C (binary), seed 0, no reset; at the
+    time of writing C seed 0 is such an edge case (SPICE +5.006 %, surrogate +4.935 %)."""
     store = RunStore(tmp_path)
     run = run_crosscheck(store, [load_config(None, "Cr"), load_config(None, "C")], seeds=1,
                          reset_modes=(False,), progress=False)
-    rows = {r["medium"]: r for r in run.read_json("summary.json")["runs"]}
-    cr, c = rows["Cr"], rows["C"]
-    assert cr["within_target"] and not cr["divergent"]
-    assert abs(cr["training_time_s_relative_difference"]) < 0.01
-    assert c["divergent"]
-    d = c["divergence"]
-    assert d["distance_to_edge"] < 1e-3
-    assert (abs(d["error_spice"]) - 0.05) * (abs(d["error_surrogate"]) - 0.05) < 0  # opposite sides
-    assert abs(c["accuracy_surrogate"] - c["accuracy_spice"]) <= 0.02
-    report = run.read_text("report.md")
-    assert "Divergent runs" in report and f"device {d['device']}" in report
+    rows = run.read_json("summary.json")["runs"]
+    for row in rows:
+        assert abs(row["accuracy_surrogate"] - row["accuracy_spice"]) <= 0.02
+        if not row["within_target"]:
+            d = row["divergence"]
+            assert d is not None, row["medium"]
+            assert d["distance_to_edge"] < 1e-4
+            assert (abs(d["error_spice"]) - 0.05) * (abs(d["error_surrogate"]) - 0.05) < 0  # opposite sides
+            assert f"device {d['device']}" in run.read_text("report.md")
+    cr = next(r for r in rows if r["medium"] == "Cr")
+    assert cr["within_target"] and abs(cr["training_time_s_relative_difference"]) < 0.01
     assert "agreement.png" in run.files and "crosscheck.csv" in run.files
 
 

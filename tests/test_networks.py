@@ -375,3 +375,14 @@ def test_gaussian_pool_windows_are_standard_normal():
     assert abs(big.mean()) < 0.02 and abs(big.std() - 1.0) < 0.02
     # Consecutive requests read different windows.
     assert not np.array_equal(pool.standard_normal((50,)), pool.standard_normal((50,)))
+
+
+def test_on_epoch_reports_what_the_history_records():
+    rng = np.random.default_rng(0)
+    network = build_network(NetworkConfig.mlp(hidden=(16,)), (20,), rng)
+    X, y = rng.normal(0, 1, (50, 20)), rng.integers(0, 10, 50)
+    seen = []
+    history = train(network, X, y, NetworkTrainingConfig(epochs=3), on_epoch=lambda *values: seen.append(values))
+    assert [s[0] for s in seen] == [0, 1, 2]
+    np.testing.assert_array_equal([s[1] for s in seen], history.loss)
+    np.testing.assert_array_equal([s[2] for s in seen], history.accuracy)

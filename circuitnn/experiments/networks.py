@@ -46,7 +46,8 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
                 network = build_network(architecture, X_train.shape[1:], np.random.default_rng(seed))
                 if progress:
                     print(f"{name}: training {kind} (weight noise {noise:g}) ...", flush=True)
-                train(network, X_train, y_train, NetworkTrainingConfig(epochs=epochs, weight_noise=noise, seed=seed))
+                train(network, X_train, y_train, NetworkTrainingConfig(epochs=epochs, weight_noise=noise, seed=seed),
+                      on_epoch=_print_epoch if progress else None)
                 for device in DEVICES:
                     result = evaluate(network, X_test, y_test, device=device, seed=seed, repeats=repeats)
                     rows.append({"network": kind, "training": "noise injection" if noise else "plain",
@@ -95,6 +96,10 @@ def _figure(rows: list[dict], dataset: str):
     ax.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _print_epoch(epoch: int, loss: float, accuracy: float, seconds: float) -> None:
+    print(f"  epoch {epoch + 1}: loss {loss:.4f}, training accuracy {accuracy:.4f} ({seconds:.1f} s)", flush=True)
 
 
 def _wire_figure(rows: list[dict], dataset: str):

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -279,12 +280,14 @@ def _check_data(network: Network, X, y) -> tuple[np.ndarray, np.ndarray]:
 
 def train(network: Network, X, y, config: NetworkTrainingConfig = NetworkTrainingConfig(),
           device: str | None = None, effects=None, tile: TileConfig = DEFAULT_TILE,
-          rng: np.random.Generator | None = None) -> TrainingHistory:
+          rng: np.random.Generator | None = None,
+          on_epoch: Callable[[int, float, float, float], None] | None = None) -> TrainingHistory:
     """Train ``network`` in place on ``X`` (n, …) and integer labels ``y`` (n,).
 
     ``device`` ("msdc" | "pcm" | None): run every training forward pass through that device's tile
     model with ``effects`` (converters and per-read noise; see ``AnalogMatrix.for_training``).
-    ``rng`` defaults to ``numpy.random.default_rng(config.seed)``.
+    ``rng`` defaults to ``numpy.random.default_rng(config.seed)``. ``on_epoch(epoch, loss, accuracy,
+    seconds)`` is called after every epoch (progress display).
     """
     X, y = _check_data(network, X, y)
     rng = np.random.default_rng(config.seed) if rng is None else rng
@@ -327,6 +330,8 @@ def train(network: Network, X, y, config: NetworkTrainingConfig = NetworkTrainin
             correct += int(np.sum(np.argmax(logits, axis=1) == y[rows]))
         losses[epoch], accuracies[epoch] = total_loss / len(X), correct / len(X)
         times[epoch] = time.perf_counter() - start
+        if on_epoch is not None:
+            on_epoch(epoch, float(losses[epoch]), float(accuracies[epoch]), float(times[epoch]))
     return TrainingHistory(losses, accuracies, times, config, device)
 
 
