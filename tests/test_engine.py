@@ -116,6 +116,7 @@ def test_missing_vector_is_an_error_not_a_crash(engine, crossbar):
 @pytest.mark.parametrize("target,value", [
     ("vin0", "dc=1\nshell rm -rf /"), ("vin0; quit", "dc=1"), ("vin0", "dc=1 ; quit"),
     (".control", "dc=1"), ("@vprog[pulse]", "= [ 0 1 ] ; shell ls"),
+    ("vin0", "dc=1\n"), ("vin0\n", "dc=1"), ("v.x1.vx0", "=\n0.5"), ("vin0", "dc=\t1"), (3, "dc=1"),
 ])
 def test_alter_refuses_anything_but_a_number(target, value):
     with pytest.raises(ValueError):
@@ -124,7 +125,7 @@ def test_alter_refuses_anything_but_a_number(target, value):
 
 def test_engine_refuses_free_form_analysis(engine, crossbar):
     engine.load("fine", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
-    for analysis in ("shell ls", "op\nquit", "quit", "tran 1n 1u; shell ls"):
+    for analysis in ("shell ls", "op\nquit", "quit", "tran 1n 1u; shell ls", "op\n"):
         with pytest.raises(ValueError):
             engine.run(analysis, ["l2a0"])
 
@@ -141,3 +142,22 @@ def test_many_vectors_are_all_read(engine):
     vectors = engine.run("op", names).vectors
     assert set(vectors) == set(names)
     np.testing.assert_allclose([vectors[site.state_node][0] for site in big.sites], 0.5, atol=1e-9)
+
+
+def test_polling_and_sleeping_engines_give_the_same_results(crossbar):
+    """Polling for answers (the default on 2+ CPUs) changes latency, never results."""
+    netlist = crossbar.netlist(np.linspace(0.1, 0.9, 30), np.zeros(9))
+    inputs = [crossbar.input_alters(x) for x in np.random.default_rng(0).uniform(0, 1, (5, 9))]
+    results = []
+    for spin_s in (0.0, 2e-3):
+        with SpiceEngine(timeout_s=60, spin_s=spin_s) as engine:
+            assert engine.spin_s == spin_s
+            engine.load("spin", netlist)
+            results.append([r.vectors["l2a0"][0] for r in engine.run_many("op", ["l2a0"], inputs)])
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("spin_s", [-1e-3, 2.0])
+def test_spin_outside_its_range_is_refused(spin_s):
+    with pytest.raises(ValueError, match="spin_s"):
+        SpiceEngine(spin_s=spin_s)

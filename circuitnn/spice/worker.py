@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import select
 import socket
 import struct
 import time
@@ -129,7 +130,9 @@ class _Server:
                 self._command("destroy all")
                 return ("error", "rejected", f"no vector named {name!r} after {analysis!r}",
                         self._output())
-            result[name] = values
+            # One-point vectors (operating points) travel as floats: pickling a float costs a tenth
+            # of pickling a one-element array, and a read returns several.
+            result[name] = float(values[0]) if len(values) == 1 else values
         # Without this, plots pile up: memory grows and each run gets slower.
         self._command("destroy all")
         return ("ok", result, solve_s)
@@ -175,17 +178,38 @@ def _receive_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(buffer)
 
 
-def receive_message(sock: socket.socket) -> object:
+def wait_readable(sock: socket.socket, spin_s: float) -> None:
+    """Poll (without sleeping) for up to ``spin_s`` until ``sock`` has data; then return either way.
+
+    A process that blocks in recv is woken by the scheduler tens to hundreds of µs after the data
+    arrives on a busy VM, which is as long as a small circuit's solve; polling for the expected
+    wait avoids that, at the cost of one busy core while it lasts.
+    """
+    if spin_s <= 0:
+        return
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    deadline = time.perf_counter() + spin_s
+    while not poller.poll(0) and time.perf_counter() < deadline:
+        pass
+
+
+def receive_message(sock: socket.socket, spin_s: float = 0.0) -> object:
+    wait_readable(sock, spin_s)
     (size,) = _LENGTH.unpack(_receive_exact(sock, _LENGTH.size))
     return pickle.loads(_receive_exact(sock, size))
 
 
-def serve(connection: socket.socket, library_path: str | None = None) -> None:
-    """Worker entry point: answer requests until the socket closes or 'stop' arrives."""
+def serve(connection: socket.socket, library_path: str | None = None, spin_s: float = 0.0) -> None:
+    """Worker entry point: answer requests until the socket closes or 'stop' arrives.
+
+    ``spin_s``: after each reply, poll this long for the next request before sleeping in recv (a
+    verify loop sends its next read or pulse within a fraction of a millisecond).
+    """
     server = _Server(library_path)
     while True:
         try:
-            request = receive_message(connection)
+            request = receive_message(connection, spin_s)
         except (EOFError, ConnectionError):
             return
         kind = request[0]
@@ -213,8 +237,8 @@ def serve(connection: socket.socket, library_path: str | None = None) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m circuitnn.spice.worker FD [LIBRARY]``: serve on the inherited socket FD."""
-    serve(socket.socket(fileno=int(argv[1])), argv[2] if len(argv) > 2 else None)
+    """``python -m circuitnn.spice.worker FD SPIN_S [LIBRARY]``: serve on the inherited socket FD."""
+    serve(socket.socket(fileno=int(argv[1])), argv[3] if len(argv) > 3 else None, float(argv[2]))
 
 
 if __name__ == "__main__":
