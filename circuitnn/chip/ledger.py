@@ -28,52 +28,75 @@ class LedgerEntry:
 
 
 class Ledger:
+    """The operations of one chip, in order.
+
+    Storage: single operations (a SPICE backend's, one at a time) go into Python lists; a bulk add
+    (thousands of operations from one vectorised call) is kept as one block of arrays, and the two
+    are concatenated in order only when read. Converting every bulk add to Python scalars cost more
+    than the surrogate's physics for a whole batch.
+    """
+
     def __init__(self, entries: list[LedgerEntry] | None = None):
-        self._columns: dict[str, list] = {name: [] for name in _COLUMNS}
+        self.clear()
         for entry in entries or ():
             self.add(entry)
 
     def add(self, entry: LedgerEntry) -> None:
-        self.add_many(entry.phase, [entry.device], [entry.energy_device_J], [entry.energy_total_J],
-                      [entry.time_s], [entry.pulses])
+        if entry.phase not in PHASES:
+            raise ValueError(f"unknown ledger phase {entry.phase!r}; one of {PHASES}")
+        for name, value in zip(_COLUMNS, (PHASES.index(entry.phase), entry.device, entry.energy_device_J,
+                                          entry.energy_total_J, entry.time_s, entry.pulses)):
+            self._pending[name].append(value)
 
     def add_many(self, phase: str, devices, energy_device_J, energy_total_J, time_s, pulses) -> None:
         """Record one operation per element of the (equally long) sequences, in order."""
         if phase not in PHASES:
             raise ValueError(f"unknown ledger phase {phase!r}; one of {PHASES}")
-        devices = np.asarray(devices).ravel().tolist()
-        values = [np.asarray(v).ravel().tolist() for v in (energy_device_J, energy_total_J, time_s, pulses)]
-        if any(len(v) != len(devices) for v in values):
+        columns = [np.array(v, dtype=dtype).ravel()  # copies: the caller may reuse its arrays
+                   for v, dtype in zip((devices, energy_device_J, energy_total_J, time_s, pulses), _DTYPES[1:])]
+        if any(len(c) != len(columns[0]) for c in columns):
             raise ValueError("ledger columns must be equally long")
-        columns = self._columns
-        columns["phase"].extend([PHASES.index(phase)] * len(devices))
-        columns["device"].extend(devices)
-        for name, column in zip(_COLUMNS[2:], values):
-            columns[name].extend(column)
+        self._flush()
+        phases = np.full(len(columns[0]), PHASES.index(phase), dtype=_DTYPES[0])
+        self._blocks.append(dict(zip(_COLUMNS, [phases, *columns])))
+
+    def _flush(self) -> None:
+        """Move the single operations recorded so far into a block (keeps the order)."""
+        if self._pending["phase"]:
+            self._blocks.append({name: np.array(self._pending[name], dtype=dtype)
+                                 for name, dtype in zip(_COLUMNS, _DTYPES)})
+            for column in self._pending.values():
+                column.clear()
 
     def clear(self) -> None:
-        for column in self._columns.values():
-            column.clear()
+        self._pending: dict[str, list] = {name: [] for name in _COLUMNS}
+        self._blocks: list[dict[str, np.ndarray]] = []
 
     def __len__(self) -> int:
-        return len(self._columns["phase"])
+        return len(self._pending["phase"]) + sum(len(block["phase"]) for block in self._blocks)
 
     @property
     def entries(self) -> list[LedgerEntry]:
         """The operations as records (a copy; for inspection and tests)."""
-        c = self._columns
+        c = self.to_arrays()
         return [LedgerEntry(PHASES[p], int(d), float(ed), float(et), float(t), int(n))
                 for p, d, ed, et, t, n in zip(*(c[name] for name in _COLUMNS))]
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The operations as columns, for storing (NPZ) and rebuilding (``from_arrays``)."""
-        return {name: np.array(self._columns[name], dtype=dtype) for name, dtype in zip(_COLUMNS, _DTYPES)}
+        """The operations as columns, for storing (NPZ) and rebuilding (``from_arrays``). A copy."""
+        self._flush()
+        if len(self._blocks) > 1:  # concatenate once; later reads reuse the result
+            self._blocks = [{name: np.concatenate([b[name] for b in self._blocks]) for name in _COLUMNS}]
+        if not self._blocks:
+            return {name: np.zeros(0, dtype=dtype) for name, dtype in zip(_COLUMNS, _DTYPES)}
+        return {name: self._blocks[0][name].copy() for name in _COLUMNS}
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Ledger:
         ledger = cls()
-        for name in _COLUMNS:
-            ledger._columns[name] = np.asarray(arrays[name]).tolist()
+        block = {name: np.array(arrays[name], dtype=dtype).ravel() for name, dtype in zip(_COLUMNS, _DTYPES)}
+        if len(block["phase"]):
+            ledger._blocks.append(block)
         return ledger
 
     def _select(self, phases, device: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
