@@ -159,7 +159,8 @@ def cmd_networks(args) -> None:
                        max_examples=args.max_examples, weight_noise=args.weight_noise,
                        repeats=args.repeats, kinds=tuple(args.network or ("mlp", "cnn")),
                        progress=not args.quiet,
-                       line_resistances_ohm=() if args.no_wires else tuple(args.line_resistances))
+                       line_resistances_ohm=() if args.no_wires else tuple(args.line_resistances),
+                       resume=args.resume)
     print(run.read_text("report.md"))
     print(f"run {run.id}: {run.path}")
 
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--line-resistances", type=float, nargs="+", default=[0.0, 1.0, 2.0], metavar="OHM",
                    help="wire sweep: line resistance per crosspoint segment (default 0 1 2)")
     p.add_argument("--no-wires", action="store_true", help="skip the wire sweep")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run (its own settings)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--store", default="runs")
     p.add_argument("--quiet", action="store_true")

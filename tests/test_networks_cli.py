@@ -1,5 +1,7 @@
 """``circuitnn networks``: a stored run with accuracy with and without device effects."""
 
+import pytest
+
 from circuitnn.cli import main
 from circuitnn.store import RunStore
 
@@ -32,3 +34,29 @@ def test_networks_bad_line_resistance_exits_2_before_training(tmp_path, capsys):
 def test_networks_bad_mnist_folder_exits_2(tmp_path, capsys):
     assert main(["networks", "--store", str(tmp_path), "--mnist", str(tmp_path / "missing"), "--quiet"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_an_interrupted_networks_run_resumes_without_retraining(tmp_path, monkeypatch):
+    from circuitnn.experiments import networks as experiment
+
+    store = RunStore(tmp_path)
+    trained = []
+    original = experiment.train
+
+    def interrupted(network, X, y, config, **options):
+        trained.append(config.weight_noise)
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        return original(network, X, y, config, **options)
+
+    monkeypatch.setattr(experiment, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_networks(store, None, epochs=1, repeats=1, kinds=("mlp",), progress=False,
+                                line_resistances_ohm=())
+    (info,) = store.list(kind="networks")
+    first = store.open(info.id).read_json("parts/mlp-noise0/msdc.json")
+    trained.clear()
+    run = experiment.run_networks(store, None, resume=info.id, progress=False)
+    assert trained == [0.1]  # only the network the interruption stopped is trained again
+    rows = run.read_json("results.json")
+    assert len(rows) == 4 and rows[0] == first and run.status == "complete"

@@ -27,44 +27,61 @@ PERIPHERY = {"r_driver_ohm": 10.0, "r_sense_ohm": 10.0, "r_switch_on_ohm": 100.0
 def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: int = 3,
                  max_examples: int | None = 10_000, weight_noise: float = 0.1, repeats: int = 3,
                  kinds: tuple[str, ...] = ("mlp", "cnn"), progress: bool = True,
-                 line_resistances_ohm: tuple[float, ...] = LINE_RESISTANCES_OHM) -> Run:
-    """Train and evaluate ``kinds``; then, unless ``line_resistances_ohm`` is empty, the wire sweep."""
-    config = {"mnist_dir": mnist_dir, "epochs": epochs, "max_examples": max_examples,
-              "weight_noise": weight_noise, "repeats": repeats, "kinds": list(kinds),
-              "wire_sweep": {"tile_sizes": list(WIRE_TILE_SIZES), "line_resistances_ohm": list(line_resistances_ohm),
-                             **PERIPHERY}}
+                 line_resistances_ohm: tuple[float, ...] = LINE_RESISTANCES_OHM, resume: str | None = None) -> Run:
+    """Train and evaluate ``kinds``; then, unless ``line_resistances_ohm`` is empty, the wire sweep.
+
+    Every trained network (its weights) and every evaluation is stored as a part when it finishes;
+    ``resume`` (a run id) continues an interrupted run with its own settings, skipping stored parts.
+    """
+    if resume:
+        run = store.resume(resume)
+        plan = run.read_json("plan.json")
+        mnist_dir, seed, epochs, max_examples = plan["mnist_dir"], plan["seed"], plan["epochs"], plan["max_examples"]
+        weight_noise, repeats, kinds = plan["weight_noise"], plan["repeats"], tuple(plan["kinds"])
+        line_resistances_ohm = tuple(plan["wire_sweep"]["line_resistances_ohm"])
     wires = [TileConfig(rows=size, cols=size, r_line_ohm=float(r), **PERIPHERY)
              for size in WIRE_TILE_SIZES for r in line_resistances_ohm]  # validates before training
     X_train, y_train, X_test, y_test, name = load_dataset(mnist_dir, seed, max_examples=max_examples)
-    with store.create("networks", config, seed=seed, labels={"dataset": name}, name=f"networks-{name}") as run:
+    if not resume:
+        plan = {"mnist_dir": mnist_dir, "seed": seed, "epochs": epochs, "max_examples": max_examples,
+                "weight_noise": weight_noise, "repeats": repeats, "kinds": list(kinds),
+                "wire_sweep": {"tile_sizes": list(WIRE_TILE_SIZES),
+                               "line_resistances_ohm": list(line_resistances_ohm), **PERIPHERY}}
+        run = store.create("networks", plan, seed=seed, labels={"dataset": name}, name=f"networks-{name}")
+        run.write_json("plan.json", plan)
+    with run:
         rows, wire_rows = [], []
         for kind in kinds:
             # 8×8 digits need "same" padding for two 5×5 convolutions with pooling; 28×28 MNIST does not.
             architecture = (NetworkConfig.mlp() if kind == "mlp"
                             else NetworkConfig.cnn(padding=2 if X_train.shape[1] < 28 else 0))
             for noise in (0.0, weight_noise):
+                part = f"parts/{kind}-noise{noise:g}"
                 network = build_network(architecture, X_train.shape[1:], np.random.default_rng(seed))
-                if progress:
-                    print(f"{name}: training {kind} (weight noise {noise:g}) ...", flush=True)
-                train(network, X_train, y_train, NetworkTrainingConfig(epochs=epochs, weight_noise=noise, seed=seed),
-                      on_epoch=_print_epoch if progress else None)
+                if f"{part}/weights.npz" in run.files:
+                    _load_parameters(network, run.read_npz(f"{part}/weights.npz"))
+                else:
+                    if progress:
+                        print(f"{name}: training {kind} (weight noise {noise:g}) ...", flush=True)
+                    train(network, X_train, y_train,
+                          NetworkTrainingConfig(epochs=epochs, weight_noise=noise, seed=seed),
+                          on_epoch=_print_epoch if progress else None)
+                    run.write_npz(f"{part}/weights.npz", **{f"p{i}": p for i, p in enumerate(network.parameters())})
                 for device in DEVICES:
-                    result = evaluate(network, X_test, y_test, device=device, seed=seed, repeats=repeats)
-                    rows.append({"network": kind, "training": "noise injection" if noise else "plain",
-                                 "weight_noise": noise, "device": device,
-                                 "accuracy_float": result["accuracy_float"],
-                                 "accuracy_device": result["accuracy_device"],
-                                 "accuracy_device_std": result["accuracy_device_std"],
-                                 "accuracy_drop": result["accuracy_drop"], "n_tiles": result["n_tiles"]})
+                    rows.append(_part(run, f"{part}/{device}.json", lambda: _device_row(
+                        network, X_test, y_test, kind, noise, device, seed, repeats)))
             # ``network`` is now the hardware-aware one (noise > 0 last): read it through wires.
             for tile in wires:
-                if progress:
-                    print(f"{name}: {kind} on {tile.rows}x{tile.cols} M-SDC tiles, "
-                          f"R_line {tile.r_line_ohm:g} ohm ...", flush=True)
-                result = evaluate(network, X_test, y_test, device="msdc", tile=tile, seed=seed)
-                wire_rows.append({"network": kind, "tile": tile.rows, "r_line_ohm": tile.r_line_ohm, **PERIPHERY,
-                                  "accuracy_float": result["accuracy_float"],
-                                  "accuracy_device": result["accuracy_device"], "n_tiles": result["n_tiles"]})
+                def wired(tile=tile):
+                    if progress:
+                        print(f"{name}: {kind} on {tile.rows}x{tile.cols} M-SDC tiles, "
+                              f"R_line {tile.r_line_ohm:g} ohm ...", flush=True)
+                    result = evaluate(network, X_test, y_test, device="msdc", tile=tile, seed=seed)
+                    return {"network": kind, "tile": tile.rows, "r_line_ohm": tile.r_line_ohm, **PERIPHERY,
+                            "accuracy_float": result["accuracy_float"],
+                            "accuracy_device": result["accuracy_device"], "n_tiles": result["n_tiles"]}
+
+                wire_rows.append(_part(run, f"parts/{kind}-wires-{tile.rows}-{tile.r_line_ohm:g}ohm.json", wired))
         run.write_csv("results.csv", rows)
         run.write_json("results.json", rows)
         run.save_figure("accuracy.png", _figure(rows, name))
@@ -76,6 +93,26 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
         run.complete({"dataset": name, "best_device_accuracy": best["accuracy_device"],
                       "best": f"{best['network']} {best['training']} on {best['device']}"})
     return run
+
+
+def _part(run: Run, path: str, compute) -> dict:
+    """The stored result at ``path``, or ``compute()`` stored there first."""
+    if path not in run.files:
+        run.write_json(path, compute())
+    return run.read_json(path)
+
+
+def _load_parameters(network, saved: dict) -> None:
+    for i, parameter in enumerate(network.parameters()):
+        parameter[...] = saved[f"p{i}"]
+
+
+def _device_row(network, X_test, y_test, kind: str, noise: float, device: str, seed: int, repeats: int) -> dict:
+    result = evaluate(network, X_test, y_test, device=device, seed=seed, repeats=repeats)
+    return {"network": kind, "training": "noise injection" if noise else "plain", "weight_noise": noise,
+            "device": device, "accuracy_float": result["accuracy_float"],
+            "accuracy_device": result["accuracy_device"], "accuracy_device_std": result["accuracy_device_std"],
+            "accuracy_drop": result["accuracy_drop"], "n_tiles": result["n_tiles"]}
 
 
 def _figure(rows: list[dict], dataset: str):
