@@ -78,12 +78,14 @@ def tile_slices(n_rows: int, n_cols: int, tile: TileConfig) -> list[tuple[slice,
 
 def dac(x: np.ndarray, bits: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Inputs (n, rows) → (x̂ in [−1, 1], per-vector range a (n, 1)); x = x̂·a up to quantisation."""
-    a = np.max(np.abs(x), axis=1, keepdims=True)
+    a = np.maximum(x.max(axis=1, keepdims=True), -x.min(axis=1, keepdims=True))  # max|x|, no |x| temporary
     a[a == 0] = 1.0  # an all-zero input vector: any range gives zero current
-    x_hat = x / a
-    if bits is not None:
-        levels = 2 ** (bits - 1) - 1
-        x_hat = np.rint(x_hat * levels) * (1.0 / levels)
+    if bits is None:
+        return x / a, a
+    levels = 2 ** (bits - 1) - 1
+    x_hat = x * (levels / a)
+    np.rint(x_hat, out=x_hat)
+    x_hat *= 1.0 / levels
     return x_hat, a
 
 
@@ -93,7 +95,11 @@ def adc(u: np.ndarray, bits: int | None, bound: float) -> np.ndarray:
         return u
     levels = 2 ** (bits - 1) - 1
     step = bound / levels
-    return np.clip(np.rint(u * (1.0 / step)), -levels, levels) * step
+    q = u * (1.0 / step)
+    np.rint(q, out=q)
+    np.clip(q, -levels, levels, out=q)
+    q *= step
+    return q
 
 
 class AnalogMatrix:
@@ -176,7 +182,7 @@ class AnalogMatrix:
         var_all = self.noise_var_normalised
         if var_all is not None and rng is None:
             raise ConfigError("tiles.rng", None, "a numpy.random.Generator: the tiles have read noise")
-        out = np.zeros((x.shape[0], self.shape[1]))
+        out = np.empty((x.shape[0], self.shape[1]))
         converted: dict[int, tuple] = {}
         for (rows, cols), factor in zip(self.slices, self.output_factor):
             if rows.start not in converted:  # every tile of a row-block sees the same DAC outputs
@@ -190,10 +196,19 @@ class AnalogMatrix:
                 np.sqrt(spread, out=spread)
                 spread *= rng.standard_normal(u.shape, dtype=np.float32)
                 u += spread
-            u = adc(u, self.adc_bits, self.adc_bound)
-            a_factor = a * factor
-            u *= a_factor
-            out[:, cols] += u
+            scale = a * factor
+            if self.adc_bits is not None:  # adc(), in place on the fresh product
+                levels = 2 ** (self.adc_bits - 1) - 1
+                step = self.adc_bound / levels
+                u *= 1.0 / step
+                np.rint(u, out=u)
+                np.clip(u, -levels, levels, out=u)
+                scale *= step
+            if rows.start == 0:  # the first row-block of these columns: no partial sum yet
+                np.multiply(u, scale, out=out[:, cols])
+            else:
+                u *= scale
+                out[:, cols] += u
         return out
 
 
