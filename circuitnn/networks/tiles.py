@@ -89,13 +89,16 @@ def dac(x: np.ndarray, bits: int | None) -> tuple[np.ndarray, np.ndarray]:
     return x_hat, a
 
 
-def adc(u: np.ndarray, bits: int | None, bound: float) -> np.ndarray:
-    """Normalised outputs clipped to ±``bound`` and rounded to 2^(bits−1) − 1 levels per side."""
+def adc(u: np.ndarray, bits: int | None, bound: float, in_place: bool = False) -> np.ndarray:
+    """Normalised outputs clipped to ±``bound`` and rounded to 2^(bits−1) − 1 levels per side.
+
+    ``in_place``: overwrite ``u`` (a fresh product nobody else holds) instead of allocating."""
     if bits is None:
         return u
     levels = 2 ** (bits - 1) - 1
     step = bound / levels
-    q = u * (1.0 / step)
+    q = u if in_place else u.copy()
+    q *= 1.0 / step
     np.rint(q, out=q)
     np.clip(q, -levels, levels, out=q)
     q *= step
@@ -196,14 +199,8 @@ class AnalogMatrix:
                 np.sqrt(spread, out=spread)
                 spread *= rng.standard_normal(u.shape, dtype=np.float32)
                 u += spread
+            u = adc(u, self.adc_bits, self.adc_bound, in_place=True)
             scale = a * factor
-            if self.adc_bits is not None:  # adc(), in place on the fresh product
-                levels = 2 ** (self.adc_bits - 1) - 1
-                step = self.adc_bound / levels
-                u *= 1.0 / step
-                np.rint(u, out=u)
-                np.clip(u, -levels, levels, out=u)
-                scale *= step
             if rows.start == 0:  # the first row-block of these columns: no partial sum yet
                 np.multiply(u, scale, out=out[:, cols])
             else:

@@ -100,7 +100,8 @@ class SpiceEngine:
         self.timeout_s = timeout_s
         self.library_path = library_path
         if spin_s is None:
-            spin_s = DEFAULT_SPIN_S if len(os.sched_getaffinity(0)) >= 2 else 0.0
+            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            spin_s = DEFAULT_SPIN_S if usable >= 2 else 0.0
         if not 0.0 <= spin_s <= 1.0:
             raise ValueError(f"spin_s = {spin_s!r}: allowed [0, 1] s")
         self.spin_s = float(spin_s)

@@ -254,7 +254,6 @@ class _LayerNetwork:
         u = self.gain * (self.offset_V - voltages[summing])
         return u.T, column.T, power
 
-
     def transfer_S(self) -> np.ndarray:
         """(n_in, n_out): the column currents per volt of each input, all sources at zero otherwise.
 
@@ -349,7 +348,6 @@ class ArrayModel:
             power += layer_power
             v = act
         return ArrayResponse(tia, activations, currents, power)
-
 
     def transfer_matrix_S(self, layer: int = 0) -> np.ndarray:
         """(n_in, n_out) column current per input volt of ``layer`` at the factorised states (S).
