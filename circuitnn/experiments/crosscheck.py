@@ -144,9 +144,7 @@ def run_crosscheck(store: RunStore, configs: list[Config], seeds: int = 4, reset
         rows = []
         for config, seed, reset in tqdm(jobs, desc="cross-check", unit="run", disable=not progress):
             part = f"parts/{config.device.medium}-seed{seed}-{'reset' if reset else 'noreset'}.json"
-            if part not in run.files:
-                run.write_json(part, _one(dataclasses.replace(config, seed=seed), reset, calibration))
-            rows.append(run.read_json(part))
+            rows.append(run.json_part(part, lambda: _one(dataclasses.replace(config, seed=seed), reset, calibration)))
         summary = summarize(rows)
         run.write_csv("crosscheck.csv", [{k: v for k, v in r.items() if k != "divergence"} for r in rows])
         run.write_json("summary.json", {"calibration": calibration.as_dict(), "groups": summary, "runs": rows})

@@ -68,20 +68,14 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
                           on_epoch=_print_epoch if progress else None)
                     run.write_npz(f"{part}/weights.npz", **{f"p{i}": p for i, p in enumerate(network.parameters())})
                 for device in DEVICES:
-                    rows.append(_part(run, f"{part}/{device}.json", lambda: _device_row(
+                    rows.append(run.json_part(f"{part}/{device}.json", lambda: _device_row(
                         network, X_test, y_test, kind, noise, device, seed, repeats)))
             # ``network`` is now the hardware-aware one (noise > 0 last): read it through wires.
             for tile in wires:
-                def wired(tile=tile):
-                    if progress:
-                        print(f"{name}: {kind} on {tile.rows}x{tile.cols} M-SDC tiles, "
-                              f"R_line {tile.r_line_ohm:g} ohm ...", flush=True)
-                    result = evaluate(network, X_test, y_test, device="msdc", tile=tile, seed=seed)
-                    return {"network": kind, "tile": tile.rows, "r_line_ohm": tile.r_line_ohm, **PERIPHERY,
-                            "accuracy_float": result["accuracy_float"],
-                            "accuracy_device": result["accuracy_device"], "n_tiles": result["n_tiles"]}
-
-                wire_rows.append(_part(run, f"parts/{kind}-wires-{tile.rows}-{tile.r_line_ohm:g}ohm.json", wired))
+                label = f"{name}: {kind} on {tile.rows}x{tile.cols} M-SDC tiles, R_line {tile.r_line_ohm:g} ohm"
+                wire_rows.append(run.json_part(f"parts/{kind}-wires-{tile.rows}-{tile.r_line_ohm:g}ohm.json",
+                                               lambda: _wire_row(network, X_test, y_test, kind, tile, seed,
+                                                                 label if progress else None)))
         run.write_csv("results.csv", rows)
         run.write_json("results.json", rows)
         run.save_figure("accuracy.png", _figure(rows, name))
@@ -95,16 +89,18 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
     return run
 
 
-def _part(run: Run, path: str, compute) -> dict:
-    """The stored result at ``path``, or ``compute()`` stored there first."""
-    if path not in run.files:
-        run.write_json(path, compute())
-    return run.read_json(path)
-
-
 def _load_parameters(network, saved: dict) -> None:
     for i, parameter in enumerate(network.parameters()):
         parameter[...] = saved[f"p{i}"]
+
+
+def _wire_row(network, X_test, y_test, kind: str, tile: TileConfig, seed: int, progress_label: str | None) -> dict:
+    if progress_label:
+        print(progress_label + " ...", flush=True)
+    result = evaluate(network, X_test, y_test, device="msdc", tile=tile, seed=seed)
+    return {"network": kind, "tile": tile.rows, "r_line_ohm": tile.r_line_ohm, **PERIPHERY,
+            "accuracy_float": result["accuracy_float"], "accuracy_device": result["accuracy_device"],
+            "n_tiles": result["n_tiles"]}
 
 
 def _device_row(network, X_test, y_test, kind: str, noise: float, device: str, seed: int, repeats: int) -> dict:

@@ -303,6 +303,13 @@ class Run:
         except (ValueError, OSError, EOFError) as err:
             raise CorruptRunError(self.path, f"{rel} is not a readable .npz: {err}") from None
 
+    def json_part(self, rel: str | PurePath, compute: Callable[[], object]):
+        """The JSON stored at ``rel``, or ``compute()`` stored there first: one step of a run that
+        ``resume`` skips once it is written."""
+        if str(PurePath(rel)) not in self.files:
+            self.write_json(rel, compute())
+        return self.read_json(rel)
+
     # -- checkpoints -------------------------------------------------------------------------------------
     @property
     def latest_checkpoint(self) -> str | None:
