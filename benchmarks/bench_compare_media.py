@@ -1,3 +1,5 @@
+from circuitnn.reports.onchip_report import write_report
+
 """Wall time of the full compare-media reproduction in SPICE, and the share spent inside ngspice.
 
 Three media, with and without the initial reset, the conductance-error sweeps and the Cr noise
@@ -17,8 +19,8 @@ import time
 from pathlib import Path
 
 from circuitnn import __version__
-from circuitnn.config import load_config
 from circuitnn.devices.media import MEDIA
+from circuitnn.experiments.config import load_config
 from circuitnn.experiments.reproduction import run_reproduction
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.spice.engine import STATS

@@ -32,7 +32,7 @@ from circuitnn import __version__
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec, example_states
 from circuitnn.circuits.program import ProgrammingCircuit, PulseSpec
-from circuitnn.devices.media import medium
+from circuitnn.devices.base import preset
 from circuitnn.spice.batch import ngspice_version, run_batch
 from circuitnn.spice.engine import SpiceEngine
 from circuitnn.spice.pulses import SpicePulseWriter
@@ -71,7 +71,7 @@ def bench_read_batched(engine: SpiceEngine, crossbar: Crossbar, runs: int, rng, 
 
 
 def bench_write(engine: SpiceEngine, runs: int) -> dict:
-    writer = SpicePulseWriter(ProgrammingCircuit(medium("Cr")), engine)
+    writer = SpicePulseWriter(ProgrammingCircuit(preset("Cr")), engine)
     set_pulse, reset_pulse = PulseSpec(1.0, 10e-6), PulseSpec(-1.0, 10e-6)
     x, wall, solve = 0.5, [], []
     for k in range(runs + 20):
@@ -127,7 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rss-runs", type=int, default=20_000)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    crossbar = Crossbar(default_spec(medium("Cr")))
+    crossbar = Crossbar(default_spec(preset("Cr")))
     with SpiceEngine() as engine:
         read = bench_read(engine, crossbar, args.runs, rng)
         read_batched = bench_read_batched(engine, crossbar, args.runs * 10, rng)

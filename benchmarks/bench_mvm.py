@@ -33,7 +33,7 @@ import numpy as np
 
 from circuitnn import __version__
 from circuitnn.devices import msdc
-from circuitnn.devices.media import medium
+from circuitnn.devices.base import preset
 from circuitnn.networks import TileConfig
 from circuitnn.networks.tile_circuit import tile_crossbar
 from circuitnn.spice.batch import ngspice_version
@@ -54,7 +54,7 @@ def _median_per_item(fn, items: int, repeats: int) -> float:
 
 
 def bench_size(n: int, n_inputs: int, rng: np.random.Generator) -> dict:
-    device = medium("Cr")
+    device = preset("Cr")
     tile = TileConfig(rows=n, cols=n, r_line_ohm=1.0, r_driver_ohm=10.0, r_sense_ohm=10.0, r_switch_on_ohm=100.0)
     crossbar = tile_crossbar(n, n, tile, device)
     states = rng.uniform(0, 1, crossbar.n_devices)

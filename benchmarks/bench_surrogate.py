@@ -44,9 +44,9 @@ from circuitnn.chip.spice_chip import SpiceChip
 from circuitnn.chip.surrogate_chip import SurrogateChip
 from circuitnn.circuits.crossbar import Crossbar, LayerSpec
 from circuitnn.circuits.program import PulseSpec
-from circuitnn.config import load_config
+from circuitnn.experiments.config import load_config
 from circuitnn.spice.batch import ngspice_version
-from circuitnn.surrogate import pulses as surrogate_pulses
+from circuitnn.surrogate import reads as surrogate_reads
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1e3
@@ -117,7 +117,7 @@ def bench_medium(name: str, rounds: int, rng) -> dict:
     surrogate = SurrogateChip(crossbar, states, config.programming, config.timing)
     surrogate_big = SurrogateChip(big, np.tile(states, TILE), config.programming, config.timing)
     # For the kernel-only timings: the surrogate's own path resistance and device windows (no effects).
-    r_program, g_on, g_off = surrogate._r_program_ohm, surrogate._g_on, surrogate._g_off
+    r_program, g_on, g_off = surrogate._r_program_ohm, surrogate._g_high, surrogate._g_low
     start = time.perf_counter()
     with SpiceChip(crossbar, states, config.programming, config.timing) as spice:
         for r in range(rounds + 1):
@@ -153,7 +153,8 @@ def bench_medium(name: str, rounds: int, rng) -> dict:
                     t["su_reads_big"].append(dt / (TILE * n))
                 err["read_big"] = max(err["read_big"], _rel(reads.conductance_S, np.tile(g_spice, TILE)))
                 # the NumPy kernel alone, without the per-device records and ledger entries
-                dt, _ = _timed(surrogate_pulses.read_dc, spec.device, x, spec.v_read_V, r_program, g_on, g_off)
+                dt, _ = _timed(lambda: surrogate_reads.read_dc(spec.device.conductance_S(x, g_off, g_on), spec.v_read_V,
+                                                               r_program))
                 if keep:
                     t["kernel_reads"].append(dt / n)
 
@@ -202,9 +203,9 @@ def bench_medium(name: str, rounds: int, rng) -> dict:
                 if keep:
                     t["su_pulses_big"].append(dt / (TILE * n))
                 account(events, "big", TILE)
-                dt, _ = _timed(surrogate_pulses.apply_pulses, spec.device, np.tile(x, TILE), np.tile(amps, TILE),
+                dt, _ = _timed(spec.device.pulse_response, np.tile(x, TILE), np.tile(amps, TILE),
                                np.tile(wids, TILE), np.full(TILE * n, tuning.edge_s), r_program,
-                               np.tile(g_on, TILE), np.tile(g_off, TILE))
+                               np.tile(g_off, TILE), np.tile(g_on, TILE))
                 if keep:
                     t["kernel_pulses_big"].append(dt / (TILE * n))
 

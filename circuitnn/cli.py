@@ -18,17 +18,19 @@ from .store import StoreError
 
 
 def _config(args):
-    from .config import load_config
+    from .experiments.config import load_config
 
     return load_config(getattr(args, "config", None), getattr(args, "medium", None))
 
 
 def _media(args) -> list[str]:
-    from .devices.media import MEDIA, medium
+    """``--medium``: ``all`` (the paper's W, Cr, C), one preset, or a comma-separated list of presets."""
+    from .devices.base import preset
+    from .devices.media import MEDIA
 
     if getattr(args, "medium", None) in (None, "all"):
         return list(MEDIA)
-    return [medium(args.medium).medium]
+    return [preset(name.strip()).medium for name in str(args.medium).split(",") if name.strip()]
 
 
 def _floats(text: str, field: str) -> np.ndarray:
@@ -46,7 +48,7 @@ def cmd_netlist(args) -> None:
 
 
 def _media_configs(args):
-    from .config import load_config
+    from .experiments.config import load_config
 
     return [load_config(args.config, name) for name in _media(args)]
 
@@ -78,9 +80,11 @@ def cmd_simulate(args) -> None:
 
 
 def cmd_device_curves(args) -> None:
+    from .experiments.demo import all_device_curves
     from .reports.artifacts import write_device_curves
 
-    for path in write_device_curves(Path(args.out), _media_configs(args)):
+    configs = _media_configs(args)
+    for path in write_device_curves(Path(args.out), all_device_curves(configs), configs):
         print(path)
 
 
@@ -97,9 +101,11 @@ def cmd_fit(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .reports.artifacts import run_demo
+    from .experiments.demo import run_demo
+    from .reports.artifacts import write_demo
 
-    for path in run_demo(Path(args.out), _media_configs(args)):
+    configs = _media_configs(args)
+    for path in write_demo(Path(args.out), configs, *run_demo(configs)):
         print(path)
 
 
@@ -112,6 +118,7 @@ def _store(args):
 def cmd_onchip(args) -> None:
     """``train`` (one medium) and ``compare-media`` (all, with the noise heat-map)."""
     from .experiments.reproduction import run_reproduction
+    from .reports.onchip_report import write_report
 
     one_medium = args.command == "train"
     configs = [_config(args)] if one_medium else _media_configs(args)
@@ -124,7 +131,7 @@ def cmd_onchip(args) -> None:
     run = run_reproduction(store, configs, args.command,
                            heatmap_medium=None if one_medium else args.heatmap_medium,
                            resume=args.resume, progress=not args.quiet, backend=args.backend,
-                           calibration=calibration)
+                           calibration=calibration, write_report=write_report)
     print(f"run {run.id}: {run.path / 'report.md'}")
 
 
@@ -186,17 +193,18 @@ def cmd_runs(args) -> None:
 
 def cmd_reproduce(args) -> None:
     """The main job: device curves and example netlists, then the compare-media reproduction."""
+    from .experiments.demo import run_demo
     from .experiments.reproduction import run_reproduction
-    from .reports.artifacts import run_demo
-    from .reports.onchip_report import write_report_to
+    from .reports.artifacts import write_demo
+    from .reports.onchip_report import write_report, write_report_to
     from .store import RunStore
 
     out = Path(args.out)
     configs = _media_configs(args)
-    for path in run_demo(out, configs):
+    for path in write_demo(out, configs, *run_demo(configs)):
         print(path)
     run = run_reproduction(RunStore(out / "runs"), configs, "compare-media", heatmap_medium="Cr",
-                           progress=not args.quiet)
+                           progress=not args.quiet, write_report=write_report)
     for path in write_report_to(run, out / "report"):
         print(path)
 
@@ -209,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, all_media: bool):
         p.add_argument("--config", help="TOML file (see circuitnn/presets/*.toml)")
         p.add_argument("--medium", default="all" if all_media else None,
-                       help="W, Cr or C" + (" or all (default)" if all_media else " (default: Cr)"))
+                       help="a device preset: W, Cr, C (M-SDC), PCM, VTEAM, AgChalc, ..."
+                            + (", a comma-separated list, or all = W,Cr,C (default)" if all_media
+                               else " (default: Cr)"))
 
     p = sub.add_parser("reproduce", help="the main job: device curves, example netlists and the whole "
                                          "on-chip training reproduction for every medium")

@@ -27,7 +27,7 @@ noise_levels = [0.0, 0.2]
 
 @pytest.fixture(scope="module")
 def small_config(tmp_path_factory):
-    from circuitnn.config import load_config
+    from circuitnn.experiments.config import load_config
 
     path = tmp_path_factory.mktemp("config") / "small.toml"
     path.write_text(SMALL_REPRODUCTION_TOML)

@@ -11,6 +11,7 @@ from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
 from circuitnn.circuits.program import ProgrammingCircuit, PulseSpec
 from circuitnn.devices import msdc
+from circuitnn.circuits.netlist import subcircuit_lines
 from circuitnn.devices.media import MEDIA
 from circuitnn.errors import CircuitRejectedError, ConvergenceError, SimulationError
 from circuitnn.spice.batch import NgspiceNotFoundError, ngspice_version, run_batch
@@ -91,7 +92,7 @@ def test_relative_include_resolves_in_the_workdir(tmp_path):
     crossbar = Crossbar(default_spec(device))
     states, inputs = _random_case(crossbar, seed=7)
     (tmp_path / "lib").mkdir()
-    (tmp_path / "lib" / "msdc.lib").write_text(msdc.spice_subckt(device) + "\n")
+    (tmp_path / "lib" / "msdc.lib").write_text("\n".join(subcircuit_lines(device.spice_subcircuit())) + "\n")
     included = run_batch(crossbar.netlist(states, inputs, models="lib"), "included", workdir=tmp_path)
     inline = run_batch(crossbar.netlist(states, inputs), "inline", workdir=tmp_path)
     assert ".include lib/msdc.lib" in included.cir_path.read_text()

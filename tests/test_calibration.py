@@ -1,3 +1,5 @@
+from circuitnn.reports.onchip_report import write_report
+
 """Surrogate calibration against SPICE, and the reproduction cross-checked on both backends."""
 
 import pytest
@@ -5,12 +7,11 @@ import pytest
 from circuitnn.chip.surrogate_chip import SurrogateChip
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.cli import main
-from circuitnn.config import load_config
+from circuitnn.experiments import calibration_fit as cal
 from circuitnn.experiments import reproduction
 from circuitnn.experiments.calibration import load_calibration, run_calibration
+from circuitnn.experiments.config import load_config
 from circuitnn.store import RunStore
-from circuitnn.surrogate import calibrate as cal
-
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,8 @@ def test_surrogate_results_name_their_calibration(store, calibration_run):
 def test_reproduction_on_the_surrogate_matches_spice(store, calibration_run, small_config):
     config = small_config
     calibration = load_calibration(store, calibration_run.id)
-    spice = reproduction.run_reproduction(store, [config], "train", progress=False)
-    surrogate = reproduction.run_reproduction(store, [config], "train", progress=False,
+    spice = reproduction.run_reproduction(store, [config], "train", progress=False, write_report=write_report)
+    surrogate = reproduction.run_reproduction(store, [config], "train", progress=False, write_report=write_report,
                                               backend="surrogate", calibration=calibration)
     assert surrogate.info.labels["calibration"] == calibration_run.id
     assert calibration_run.id in surrogate.read_text("report.md")

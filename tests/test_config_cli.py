@@ -5,7 +5,7 @@ import json
 import pytest
 
 from circuitnn.cli import main
-from circuitnn.config import load_config, preset_names
+from circuitnn.experiments.config import load_config, preset_names
 from circuitnn.errors import ConfigError
 from circuitnn.spice.batch import ngspice_version
 
@@ -93,9 +93,9 @@ def test_demo_writes_netlists_curves_and_operating_points(tmp_path):
 
 def test_cli_fit_recovers_parameters_from_a_spice_trace(tmp_path, engine, capsys):
     from circuitnn.circuits import characterize
-    from circuitnn.devices.media import medium
+    from circuitnn.devices.base import preset
 
-    true = medium("Cr").replace(r_on_ohm=6000.0, tau_s=130e-6)
+    true = preset("Cr").replace(r_on_ohm=6000.0, tau_s=130e-6)
     t, v = characterize.concatenate_waveforms(
         characterize.sine_sweep(0.8, 1 / (3 * true.tau_s), 2, 200),
         characterize.sine_sweep(1.2, 1 / (3 * true.tau_s), 2, 200))

@@ -6,14 +6,15 @@ import pytest
 from circuitnn.circuits.crossbar import Crossbar, CrossbarSpec, LayerSpec, NeuronSpec
 from circuitnn.circuits.default import default_spec
 from circuitnn.devices import msdc
-from circuitnn.devices.media import MEDIA, medium
+from circuitnn.devices.base import preset
+from circuitnn.devices.media import MEDIA
 from circuitnn.experiments.operating_point import read_operating_point
 
 
 @pytest.mark.parametrize("name", list(MEDIA))
 def test_operating_point_reads_back_stored_states(engine, name):
     # The pitfall: a naive model returns the zero-bias equilibrium, not the stored state.
-    crossbar = Crossbar(default_spec(medium(name)))
+    crossbar = Crossbar(default_spec(preset(name)))
     rng = np.random.default_rng(1)
     states = rng.uniform(0, 1, crossbar.n_devices)
     point = read_operating_point(crossbar, states, rng.integers(0, 2, 9), engine)
@@ -21,7 +22,7 @@ def test_operating_point_reads_back_stored_states(engine, name):
 
 
 def _single_layer(weights: str, n_in=5, n_out=3, r_switch=100.0, gain=1e6) -> Crossbar:
-    device = medium("Cr")
+    device = preset("Cr")
     neuron = NeuronSpec(r_feedback_ohm=20_000.0, open_loop_gain=gain, v_rail_V=50.0,
                         activation="linear", activation_gain_per_V=1.0)
     return Crossbar(CrossbarSpec(name="one_layer", device=device, weights=weights,
@@ -82,7 +83,7 @@ def test_rails_clamp_the_neuron_output(engine):
 
 
 def test_altering_states_and_inputs_equals_loading_them(engine):
-    crossbar = Crossbar(default_spec(medium("W")))
+    crossbar = Crossbar(default_spec(preset("W")))
     rng = np.random.default_rng(3)
     first, second = rng.uniform(0, 1, (2, crossbar.n_devices))
     in1, in2 = rng.integers(0, 2, (2, 9)).astype(float)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from circuitnn.config import load_config
+from circuitnn.experiments.config import load_config
 from circuitnn.experiments import crosscheck
 from circuitnn.experiments.crosscheck import first_divergence, run_crosscheck
 from circuitnn.store import RunStore

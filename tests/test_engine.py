@@ -10,14 +10,14 @@ import pytest
 
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
-from circuitnn.devices.media import medium
+from circuitnn.devices.base import preset
 from circuitnn.errors import CircuitRejectedError, ConvergenceError, SimulationError
 from circuitnn.spice.engine import SpiceEngine, alter_command
 
 
 @pytest.fixture
 def crossbar():
-    return Crossbar(default_spec(medium("Cr")))
+    return Crossbar(default_spec(preset("Cr")))
 
 
 def _read(engine, crossbar):
@@ -134,7 +134,7 @@ def test_many_vectors_are_all_read(engine):
     # ngspice truncates a long command; the engine must still save and return every vector asked.
     from circuitnn.circuits.crossbar import CrossbarSpec, LayerSpec, NeuronSpec
 
-    big = Crossbar(CrossbarSpec(name="big", device=medium("W"), r_line_ohm=1.0,
+    big = Crossbar(CrossbarSpec(name="big", device=preset("W"), r_line_ohm=1.0,
                                 layers=(LayerSpec(16, 8, NeuronSpec(1e4)),)))
     engine.load("big", big.netlist(np.full(big.n_devices, 0.5), np.ones(16)))
     names = [site.state_node for site in big.sites] + big.neuron_nodes()

@@ -26,10 +26,11 @@ from circuitnn.circuits.characterize import (
     simulate_trace,
     sine_sweep,
 )
-from circuitnn.config import load_config
+from circuitnn.experiments.config import load_config
 from circuitnn.devices import fit, msdc
 from circuitnn.devices.fit import DEFAULT_FIT_FIELDS, TraceError, fit_msdc, load_trace_csv
-from circuitnn.devices.media import MEDIA, medium
+from circuitnn.devices.base import preset as medium
+from circuitnn.devices.media import MEDIA
 from circuitnn.errors import ConfigError
 
 # Device under test = preset x factor, every fitted field moved by 20-30 % (mixed directions).

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from circuitnn.devices import msdc
-from circuitnn.devices.media import MEDIA, medium
+from circuitnn.devices.base import preset
+from circuitnn.devices.media import MEDIA
 from circuitnn.errors import ConfigError
 
 ALL = list(MEDIA.values())
@@ -54,7 +55,7 @@ def test_set_current_within_datasheet_limit(p):
 
 
 def test_media_ordered_as_vendor_documents():
-    w, cr, c = medium("W"), medium("Cr"), medium("c")
+    w, cr, c = preset("W"), preset("Cr"), preset("c")
     # W: analog, incremental (smallest step per pulse); C: binary (largest step, lowest power).
     width = 10e-6
     steps = [1 - np.exp(-width / p.tau_s) for p in (w, cr, c)]
@@ -64,7 +65,7 @@ def test_media_ordered_as_vendor_documents():
 
 
 def test_conductance_and_inverse():
-    p = medium("Cr")
+    p = preset("Cr")
     x = np.linspace(0, 1, 11)
     g = msdc.conductance_S(p, x)
     assert g[0] == pytest.approx(1 / p.r_off_ohm) and g[-1] == pytest.approx(1 / p.r_on_ohm)
@@ -72,7 +73,7 @@ def test_conductance_and_inverse():
 
 
 def test_generalized_diode_terms_pass_through_origin_and_series_solve():
-    p = medium("W").replace(phi=0.7, alpha_f_A=1e-6, beta_f_per_V=4.0, alpha_r_A=2e-6, beta_r_per_V=3.0)
+    p = preset("W").replace(phi=0.7, alpha_f_A=1e-6, beta_f_per_V=4.0, alpha_r_A=2e-6, beta_r_per_V=3.0)
     assert float(msdc.current_A(p, 0.4, 0.0)) == 0.0
     v_dev = msdc.device_voltage_V(p, 0.4, 1.0, 1000.0)
     # The solved device voltage satisfies the divider equation.
@@ -80,7 +81,7 @@ def test_generalized_diode_terms_pass_through_origin_and_series_solve():
 
 
 def test_hysteresis_loop_is_pinched_at_origin():
-    p = medium("Cr")
+    p = preset("Cr")
     t = np.linspace(0, 2 / 100.0, 801)
     v = np.sin(2 * np.pi * 100.0 * t)
     x, v_dev, i = msdc.simulate_waveform(p, 0.0, t, v)
@@ -98,9 +99,9 @@ def test_hysteresis_loop_is_pinched_at_origin():
                                          ("v_on_V", float("nan")), ("r_off_ohm", 100.0)])
 def test_invalid_parameters_name_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"device\.{field}"):
-        medium("W").replace(**{field: value})
+        preset("W").replace(**{field: value})
 
 
 def test_unknown_medium():
     with pytest.raises(ConfigError, match="device.medium.*W, Cr, C"):
-        medium("Ag")
+        preset("Ag")

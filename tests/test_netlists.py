@@ -11,9 +11,10 @@ from circuitnn import __version__
 from circuitnn.circuits.crossbar import Crossbar, CrossbarSpec, LayerSpec, NeuronSpec
 from circuitnn.circuits.default import default_spec
 from circuitnn.circuits.netlist import Netlist, comment, name, number
-from circuitnn.config import load_config
-from circuitnn.devices.library import library_texts
-from circuitnn.devices.media import MEDIA, medium
+from circuitnn.experiments.config import load_config
+from circuitnn.circuits.library import library_texts
+from circuitnn.devices.base import preset
+from circuitnn.devices.media import MEDIA
 from circuitnn.errors import ConfigError, NetlistError
 from circuitnn.reports.artifacts import default_netlist_texts
 
@@ -82,11 +83,11 @@ def test_include_paths_are_relative_lib_files(path):
 
 def test_circuit_name_with_control_line_is_refused():
     with pytest.raises(NetlistError):
-        default_spec(medium("W"), name="x\n.control")
+        default_spec(preset("W"), name="x\n.control")
 
 
 def test_states_and_inputs_are_range_checked():
-    crossbar = Crossbar(default_spec(medium("W")))
+    crossbar = Crossbar(default_spec(preset("W")))
     with pytest.raises(ConfigError, match=r"states\[3\]"):
         crossbar.netlist(np.r_[np.zeros(3), 2.0, np.zeros(26)], np.zeros(9))
     with pytest.raises(ConfigError, match=r"inputs"):
@@ -96,7 +97,7 @@ def test_states_and_inputs_are_range_checked():
 
 
 def test_spec_validation_names_the_field():
-    device = medium("Cr")
+    device = preset("Cr")
     neuron = NeuronSpec(r_feedback_ohm=-5.0)
     with pytest.raises(ConfigError, match=r"circuit.layers\[0\].neuron.r_feedback_ohm"):
         CrossbarSpec(name="x", device=device, layers=(LayerSpec(2, 1, neuron),))
@@ -106,7 +107,7 @@ def test_spec_validation_names_the_field():
 
 
 def test_default_circuit_is_thirty_memristors_and_four_neurons():
-    crossbar = Crossbar(default_spec(medium("Cr")))
+    crossbar = Crossbar(default_spec(preset("Cr")))
     assert crossbar.n_devices == 30 and crossbar.n_neurons == 4 and crossbar.n_inputs == 9
     text = crossbar.netlist(np.full(30, 0.5), np.zeros(9))
     assert sum(line.startswith("xl") for line in text.splitlines()) == 30

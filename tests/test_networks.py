@@ -17,7 +17,7 @@ import pytest
 
 from circuitnn.data.mnist import load_dataset
 from circuitnn.devices import msdc, pcm
-from circuitnn.devices.media import medium
+from circuitnn.devices.base import preset
 from circuitnn.errors import ConfigError
 from circuitnn.networks import (
     AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, MsdcEffects, Network, NetworkConfig,
@@ -149,7 +149,7 @@ def test_tiles_with_effects_off_reproduce_the_float_product(device, tile):
 
 def test_weights_map_into_the_device_windows():
     W, _ = _matrix_and_inputs((200, 70))  # one tile
-    cr = medium("Cr")
+    cr = preset("Cr")
     m = tile_device("msdc", "ideal")
     state = ProgrammedMatrix(W, m, TileConfig(), np.random.default_rng(0)).states[0]
     g = m._conductances(state, 0.0)
@@ -209,7 +209,7 @@ def test_read_noise_has_the_exact_per_read_distribution():
     analog = ProgrammedMatrix(W, tile_device("msdc", effects), TileConfig(), np.random.default_rng(0)).read(
         np.random.default_rng(1))
     y = analog.matmul(np.repeat(x, 20000, axis=0), np.random.default_rng(2))
-    cr = medium("Cr")
+    cr = preset("Cr")
     scale = (cr.g_on_S - cr.g_off_S) / np.abs(W).max()
     g_plus, g_minus = cr.g_off_S + scale * np.maximum(W, 0), cr.g_off_S + scale * np.maximum(-W, 0)
     expected_std = sigma * np.sqrt((x**2) @ (g_plus**2 + g_minus**2))[0] / scale
@@ -235,7 +235,7 @@ def test_converters_quantise_and_clip():
 
 def test_msdc_retention_shrinks_weights_uniformly_and_compensation_restores_them():
     W, _ = _matrix_and_inputs((100, 20))
-    cr = medium("Cr")
+    cr = preset("Cr")
     t = 3600.0
     for compensate in (False, True):
         effects = replace(MsdcEffects.ideal(), retention_s=t, drift_compensation=compensate)

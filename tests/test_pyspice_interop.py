@@ -16,7 +16,7 @@ import pytest
 
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
-from circuitnn.devices.media import medium
+from circuitnn.devices.base import preset
 from circuitnn.interop import pyspice as interop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +38,7 @@ def pyspice():
 
 
 def _case(name: str, seed: int):
-    crossbar = Crossbar(default_spec(medium(name)))
+    crossbar = Crossbar(default_spec(preset(name)))
     rng = np.random.default_rng(seed)
     states = rng.uniform(0, 1, crossbar.n_devices)
     inputs = rng.uniform(-1, 1, crossbar.n_inputs)  # never exactly 0: every source carries current
@@ -122,7 +122,7 @@ def test_note_lines_do_not_fail_the_run(pyspice):
 
 
 def test_relative_includes_resolve_against_include_dir(pyspice):
-    crossbar = Crossbar(default_spec(medium("Cr")))
+    crossbar = Crossbar(default_spec(preset("Cr")))
     netlist = crossbar.netlist(np.full(crossbar.n_devices, 0.5), np.ones(9), models="../models")
     circuit = interop.to_pyspice(netlist, include_dir=ROOT / "netlists")
     assert f".include {ROOT / 'models' / 'msdc.lib'}" in str(circuit).splitlines()

@@ -8,16 +8,15 @@ import pytest
 
 from circuitnn.cli import main
 from circuitnn.experiments import reproduction
-from circuitnn.reports.onchip_report import build_report, table_csv, write_report_to
+from circuitnn.reports.onchip_report import build_report, table_csv, write_report, write_report_to
 from circuitnn.store import CorruptRunError, RunStore
-
 
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory, small_config):
     store = RunStore(tmp_path_factory.mktemp("runs"))
     run = reproduction.run_reproduction(store, [small_config], "compare-media", heatmap_medium="Cr",
-                                        progress=False)
+                                        progress=False, write_report=write_report)
     return store, run.id
 
 
@@ -66,11 +65,11 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored
 
     monkeypatch.setattr(reproduction.onchip, "train_on_chip", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        reproduction.run_reproduction(store, [small_config], "train", progress=False)
+        reproduction.run_reproduction(store, [small_config], "train", progress=False, write_report=write_report)
     monkeypatch.setattr(reproduction.onchip, "train_on_chip", original)
     (info,) = store.list()
     assert info.status == "failed" and info.latest_checkpoint == "Cr-reset"
-    run = reproduction.run_reproduction(store, [small_config], "train", resume=info.id, progress=False)
+    run = reproduction.run_reproduction(store, [small_config], "train", resume=info.id, progress=False, write_report=write_report)
     assert run.status == "complete"
     # Deterministic: the resumed run equals the uninterrupted one, device by device.
     reference = stored[0].open(stored[1])

@@ -14,9 +14,10 @@ from circuitnn.chip.surrogate_chip import SurrogateChip
 from circuitnn.circuits.crossbar import Crossbar, CrossbarSpec, LayerSpec, NeuronSpec
 from circuitnn.circuits.default import default_spec
 from circuitnn.circuits.program import ProgrammingCircuit, PulseSpec
-from circuitnn.config import load_config
+from circuitnn.experiments.config import load_config
 from circuitnn.devices import msdc
-from circuitnn.devices.media import MEDIA, medium
+from circuitnn.devices.base import preset
+from circuitnn.devices.media import MEDIA
 from circuitnn.errors import ConfigError
 from circuitnn.experiments import onchip
 from circuitnn.spice.pulses import SpicePulseWriter
@@ -159,7 +160,7 @@ def test_array_matches_ngspice_on_the_default_crossbar(engine, name):
 def test_array_matches_ngspice_on_a_differential_crossbar_with_line_resistance(engine, cr):
     config, _ = cr
     neuron = NeuronSpec(r_feedback_ohm=40_000.0, open_loop_gain=1e5, v_offset_V=1e-3, activation="sigmoid")
-    crossbar = Crossbar(CrossbarSpec(name="diff16x8", device=medium("Cr"), layers=(LayerSpec(16, 8, neuron),),
+    crossbar = Crossbar(CrossbarSpec(name="diff16x8", device=preset("Cr"), layers=(LayerSpec(16, 8, neuron),),
                                      weights="differential", r_line_ohm=5.0, r_driver_ohm=10.0, r_sense_ohm=10.0))
     # SpiceChip itself only loads 9-input arrays (it writes the netlist with EXAMPLE_INPUT), so this
     # one is checked against the same netlist's operating points through the engine directly.
@@ -167,7 +168,7 @@ def test_array_matches_ngspice_on_a_differential_crossbar_with_line_resistance(e
 
 
 def test_surrogate_refuses_devices_with_diode_terms():
-    device = medium("Cr").replace(phi=0.9, alpha_f_A=1e-6, beta_f_per_V=2.0, alpha_r_A=1e-6, beta_r_per_V=2.0)
+    device = preset("Cr").replace(phi=0.9, alpha_f_A=1e-6, beta_f_per_V=2.0, alpha_r_A=1e-6, beta_r_per_V=2.0)
     crossbar = Crossbar(default_spec(device))
     with pytest.raises(ConfigError, match="phi = 1"):
         SurrogateChip(crossbar, np.zeros(crossbar.n_devices))
@@ -210,7 +211,7 @@ class _FineStepCircuit(ProgrammingCircuit):
     refine: float = 20.0
 
     def transient(self, pulse):
-        _, stop, max_step = ProgrammingCircuit.transient(pulse)
+        _, stop, max_step = ProgrammingCircuit.transient(self, pulse)
         return max_step / self.refine, stop, max_step / self.refine
 
 

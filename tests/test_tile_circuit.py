@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from circuitnn.circuits.crossbar import Crossbar, CrossbarSpec, LayerSpec, NeuronSpec
-from circuitnn.devices.media import medium
+from circuitnn.devices.base import preset
 from circuitnn.errors import ConfigError
 from circuitnn.networks import NetworkConfig, ProgrammedMatrix, TileConfig, build_network, evaluate, tile_device
 from circuitnn.networks.tile_circuit import effective_difference_S, pair_conductances_in_site_order, tile_crossbar
@@ -18,7 +18,7 @@ WIRES = TileConfig(rows=12, cols=5, r_line_ohm=2.0, r_driver_ohm=10.0, r_sense_o
 def test_transfer_matrix_is_the_array_response(shape, weights):
     """Both ways of computing it (unit inputs, adjoint solves) reproduce the full solve."""
     n_in, n_out = shape
-    device = medium("Cr")
+    device = preset("Cr")
     crossbar = Crossbar(CrossbarSpec(name="t", device=device, weights=weights, r_line_ohm=5.0,
                                      r_driver_ohm=10.0, r_sense_ohm=10.0,
                                      layers=(LayerSpec(n_in, n_out, NeuronSpec(4e4, activation="linear")),)))
@@ -49,7 +49,7 @@ def test_one_pair_tile_is_the_closed_form_series_circuit():
 def test_ir_drop_shrinks_the_far_corner_most():
     """Equal pairs everywhere: devices far from the row driver (last column) and far from the TIA
     (first row) see the least voltage; every effective difference is below the ideal one."""
-    device = medium("Cr")
+    device = preset("Cr")
     pair = np.stack([np.full((32, 16), device.g_on_S), np.full((32, 16), device.g_off_S)])
     tile = TileConfig(rows=32, cols=16, r_line_ohm=2.0)
     effective = effective_difference_S(pair, tile, device)

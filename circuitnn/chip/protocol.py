@@ -11,7 +11,7 @@ from ..circuits.crossbar import Crossbar
 from ..circuits.program import PulseSpec
 from ..errors import ConfigError
 from ..validation import check_range
-from .ledger import Ledger
+from .ledger import Ledger, LedgerEntry
 
 
 @dataclass(frozen=True)
@@ -77,14 +77,23 @@ class InferenceResult:
 
 
 class Chip(Protocol):
-    """Device states plus the circuit around them. All backends implement this."""
+    """Device states plus the circuit around them. All backends implement this.
+
+    The chip keeps a simulated clock (``clock_s``): every read, pulse and inference advances it by
+    the time charged to the ledger. A model that ages (PCM) is read at the time since each device's
+    last pulse, with a drift exponent drawn at that pulse and fresh read noise at every read.
+    """
 
     crossbar: Crossbar
     ledger: Ledger
+    clock_s: float
 
     @property
     def states(self) -> np.ndarray:
         """A copy of every device's state x, in ``crossbar.sites`` order."""
+
+    def conductances_S(self) -> np.ndarray:
+        """Every device's read conductance now (drift included, no read noise), site order, S."""
 
     def read_device(self, index: int) -> DeviceRead:
         """Select one device and read its conductance (charged to the ledger as 'read')."""
@@ -99,14 +108,49 @@ class Chip(Protocol):
         """Leave one device unbiased for ``duration_s`` (retention); returns its new state."""
 
     def load_states(self, states: np.ndarray) -> None:
-        """Overwrite the device states without pulses (fabrication variation, experiments)."""
+        """Overwrite the device states without pulses (fabrication variation, experiments): as if
+        each device had just been programmed there."""
+
+    def snapshot(self) -> ChipSnapshot:
+        """Everything that makes the chip's future: states, clock, ageing, noise streams, ledger."""
+
+    def restore(self, snapshot: ChipSnapshot) -> None:
+        """Put the chip back exactly where ``snapshot`` was taken (resume = uninterrupted run)."""
+
+
+@dataclass(frozen=True)
+class ChipSnapshot:
+    """A chip's whole mutable state: ``arrays`` (NumPy, for NPZ) and ``state`` (JSON-able)."""
+
+    arrays: dict[str, np.ndarray]
+    state: dict
 
 
 class DeviceStates:
-    """What every backend shares: the device-state array and its checks, and ``with`` support."""
+    """What every backend shares: the device states and their checks, the simulated clock, the
+    ageing of models that age (time since each device's last pulse, the values drawn at that pulse,
+    read noise), snapshots, and ``with`` support.
+
+    Randomness of the device model (drift exponents, read noise) comes from child 2 of
+    ``SeedSequence(seed)`` in every backend, so a SPICE and a surrogate chip with the same seed and
+    the same operations draw the same values.
+    """
 
     crossbar: Crossbar
+    ledger: Ledger
     _states: np.ndarray
+
+    def _init_states(self, initial_states, seed: int) -> None:
+        self._states = np.array(self.crossbar._validated_states(initial_states), dtype=float)
+        self.clock_s = 0.0
+        self.seed = seed
+        self._model_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+        self._programmed_at_s = np.zeros(self.n_devices)
+        self._memory = self.device.draw_programming_memory(self._states, self._model_rng)
+
+    @property
+    def device(self):
+        return self.crossbar.spec.device
 
     @property
     def states(self) -> np.ndarray:
@@ -115,6 +159,69 @@ class DeviceStates:
     @property
     def n_devices(self) -> int:
         return self.crossbar.n_devices
+
+    # -- ageing ------------------------------------------------------------------------------------
+    def _charge(self, entry: LedgerEntry) -> None:
+        self.ledger.add(entry)
+        self.clock_s += entry.time_s
+
+    def _programmed(self, indices, x_after) -> None:
+        """Devices ``indices`` were just programmed to ``x_after``: restart their drift clock."""
+        if self.device.ages:
+            idx = np.atleast_1d(indices)
+            self._programmed_at_s[idx] = self.clock_s
+            drawn = self.device.draw_programming_memory(np.atleast_1d(x_after), self._model_rng)
+            for key, values in drawn.items():
+                self._memory[key][idx] = values
+
+    def _read_inputs(self, indices=None, noise: bool = True) -> dict[str, np.ndarray]:
+        """The model's read inputs of devices ``indices`` (all: None) now; {} for a model that does
+        not age."""
+        if not self.device.ages:
+            return {}
+        idx = slice(None) if indices is None else np.atleast_1d(indices)
+        memory = {key: values[idx] for key, values in self._memory.items()}
+        return self.device.read_inputs(self._states[idx], memory, self.clock_s - self._programmed_at_s[idx],
+                                       self._model_rng if noise else None)
+
+    def conductances_S(self) -> np.ndarray:
+        factor = self.device.conductance_factor(self._read_inputs(noise=False)) if self.device.ages else 1.0
+        return self._window_conductances(self._states) * factor
+
+    def _window_conductances(self, states) -> np.ndarray:
+        return self.device.conductance_S(states)
+
+    def load_states(self, states) -> None:
+        self._states = np.array(self.crossbar._validated_states(states), dtype=float)
+        self._programmed(np.arange(self.n_devices), self._states)
+
+    # -- snapshots ---------------------------------------------------------------------------------
+    def snapshot(self) -> ChipSnapshot:
+        arrays = {"states": self._states.copy(), "programmed_at_s": self._programmed_at_s.copy(),
+                  **{f"memory.{key}": values.copy() for key, values in self._memory.items()},
+                  **{f"ledger.{key}": values for key, values in self.ledger.to_arrays().items()}}
+        return ChipSnapshot(arrays, {"clock_s": self.clock_s, "rngs": self._rng_states()})
+
+    def restore(self, snapshot: ChipSnapshot) -> None:
+        arrays = snapshot.arrays
+        self.load_states(arrays["states"])
+        self._programmed_at_s = np.array(arrays["programmed_at_s"], dtype=float)
+        self._memory = {key.split(".", 1)[1]: np.array(values, dtype=float)
+                        for key, values in arrays.items() if key.startswith("memory.")}
+        self.ledger = Ledger.from_arrays({key.split(".", 1)[1]: values for key, values in arrays.items()
+                                          if key.startswith("ledger.")})
+        self.clock_s = float(snapshot.state["clock_s"])
+        self._set_rng_states(snapshot.state["rngs"])
+
+    def _rngs(self) -> dict[str, np.random.Generator]:
+        return {"model": self._model_rng}
+
+    def _rng_states(self) -> dict:
+        return {name: rng.bit_generator.state for name, rng in self._rngs().items()}
+
+    def _set_rng_states(self, states: dict) -> None:
+        for name, rng in self._rngs().items():
+            rng.bit_generator.state = states[name]
 
     def _check_index(self, index: int) -> None:
         if not (isinstance(index, (int, np.integer)) and 0 <= index < self.n_devices):

@@ -12,7 +12,6 @@ import numpy as np
 
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
-from ..devices import msdc
 from ..spice.engine import SpiceEngine
 from ..spice.pulses import SpicePulseWriter
 from .ledger import Ledger, LedgerEntry
@@ -28,15 +27,17 @@ class SpiceChip(DeviceStates):
     """A crossbar chip in ngspice. Close it (or use ``with``) to stop its two worker processes."""
 
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
-                 timing: ChipTiming = ChipTiming(), timeout_s: float = 300.0):
+                 timing: ChipTiming = ChipTiming(), timeout_s: float = 300.0, seed: int = 0):
         self.crossbar, self.timing = crossbar, timing
-        self.program_circuit = ProgrammingCircuit(crossbar.spec.device, path, name=f"{crossbar.spec.name}_program")
+        self.program_circuit = ProgrammingCircuit(crossbar.spec.device, path, name=f"{crossbar.spec.name}_program",
+                                                  v_read_V=crossbar.spec.v_read_V)
         self.ledger = Ledger()
-        self._states = np.array(crossbar._validated_states(initial_states), dtype=float)
+        self._init_states(initial_states, seed)
         self._program_engine = SpiceEngine(timeout_s=timeout_s)
         self._array_engine = SpiceEngine(timeout_s=timeout_s)
         self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
         self._array_states: np.ndarray | None = None  # the states the loaded array holds
+        self._array_inputs: dict[str, np.ndarray] = {}  # the read inputs it holds (ageing models)
 
     # -- protocol ----------------------------------------------------------------------------------
 
@@ -44,12 +45,13 @@ class SpiceChip(DeviceStates):
         self._check_index(index)
         v_read = self.crossbar.spec.v_read_V
         site = self.crossbar.sites[index]
+        inputs = {key: float(values[0]) for key, values in self._read_inputs(index).items()}
         current, v_device = self._writer.read_dc(float(self._states[index]), v_read,
-                                                 step=f"verify read of {site.instance}")
+                                                 step=f"verify read of {site.instance}", inputs=inputs)
         conductance, energy_device, energy_total, time_s = verify_read_values(
             current, v_device, v_read, self.program_circuit.path.r_series_ohm, self.timing)
         read = DeviceRead(conductance, current, energy_device, energy_total, time_s)
-        self.ledger.add(LedgerEntry("read", index, read.energy_device_J, read.energy_total_J, read.time_s))
+        self._charge(LedgerEntry("read", index, read.energy_device_J, read.energy_total_J, read.time_s))
         return read
 
     def pulse_device(self, index: int, pulse: PulseSpec, phase: str = "program") -> PulseEvent:
@@ -60,8 +62,9 @@ class SpiceChip(DeviceStates):
         self._states[index] = result.x_after
         event = PulseEvent(result.x_before, result.x_after, result.energy_device_J, result.energy_source_J,
                            result.duration_s + self.timing.controller_overhead_s)
-        self.ledger.add(LedgerEntry(phase, index, event.energy_device_J, event.energy_total_J,
-                                    event.time_s, pulses=1))
+        self._charge(LedgerEntry(phase, index, event.energy_device_J, event.energy_total_J,
+                                 event.time_s, pulses=1))
+        self._programmed(index, result.x_after)
         return event
 
     def rest_device(self, index: int, duration_s: float) -> float:
@@ -74,13 +77,10 @@ class SpiceChip(DeviceStates):
         self._states[index] = result.x_after
         return result.x_after
 
-    def load_states(self, states) -> None:
-        self._states = np.array(self.crossbar._validated_states(states), dtype=float)
-
     def infer(self, inputs) -> InferenceResult:
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
         crossbar = self.crossbar
-        self._sync_array()
+        self._sync_array(self._read_inputs())
         layers = crossbar.spec.layers
         nodes = [[crossbar.activation_node(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
         power_pairs = crossbar.driver_power_vectors()
@@ -106,20 +106,28 @@ class SpiceChip(DeviceStates):
                 power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
                 energy += power * self.timing.inference_settle_s
         duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
-        self.ledger.add(LedgerEntry("inference", -1, 0.0, energy, duration))
+        self._charge(LedgerEntry("inference", -1, 0.0, energy, duration))
         return InferenceResult(activations[-1], activations[:-1], energy, duration, currents)
 
-    def _sync_array(self) -> None:
+    def _sync_array(self, device_inputs: dict[str, np.ndarray]) -> None:
+        """Bring the loaded array to the chip's states and the read inputs of this inference."""
         if self._array_states is None:
             self._array_engine.load(self.crossbar.spec.name,
-                                    self.crossbar.netlist(self._states, np.zeros(self.crossbar.n_inputs)))
-        elif not np.array_equal(self._array_states, self._states):
+                                    self.crossbar.netlist(self._states, np.zeros(self.crossbar.n_inputs),
+                                                          device_inputs=device_inputs))
+        else:
             changed = np.flatnonzero(self._array_states != self._states)
             alters = self.crossbar.state_alters(self._states)
             sites = self.crossbar.sites
-            self._array_engine.run("op", [self.crossbar.output_nodes()[0]], step="load device states",
-                                   alters={sites[i].state_target: alters[sites[i].state_target] for i in changed})
+            alters = {sites[i].state_target: alters[sites[i].state_target] for i in changed}
+            for key, values in device_inputs.items():
+                moved = np.flatnonzero(self._array_inputs[key] != values)
+                alters.update(self.crossbar.device_input_alters({key: values}, indices=moved))
+            if alters:
+                self._array_engine.run("op", [self.crossbar.output_nodes()[0]], step="load device states",
+                                       alters=alters)
         self._array_states = self._states.copy()
+        self._array_inputs = {key: np.array(values) for key, values in device_inputs.items()}
 
     # -- for stored runs --------------------------------------------------------------------------------
     def netlists(self) -> dict[str, str]:
@@ -129,9 +137,6 @@ class SpiceChip(DeviceStates):
             f"{self.program_circuit.name}.cir": self.program_circuit.netlist(
                 float(self._states[0]), PulseSpec(1.0, 10e-6)),
         }
-
-    def conductances_S(self) -> np.ndarray:
-        return msdc.conductance_S(self.crossbar.spec.device, self._states)
 
     def close(self) -> None:
         self._program_engine.close()

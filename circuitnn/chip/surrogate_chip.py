@@ -8,7 +8,7 @@ neurons for inference. What each operation computes, and what it charges to the 
 * ``read_device``: the DC divider of the programming path at V_read (SPICE: an operating point);
   the controller computes G = I/(V_read − I·R_series) with its nominal path; energies V·I·t_read;
   time t_read + overhead.
-* ``pulse_device``: the pulse through the path (``surrogate/pulses.py``: exponential-integrator
+* ``pulse_device``: the pulse through the path (the device model's ``pulse_response``: e.g. exponential-integrator
   sub-steps, energies integrated); time ``pulse.duration_s`` + overhead.
 * ``infer``: the DC solution of the whole array for the batch (``surrogate/array.py``), energy
   −Σ V·I of the driving sources × settle time per sample; time n · (settle + overhead).
@@ -28,11 +28,10 @@ import numpy as np
 
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingPath, PulseSpec
-from ..devices import msdc
 from ..errors import ConfigError
 from ..surrogate import effects as fx
-from ..surrogate import pulses
-from ..surrogate.array import ArrayModel, ArrayResponse, check_memristive
+from ..surrogate import reads
+from ..surrogate.array import ArrayModel, ArrayResponse, check_linear
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..surrogate.effects import DeviceEffects
 from .ledger import PHASES, Ledger, LedgerEntry
@@ -85,10 +84,9 @@ class SurrogateChip(DeviceStates):
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
                  timing: ChipTiming = ChipTiming(), effects: DeviceEffects = DeviceEffects(),
                  calibration: SurrogateCalibration | None = None, seed: int = 0):
-        check_memristive(crossbar.spec.device)
+        check_linear(crossbar.spec.device)
         self.crossbar, self.path, self.timing, self.effects = crossbar, path, timing, effects
         self.calibration = calibration if calibration is not None else SurrogateCalibration()
-        self.seed = seed
         self.ledger = Ledger()
         device = crossbar.spec.device
         nominal = (path.r_driver_ohm or MIN_PROGRAM_DRIVER_OHM) + path.r_switch_on_ohm + path.r_sense_ohm
@@ -97,15 +95,17 @@ class SurrogateChip(DeviceStates):
             raise ConfigError("calibration.series_resistance_offset_ohm", offset,
                               f"(-{nominal:g}, 1e6]: the programming path's resistance must stay positive")
         self._r_program_ohm = nominal + offset
-        # Two streams: the per-device draws (made once) and the per-operation noise.
+        # Streams: the per-device draws (made once), the per-operation noise of the effects, and
+        # (child 2, shared with SpiceChip) the device model's own draws.
         fixed, noise = np.random.SeedSequence(seed).spawn(2)
         self._rng = np.random.default_rng(noise)
-        self._draws = fx.sample_devices(effects, device.r_on_ohm, device.r_off_ohm, crossbar.n_devices,
+        self._draws = fx.sample_devices(effects, device.g_high_S, device.g_low_S, crossbar.n_devices,
                                         np.random.default_rng(fixed))
-        self._g_on, self._g_off = self._draws.g_on_S, self._draws.g_off_S
-        self._states = self._draws.apply_stuck(np.array(crossbar._validated_states(initial_states), dtype=float))
+        self._g_high, self._g_low = self._draws.g_high_S, self._draws.g_low_S
+        self._init_states(self._draws.apply_stuck(
+            np.array(crossbar._validated_states(initial_states), dtype=float)), seed)
         self._array = ArrayModel(crossbar, gain_scale=self.calibration.gain_scale)
-        self._array_states: np.ndarray | None = None  # the states the factorisation holds
+        self._array_states: np.ndarray | None = None  # the conductances the factorisation holds
 
     # -- protocol ----------------------------------------------------------------------------------
 
@@ -117,9 +117,12 @@ class SurrogateChip(DeviceStates):
     def read_device(self, index: int) -> DeviceRead:
         self._check_index(index)
         # Plain floats: one device costs a few µs, not the ~10 µs of NumPy's per-call overhead.
-        read = pulses.read_dc(self.crossbar.spec.device, float(self._states[index]), self.crossbar.spec.v_read_V,
-                              self._r_program_ohm, float(self._g_on[index]), float(self._g_off[index]))
-        return self._record_read(index, read.current_A, read.device_voltage_V)
+        g = float(self.device.conductance_S(float(self._states[index]), float(self._g_low[index]),
+                                            float(self._g_high[index])))
+        if self.device.ages:
+            g *= float(self.device.conductance_factor(self._read_inputs(index))[0])
+        current, v_device = reads.read_dc(g, self.crossbar.spec.v_read_V, self._r_program_ohm)
+        return self._record_read(index, current, v_device)
 
     def read_devices(self, indices, as_arrays: bool = False) -> list[DeviceRead] | ReadBatch:
         """Verify reads of many devices at once; the ledger gets one 'read' entry each, in order.
@@ -127,15 +130,17 @@ class SurrogateChip(DeviceStates):
         ``as_arrays`` returns one ``ReadBatch`` of arrays instead of a record per device (for large
         batches, where building the records costs more than the physics)."""
         idx = self._checked_indices(indices, unique=False)
-        read = pulses.read_dc(self.crossbar.spec.device, self._states[idx], self.crossbar.spec.v_read_V,
-                              self._r_program_ohm, self._g_on[idx], self._g_off[idx])
-        current, v_device = np.asarray(read.current_A, float), np.asarray(read.device_voltage_V, float)
+        g = self.device.conductance_S(self._states[idx], self._g_low[idx], self._g_high[idx])
+        if self.device.ages:
+            g = g * self.device.conductance_factor(self._read_inputs(idx))
+        current, v_device = reads.read_dc(np.asarray(g, float), self.crossbar.spec.v_read_V, self._r_program_ohm)
         conductance, energy_device, energy_total, time_s = verify_read_values(
             current, v_device, self.crossbar.spec.v_read_V, self.path.r_series_ohm, self.timing)
         conductance = np.asarray(fx.noisy_read(self.effects, conductance, self._rng), dtype=float)
         batch = ReadBatch(idx, conductance, current, energy_device, energy_total, np.full(len(idx), time_s))
         self.ledger.add_many("read", idx, batch.energy_device_J, batch.energy_total_J, batch.time_s,
                              np.zeros(len(idx), dtype=int))
+        self.clock_s += float(np.sum(batch.time_s))
         if as_arrays:
             return batch
         return [DeviceRead(float(g), float(i), float(ed), float(et), float(t))
@@ -147,7 +152,7 @@ class SurrogateChip(DeviceStates):
             current, v_device, self.crossbar.spec.v_read_V, self.path.r_series_ohm, self.timing)
         read = DeviceRead(float(fx.noisy_read(self.effects, conductance, self._rng)), current, energy_device,
                           energy_total, time_s)
-        self.ledger.add(LedgerEntry("read", int(index), read.energy_device_J, read.energy_total_J, read.time_s))
+        self._charge(LedgerEntry("read", int(index), read.energy_device_J, read.energy_total_J, read.time_s))
         return read
 
     def pulse_device(self, index: int, pulse: PulseSpec, phase: str = "program") -> PulseEvent:
@@ -155,18 +160,21 @@ class SurrogateChip(DeviceStates):
         self._check_phase(phase)
         x_before = float(self._states[index])
         width = self._effective_width(pulse.amplitude_V, pulse.width_s)
-        g_on, g_off = float(self._g_on[index]), float(self._g_off[index])
-        x_after, e_dev, e_src = pulses.apply_pulse(self.crossbar.spec.device, x_before, pulse.amplitude_V, width,
-                                                   pulse.edge_s, self._r_program_ohm, g_on, g_off)
+        g_high, g_low = float(self._g_high[index]), float(self._g_low[index])
+        response = self.device.pulse_response(x_before, pulse.amplitude_V, width, pulse.edge_s,
+                                              self._r_program_ohm, g_low, g_high)
+        x_after, e_dev, e_src = float(response.x_after), float(response.energy_device_J), float(response.energy_source_J)
         # Drawn for every pulse, stuck or not, so the noise stream is the same as pulse_devices'.
         x_after = float(fx.programmed_state(self.effects, x_after, self._rng))
         if self._draws.stuck[index]:
             x_after = x_before
-            e_dev, e_src = (float(e) for e in pulses.fixed_state_energies(
-                x_before, pulse.amplitude_V, width, pulse.edge_s, self._r_program_ohm, g_on, g_off))
+            g = float(self.device.conductance_S(x_before, g_low, g_high))
+            e_dev, e_src = (float(e) for e in reads.fixed_state_energies(
+                g, pulse.amplitude_V, width, pulse.edge_s, self._r_program_ohm))
         self._states[index] = x_after
         event = PulseEvent(x_before, x_after, e_dev, e_src, pulse.duration_s + self.timing.controller_overhead_s)
-        self.ledger.add(LedgerEntry(phase, index, e_dev, e_src, event.time_s, pulses=1))
+        self._charge(LedgerEntry(phase, index, e_dev, e_src, event.time_s, pulses=1))
+        self._programmed(index, x_after)
         return event
 
     def pulse_devices(self, indices, amplitudes_V, widths_s, edge_s=100e-9, phase: str = "program",
@@ -184,20 +192,22 @@ class SurrogateChip(DeviceStates):
         _check_pulses(amp, width, edge)
         x_before = self._states[idx].copy()
         effective = self._effective_width(amp, width)
-        g_on, g_off = self._g_on[idx], self._g_off[idx]
-        response = pulses.apply_pulses(self.crossbar.spec.device, x_before, amp, effective, edge,
-                                       self._r_program_ohm, g_on, g_off)
-        x_after = fx.programmed_state(self.effects, response.x_after, self._rng)
-        e_dev, e_src = response.energy_device_J.copy(), response.energy_source_J.copy()
+        g_high, g_low = self._g_high[idx], self._g_low[idx]
+        response = self.device.pulse_response(x_before, amp, effective, edge, self._r_program_ohm, g_low, g_high)
+        x_after = fx.programmed_state(self.effects, np.asarray(response.x_after, float), self._rng)
+        e_dev = np.array(response.energy_device_J, dtype=float)
+        e_src = np.array(response.energy_source_J, dtype=float)
         stuck = self._draws.stuck[idx]
         if np.any(stuck):
             x_after = np.where(stuck, x_before, x_after)
-            fixed_dev, fixed_src = pulses.fixed_state_energies(x_before, amp, effective, edge,
-                                                               self._r_program_ohm, g_on, g_off)
+            fixed_dev, fixed_src = reads.fixed_state_energies(
+                self.device.conductance_S(x_before, g_low, g_high), amp, effective, edge, self._r_program_ohm)
             e_dev, e_src = np.where(stuck, fixed_dev, e_dev), np.where(stuck, fixed_src, e_src)
         self._states[idx] = x_after
         times = 4 * edge + width + self.timing.controller_overhead_s
         self.ledger.add_many(phase, idx, e_dev, e_src, times, np.ones(len(idx), dtype=int))
+        self.clock_s += float(np.sum(times))
+        self._programmed(idx, x_after)
         batch = PulseBatch(idx, x_before, np.asarray(x_after, float), e_dev, e_src, times)
         if as_arrays:
             return batch
@@ -210,22 +220,21 @@ class SurrogateChip(DeviceStates):
         self._check_index(index)
         hold = PulseSpec(0.0, duration_s, edge_s=min(1e-6, duration_s / 10))
         if not self._draws.stuck[index]:
-            x = msdc.state_after_constant_voltage(self.crossbar.spec.device, float(self._states[index]), 0.0,
-                                                  hold.duration_s)
-            self._states[index] = min(max(float(x), 0.0), 1.0)
+            x = self.device.state_after_constant_voltage(float(self._states[index]), 0.0, hold.duration_s)
+            self._states[index] = min(max(float(x), self.device.state_bounds[0]), self.device.state_bounds[1])
         return float(self._states[index])
 
     def load_states(self, states) -> None:
-        self._states = self._draws.apply_stuck(np.array(self.crossbar._validated_states(states), dtype=float))
+        super().load_states(self._draws.apply_stuck(np.array(self.crossbar._validated_states(states), dtype=float)))
 
     def infer(self, inputs) -> InferenceResult:
         """The whole batch through the array in one sparse solve per layer."""
         x = self._validated_inputs(inputs)
-        response = self._solve(x)
+        response = self._solve(x, self._read_inputs())
         v_read = self.crossbar.spec.v_read_V
         energy = float(np.sum(response.power_W)) * self.timing.inference_settle_s
         duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
-        self.ledger.add(LedgerEntry("inference", -1, 0.0, energy, duration))
+        self._charge(LedgerEntry("inference", -1, 0.0, energy, duration))
         activations = [a / v_read for a in response.activations_V]
         return InferenceResult(activations[-1], activations[:-1], energy, duration, response.column_currents_A)
 
@@ -233,11 +242,11 @@ class SurrogateChip(DeviceStates):
     def array_response(self, inputs) -> ArrayResponse:
         """TIA outputs, activations, column currents and source power for inputs (n, n_inputs) in
         [-1, 1], without charging the ledger (for calibration and inspection)."""
-        return self._solve(self._validated_inputs(inputs))
+        return self._solve(self._validated_inputs(inputs), self._read_inputs(noise=False))
 
-    def conductances_S(self) -> np.ndarray:
-        """Every device's memristive conductance (with its own window under variation)."""
-        return self._g_off + (self._g_on - self._g_off) * self._states
+    def _window_conductances(self, states) -> np.ndarray:
+        """Read conductances at ``states``, each device with its own window under variation."""
+        return self.device.conductance_S(states, self._g_low, self._g_high)
 
     @property
     def stuck_devices(self) -> np.ndarray:
@@ -250,6 +259,9 @@ class SurrogateChip(DeviceStates):
                 "calibration_source": self.calibration.source,
                 "calibration_values": self.calibration.as_dict(),
                 "effects": dataclasses.asdict(self.effects), "seed": self.seed}
+
+    def _rngs(self) -> dict[str, np.random.Generator]:
+        return {"model": self._model_rng, "effects": self._rng}
 
     def netlists(self) -> dict[str, str]:
         """The surrogate simulates no netlist."""
@@ -286,10 +298,13 @@ class SurrogateChip(DeviceStates):
             raise ConfigError(f"inputs[{row}, {column}]", float(x[row, column]), "[-1, 1]")
         return x
 
-    def _solve(self, x: np.ndarray) -> ArrayResponse:
-        if self._array_states is None or not np.array_equal(self._array_states, self._states):
-            self._array.factorize(self.conductances_S())
-            self._array_states = self._states.copy()
+    def _solve(self, x: np.ndarray, device_inputs: dict[str, np.ndarray]) -> ArrayResponse:
+        g = self._window_conductances(self._states)
+        if device_inputs:
+            g = g * self.device.conductance_factor(device_inputs)
+        if self._array_states is None or not np.array_equal(self._array_states, g):
+            self._array.factorize(g)
+            self._array_states = g
         spec, e = self.crossbar.spec, self.effects
         v = fx.quantize(x * spec.v_read_V, spec.v_read_V, e.input_bits)
         noise = (lambda i: fx.column_noise_A(e, i, self._rng)) if e.column_noise_sigma > 0 else None

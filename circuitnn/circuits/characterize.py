@@ -17,8 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..devices import msdc
-from ..devices.msdc import MsdcParams
+from ..devices.base import DeviceModel
 from ..errors import ConfigError
 from ..validation import check_range as _check
 from .netlist import Netlist, number, tran_command
@@ -123,7 +122,7 @@ def concatenate_waveforms(*waveforms: tuple) -> tuple[np.ndarray, np.ndarray]:
 class CharacterizationCircuit:
     """One device driven by a PWL voltage source, directly or through ``r_series_ohm``."""
 
-    device: MsdcParams
+    device: DeviceModel
     r_series_ohm: float = 0.0
     name: str = "characterize"
 
@@ -142,20 +141,21 @@ class CharacterizationCircuit:
         transient covers it whole.
         """
         t, v = check_waveform(t_s, v_V)
-        _check("x0", x0, 0.0, 1.0, True)
+        _check("x0", x0, *self.device.state_bounds, True)
         net = Netlist(f"{self.name}: characterisation, medium {self.device.medium}")
         net.header("circuits.characterize", {
             "medium": self.device.medium, "r_series_ohm": self.r_series_ohm,
             "waveform": f"{t.size} points over {t[-1] - t[0]:g} s, {v.min():g} .. {v.max():g} V",
         }, None)
         if models == "inline":
-            net.raw_model_text(msdc.spice_subckt(self.device))
+            net.subcircuit(self.device.spice_subcircuit())
         else:
-            net.include(f"{models}/msdc.lib")
+            net.include(f"{models}/{self.device.library_file}")
         net.element(SOURCE, ["src", "0"], pwl_text(t - t[0], v))
         if self.r_series_ohm > 0:
             net.element("rseries", ["src", "top"], number(self.r_series_ohm))
-        net.element(INSTANCE, [self.top_node, "0"], msdc.subckt_name(self.device), f"x0={number(float(x0))}")
+        net.device(INSTANCE, [self.top_node, "0"], self.device, self.device.instance_values(float(x0)),
+                   with_parameters=models != "inline")
         # Gear is stable on the stiff state equation; the tighter reltol keeps the state integral
         # accurate enough to serve as ground truth for parameter fits (default 1e-3 drifts ~0.1 %).
         net.card(".options", "method=gear", "reltol=1e-5")
@@ -173,14 +173,17 @@ class CharacterizationCircuit:
     def analysis(self, t_s) -> str:
         return tran_command(*self.transient(t_s))
 
-    @staticmethod
-    def state_alters(x: float) -> dict[str, str]:
-        _check("x", x, 0.0, 1.0, True)
-        return {f"v.{INSTANCE}.vx0": f"dc={number(float(x))}"}
+    def state_alters(self, x: float) -> dict[str, str]:
+        _check("x", x, *self.device.state_bounds, True)
+        return {f"v.{INSTANCE}.{self.device.spice_subcircuit().inputs[0][1]}": f"dc={number(float(x))}"}
+
+    @property
+    def state_node(self) -> str:
+        return f"{INSTANCE}.{self.device.spice_subcircuit().state_node}"
 
     @property
     def vectors(self) -> tuple[str, ...]:
-        return ("time", self.top_node, f"{INSTANCE}.x", f"{SOURCE}#branch")
+        return ("time", self.top_node, self.state_node, f"{SOURCE}#branch")
 
 
 def pwl_text(t_s, v_V) -> str:
@@ -190,7 +193,7 @@ def pwl_text(t_s, v_V) -> str:
     return "pwl(" + " ".join(pairs) + ")"
 
 
-def simulate_trace(device: MsdcParams, t_s, v_V, engine, x0: float = 0.0,
+def simulate_trace(device: DeviceModel, t_s, v_V, engine, x0: float = 0.0,
                    r_series_ohm: float = 0.0) -> IvTrace:
     """Drive ``device`` from state ``x0`` with the waveform in ngspice; read the I–V trace.
 
@@ -209,5 +212,5 @@ def simulate_trace(device: MsdcParams, t_s, v_V, engine, x0: float = 0.0,
     v_device = np.interp(at, time, out[circuit.top_node])
     # The branch current flows into the source's + node, i.e. back from the device: negate it.
     i_device = -np.interp(at, time, out[f"{SOURCE}#branch"])
-    x = np.clip(np.interp(at, time, out[f"{INSTANCE}.x"]), 0.0, 1.0)
+    x = np.clip(np.interp(at, time, out[circuit.state_node]), *device.state_bounds)
     return IvTrace(t, v_device, i_device, x)

@@ -1,4 +1,6 @@
-"""Crossbar networks of M-SDC memristors with op-amp neurons, rendered as ngspice netlists.
+"""Crossbar networks of memristive devices with op-amp neurons, rendered as ngspice netlists.
+
+Any device model of ``circuitnn.devices`` (``DeviceModel``) can sit at the crosspoints.
 
 Topology of one layer (N inputs × M neurons), as a designer would draw it:
 
@@ -30,8 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..devices import msdc
-from ..devices.msdc import MsdcParams
+from ..devices.base import DeviceModel
 from ..errors import ConfigError
 from ..validation import check_choice
 from ..validation import check_range as _check
@@ -73,7 +74,7 @@ class CrossbarSpec:
     """A feed-forward network of crossbar layers built from one device medium."""
 
     name: str
-    device: MsdcParams
+    device: DeviceModel
     layers: tuple[LayerSpec, ...]
     weights: str = "single"
     g_ref_S: float | None = None  # None: the middle of the device window (symmetric weights)
@@ -86,6 +87,8 @@ class CrossbarSpec:
 
     def __post_init__(self) -> None:
         name(self.name, "circuit.name")
+        if not isinstance(self.device, DeviceModel):
+            raise ConfigError("device", type(self.device).__name__, "a device model (circuitnn.devices)")
         check_choice("circuit.weights", self.weights, WEIGHT_SCHEMES)
         if not self.layers:
             raise ConfigError("circuit.layers", self.layers, "at least one layer")
@@ -104,18 +107,19 @@ class CrossbarSpec:
             _check(f"circuit.{field_name}", getattr(self, field_name), 0.0, 1e6, True)
         _check("circuit.r_switch_on_ohm", self.r_switch_on_ohm, 0.0, 1e6)
         if self.g_ref_S is not None:
-            _check("circuit.g_ref_S", self.g_ref_S, self.device.g_off_S, self.device.g_on_S, True)
+            _check("circuit.g_ref_S", self.g_ref_S, self.device.g_low_S, self.device.g_high_S, True)
 
     @property
     def reference_conductance_S(self) -> float:
         if self.g_ref_S is not None:
             return self.g_ref_S
-        return 0.5 * (self.device.g_on_S + self.device.g_off_S)
+        return 0.5 * (self.device.g_high_S + self.device.g_low_S)
 
 
 @dataclass(frozen=True)
 class DeviceSite:
-    """Where device number ``index`` sits: layer (0-based), row, column, and its sign (+1/−1)."""
+    """Where device number ``index`` sits: layer (0-based), row, column, and its sign (+1/−1);
+    ``state_source`` and ``internal_state_node`` name the model's state holder inside the instance."""
 
     index: int
     instance: str
@@ -123,15 +127,21 @@ class DeviceSite:
     row: int
     column: int
     sign: int
+    state_source: str = "vx0"
+    internal_state_node: str = "x"
 
     @property
     def state_target(self) -> str:
         """What to ``alter`` to set this device's stored state."""
-        return f"v.{self.instance}.vx0"
+        return f"v.{self.instance}.{self.state_source}"
 
     @property
     def state_node(self) -> str:
-        return f"{self.instance}.x"
+        return f"{self.instance}.{self.internal_state_node}"
+
+    def input_target(self, source: str) -> str:
+        """What to ``alter`` to set one of the instance's inputs (its DC source ``source``)."""
+        return f"v.{self.instance}.{source}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,8 @@ class Crossbar:
     sites: tuple[DeviceSite, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        sub = self.spec.device.spice_subcircuit()
+        holder = {"state_source": sub.inputs[0][1], "internal_state_node": sub.state_node}
         sites = []
         polarities = ((1, "p"), (-1, "n")) if self.spec.weights == "differential" else ((1, ""),)
         for layer_index, layer in enumerate(self.spec.layers):
@@ -149,7 +161,7 @@ class Crossbar:
                 for column in range(layer.n_outputs):
                     for sign, suffix in polarities:
                         instance = f"xl{layer_index + 1}_{row}_{column}{suffix}"
-                        sites.append(DeviceSite(len(sites), instance, layer_index, row, column, sign))
+                        sites.append(DeviceSite(len(sites), instance, layer_index, row, column, sign, **holder))
         object.__setattr__(self, "sites", tuple(sites))
 
     @property
@@ -217,10 +229,35 @@ class Crossbar:
         values = np.asarray(states, dtype=float)
         if values.shape != (self.n_devices,):
             raise ConfigError("states", f"shape {values.shape}", f"shape ({self.n_devices},)")
-        bad = np.flatnonzero(~np.isfinite(values) | (values < 0.0) | (values > 1.0))
+        low, high = self.spec.device.state_bounds
+        bad = np.flatnonzero(~np.isfinite(values) | (values < low) | (values > high))
         if bad.size:
-            raise ConfigError(f"states[{bad[0]}]", float(values[bad[0]]), "[0, 1]")
+            raise ConfigError(f"states[{bad[0]}]", float(values[bad[0]]), f"[{low:g}, {high:g}]")
         return values
+
+    def _validated_device_inputs(self, device_inputs) -> dict[str, np.ndarray]:
+        """Per-device read inputs of an ageing model (name → (n_devices,) array); {} for none."""
+        if not device_inputs:
+            return {}
+        sub = self.spec.device.spice_subcircuit()
+        names = [name_ for name_, _, _ in sub.inputs[1:]]
+        result = {}
+        for key, values in device_inputs.items():
+            if key not in names:
+                raise ConfigError(f"device_inputs.{key}", key, "one of " + ", ".join(names or ["(none)"]))
+            array = np.broadcast_to(np.asarray(values, dtype=float), (self.n_devices,))
+            if not np.all(np.isfinite(array)):
+                raise ConfigError(f"device_inputs.{key}", "non-finite values", "finite numbers")
+            result[key] = array
+        return result
+
+    def device_input_alters(self, device_inputs, indices=None) -> dict[str, str]:
+        """``alter`` targets and values for per-device read inputs (``DeviceModel.read_inputs``)."""
+        inputs = self._validated_device_inputs(device_inputs)
+        sub = self.spec.device.spice_subcircuit()
+        chosen = range(self.n_devices) if indices is None else indices
+        return {self.sites[i].input_target(sub.source_of(key)): f"dc={number(float(values[i]))}"
+                for key, values in inputs.items() for i in chosen}
 
     def _validated_inputs(self, inputs) -> np.ndarray:
         values = np.asarray(inputs, dtype=float)
@@ -242,18 +279,21 @@ class Crossbar:
         return {self.input_source(i): f"dc={number(float(v))}" for i, v in enumerate(values)}
 
     # -- netlist text ----------------------------------------------------------------------------
-    def netlist(self, states, inputs, models: str = "inline") -> str:
+    def netlist(self, states, inputs, models: str = "inline", device_inputs=None) -> str:
         """The full inference netlist. ``models`` is 'inline' (the subcircuit text is written in,
-        as the in-process engine loads it) or a relative folder holding ``msdc.lib``."""
+        as the in-process engine loads it) or a relative folder holding the model's library (then
+        every instance also carries the model's parameters). ``device_inputs``: per-device read
+        inputs of an ageing model (name → (n_devices,) values), default the model's defaults."""
         spec = self.spec
         states = self._validated_states(states)
         inputs = self._validated_inputs(inputs)
+        per_device = self._validated_device_inputs(device_inputs)
         net = Netlist(f"{spec.name}: {len(spec.layers)}-layer crossbar, medium {spec.device.medium}")
         net.header("circuits.crossbar", _spec_summary(spec), spec.seed)
         if models == "inline":
-            net.raw_model_text(msdc.spice_subckt(spec.device))
+            net.subcircuit(spec.device.spice_subcircuit())
         else:
-            net.include(f"{models}/msdc.lib")
+            net.include(f"{models}/{spec.device.library_file}")
         net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(spec.r_switch_on_ohm)} roff=1e12")
         net.comment("select line: 1 V closes every array switch (inference configuration)")
         net.element("vsel", ["sel", "0"], "dc", "1")
@@ -261,13 +301,15 @@ class Crossbar:
             net.element(self.input_source(i), [f"in{i}", "0"], "dc", number(float(x) * spec.v_read_V))
         sources = [f"in{i}" for i in range(self.n_inputs)]
         site_iter = iter(zip(self.sites, states))
+        instance_inputs = (per_device, models != "inline")
         for layer_index, layer in enumerate(spec.layers):
-            sources = self._render_layer(net, layer_index, layer, sources, site_iter)
+            sources = self._render_layer(net, layer_index, layer, sources, site_iter, instance_inputs)
         net.card(".options", "method=gear")
         net.card(".op")
         return net.text()
 
-    def _render_layer(self, net: Netlist, l: int, layer: LayerSpec, sources: list[str], site_iter) -> list[str]:
+    def _render_layer(self, net: Netlist, l: int, layer: LayerSpec, sources: list[str], site_iter,
+                      instance_inputs) -> list[str]:
         spec, tag = self.spec, f"l{l + 1}"
         net.comment(f"layer {l + 1}: {layer.n_inputs} inputs x {layer.n_outputs} neurons")
         n_columns = layer.n_outputs
@@ -284,8 +326,10 @@ class Crossbar:
                     site, x = next(site_iter)
                     mid = f"{tag}m{i}_{j}{site.instance[-1] if spec.weights == 'differential' else ''}"
                     net.element(f"s{site.instance[1:]}", [rows[site.sign][i][j], mid, "sel", "0"], "swsel")
-                    net.element(site.instance, [mid, columns[j][i]], msdc.subckt_name(spec.device),
-                                f"x0={number(float(x))}")
+                    per_device, with_parameters = instance_inputs
+                    values = spec.device.instance_values(
+                        float(x), {key: v[site.index] for key, v in per_device.items()})
+                    net.device(site.instance, [mid, columns[j][i]], spec.device, values, with_parameters)
         if spec.weights == "single":
             net.comment("reference current -G_ref * sum(v_in) into every summing node (negative weights)")
             net.element(f"bref{tag}", [f"{tag}ref", "0"], "V = -(" + "+".join(f"V({s})" for s in sources) + ")")

@@ -12,7 +12,7 @@ only clip when k·z > 10, where the sigmoid is already saturated.
 
 from __future__ import annotations
 
-from ..devices.msdc import MsdcParams
+from ..devices.base import DeviceModel
 from .crossbar import CrossbarSpec, LayerSpec, NeuronSpec
 
 V_READ_V = 0.1              # ≤ 0.1 V keeps reads far below the 0.5–0.65 V switching thresholds
@@ -20,14 +20,14 @@ ACTIVATION_GAIN_PER_V = 4.0
 W_FULL_SCALE = 4.0          # software weight of a device at the edge of its window
 
 
-def feedback_resistance_ohm(device: MsdcParams, v_read_V: float = V_READ_V,
+def feedback_resistance_ohm(device: DeviceModel, v_read_V: float = V_READ_V,
                             activation_gain_per_V: float = ACTIVATION_GAIN_PER_V,
                             w_full_scale: float = W_FULL_SCALE) -> float:
-    half_window_S = 0.5 * (device.g_on_S - device.g_off_S)
+    half_window_S = 0.5 * (device.g_high_S - device.g_low_S)
     return w_full_scale / (activation_gain_per_V * v_read_V * half_window_S)
 
 
-def default_spec(device: MsdcParams, seed: int | None = 0, **overrides) -> CrossbarSpec:
+def default_spec(device: DeviceModel, seed: int | None = 0, **overrides) -> CrossbarSpec:
     """The 9-3-1 crossbar for one medium, with every circuit value from the design rule above."""
     neuron = NeuronSpec(r_feedback_ohm=feedback_resistance_ohm(device),
                         activation="sigmoid", activation_gain_per_V=ACTIVATION_GAIN_PER_V)

@@ -14,9 +14,12 @@ import re
 from dataclasses import dataclass, field
 
 from .. import __version__
+from ..devices.base import DeviceModel, SpiceSubcircuit
 from ..errors import NetlistError
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# An element line of a model body: an element letter, then printable text on one line.
+_ELEMENT_LINE = re.compile(r"[A-Za-z][A-Za-z0-9_]*( [ -~]+)?")
 _INCLUDE = re.compile(r"^(\.\./)*([A-Za-z0-9_\-]+/)*[A-Za-z0-9_\-]+\.lib$")
 
 
@@ -71,6 +74,26 @@ class Netlist:
         """Subcircuit or model text written by circuitnn's device modules (never user input)."""
         self.lines.extend(text.splitlines())
 
+    def subcircuit(self, sub: SpiceSubcircuit) -> None:
+        """A device model's subcircuit, rendered and checked by ``subcircuit_lines``."""
+        self.lines.extend(subcircuit_lines(sub))
+
+    def device(self, instance: str, nodes: list[str], model: DeviceModel, values: dict[str, float],
+               with_parameters: bool = False) -> None:
+        """One device instance: ``values`` are its instance inputs (stored state first). With
+        ``with_parameters`` every model parameter is written on the line too, so the instance behaves
+        as ``model`` says even when a library with other defaults is included."""
+        sub = model.spice_subcircuit()
+        allowed = {name for name, _, _ in sub.inputs}
+        pairs = list(values.items())
+        if with_parameters:
+            pairs += list(sub.parameters)
+        for key, _ in pairs:
+            if key not in allowed and key not in dict(sub.parameters):
+                raise NetlistError(f"{key!r} is not an instance parameter of subcircuit {sub.name!r}")
+        self.element(instance, nodes, name(sub.name, "subcircuit name"),
+                     *(f"{name(key, 'instance parameter')}={number(float(value), key)}" for key, value in pairs))
+
     def include(self, relative_path: str) -> None:
         if not _INCLUDE.match(relative_path):
             raise NetlistError(f"include path {relative_path!r} must be a relative path to a .lib file")
@@ -86,6 +109,28 @@ class Netlist:
         # ngspice always reads the first line as the title, whatever it holds; flatten it anyway.
         title = "circuitnn: " + comment(self.title)[2:]
         return "\n".join([title, *self.lines, ".end"]) + "\n"
+
+
+def subcircuit_lines(sub: SpiceSubcircuit) -> list[str]:
+    """The netlist lines of a device model's subcircuit: comments (flattened), the ``.subckt`` line
+    with every parameter written by ``number``, the model's element lines, ``.ends``.
+
+    Names (subcircuit, pins, parameters, inputs, internal DC sources) must be plain identifiers, and
+    each element line must start with an element letter: a model can add elements, never a control
+    card or a second statement."""
+    lines = [comment(text) for text in sub.comments if text]
+    names = [name(sub.name, "subcircuit name")] + [name(pin, "subcircuit pin") for pin in sub.pins]
+    params = [f"{name(key, 'instance input')}={number(float(default), key)}" for key, _, default in sub.inputs]
+    params += [f"{name(key, 'model parameter')}={number(float(value), key)}" for key, value in sub.parameters]
+    for _, source, _ in sub.inputs:
+        name(source, "input source")
+    lines.append(" ".join([".subckt", *names, "params:", *params]))
+    for line in sub.body:
+        if not isinstance(line, str) or not _ELEMENT_LINE.fullmatch(line):
+            raise NetlistError(f"subcircuit {sub.name!r}: {line!r} is not a single element line")
+        lines.append(line)
+    lines.append(f".ends {sub.name}")
+    return lines
 
 
 def tran_command(step_s: float, stop_s: float, max_step_s: float | None = None) -> str:

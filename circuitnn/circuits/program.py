@@ -1,5 +1,7 @@
 """The programming circuit: pulse generator, driver, selection switch, one device, sense resistor.
 
+Any device model (``circuitnn.devices``) sits in it.
+
 In the Eslami et al. circuit each memristor is connected to the pulse generator through its own
 selection switch while its array-side switches are open, so a write involves only the selected
 device and its path to the driver. Simulating just that path is exact for the device and is what
@@ -15,8 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..devices import msdc
-from ..devices.msdc import MsdcParams
+import numpy as np
+
+from ..devices.base import DeviceModel
 from ..errors import ConfigError
 from ..validation import check_range as _check
 from .netlist import Netlist, number, tran_command
@@ -57,8 +60,6 @@ class PulseSpec:
 
     def source_voltage_V(self, t_s):
         """The generator's voltage at times ``t_s`` (NumPy twin of the SPICE ``pulse`` source)."""
-        import numpy as np
-
         t0, t1, t2, t3 = self.breakpoints_s()
         return np.interp(t_s, [0.0, t0, t1, t2, t3, self.duration_s],
                          [0.0, 0.0, self.amplitude_V, self.amplitude_V, 0.0, 0.0])
@@ -84,67 +85,122 @@ class ProgrammingPath:
 
 @dataclass(frozen=True)
 class ProgrammingCircuit:
-    device: MsdcParams
+    """One device of any model on its programming path.
+
+    One loaded netlist serves both uses. ``.tran`` applies the generator's pulse (it starts at 0 V);
+    ``.op`` reads the device at the generator's DC value, the read voltage, and returns the *stored*
+    state (every model's state equation is gated off at time 0). Between runs only ``alter``s change:
+    the stored state, the pulse, the read voltage and, for an ageing model, its read inputs.
+    """
+
+    device: DeviceModel
     path: ProgrammingPath = ProgrammingPath()
     name: str = "program"
+    v_read_V: float = 0.1
 
-    def netlist(self, x0: float, pulse: PulseSpec, models: str = "inline") -> str:
-        """A netlist that applies ``pulse`` to the device starting from state ``x0``."""
-        if not 0.0 <= x0 <= 1.0:
-            raise ConfigError("x0", x0, "[0, 1]")
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, DeviceModel):
+            raise ConfigError("device", type(self.device).__name__, "a device model (circuitnn.devices)")
+        _check("read.v_read_V", self.v_read_V, 0.0, 10.0)
+
+    @property
+    def state_node(self) -> str:
+        """The device's state inside the circuit (a vector name)."""
+        return f"{INSTANCE}.{self.device.spice_subcircuit().state_node}"
+
+    @property
+    def vectors(self) -> tuple[str, ...]:
+        """What a pulse reads: time, generator, device terminals, state, generator current."""
+        return ("time", "pg", "top", "bot", self.state_node, f"{SOURCE}#branch")
+
+    read_vectors = ("top", "bot")
+    read_analysis = "op"
+
+    def netlist(self, x0: float, pulse: PulseSpec, models: str = "inline", inputs: dict | None = None) -> str:
+        """A netlist that applies ``pulse`` (``.tran``) to the device stored at state ``x0``.
+
+        ``models`` is "inline" (the subcircuit text is written into the netlist) or the relative
+        directory holding the model's library (then the instance carries every model parameter).
+        ``inputs``: an ageing model's read inputs (default: its defaults).
+        """
+        self._check_state(x0)
         net = Netlist(f"{self.name}: programming path, medium {self.device.medium}")
         net.header("circuits.program", {
             "medium": self.device.medium, "r_driver_ohm": self.path.r_driver_ohm,
             "r_switch_on_ohm": self.path.r_switch_on_ohm, "r_sense_ohm": self.path.r_sense_ohm,
+            "v_read_V": self.v_read_V,
             "pulse": f"{pulse.amplitude_V:g} V, {pulse.width_s:g} s, edges {pulse.edge_s:g} s",
         }, None)
         if models == "inline":
-            net.raw_model_text(msdc.spice_subckt(self.device))
+            net.subcircuit(self.device.spice_subcircuit())
         else:
-            net.include(f"{models}/msdc.lib")
-        write_path(net, self.path, [pulse_text(pulse)], msdc.subckt_name(self.device), [f"x0={number(x0)}"],
-                   self.transient(pulse))
+            net.include(f"{models}/{self.device.library_file}")
+        values = self.device.instance_values(float(x0), inputs)
+        # DC value = read voltage (used by .op); the pulse starts at 0 V (used by .tran).
+        write_path(net, self.path, ["dc", number(self.v_read_V), pulse_text(pulse)], self.device, values,
+                   self.transient(pulse), with_parameters=models != "inline")
         return net.text()
 
-    @staticmethod
-    def transient(pulse: PulseSpec) -> tuple[float, float, float]:
-        """(print step, stop time, max internal step) for one pulse."""
-        max_step = min(pulse.width_s / 50.0, max(pulse.edge_s, pulse.width_s / 200.0))
+    def transient(self, pulse: PulseSpec) -> tuple[float, float, float]:
+        """(print step, stop time, max internal step) for one pulse (the model's time step)."""
+        max_step = self.device.max_time_step_s(pulse.width_s, pulse.edge_s)
         return max_step, pulse.duration_s, max_step
 
     def analysis(self, pulse: PulseSpec) -> str:
         return tran_command(*self.transient(pulse))
 
-    @staticmethod
-    def state_alters(x: float) -> dict[str, str]:
-        if not 0.0 <= x <= 1.0:
-            raise ConfigError("x", x, "[0, 1]")
-        return {f"v.{INSTANCE}.vx0": f"dc={number(float(x))}"}
+    # -- alters (the load-once loop) -----------------------------------------------------------------
+    def state_alters(self, x: float) -> dict[str, str]:
+        """Store state ``x`` (read back by ``.op``; where ``.tran`` starts)."""
+        self._check_state(x)
+        return {f"v.{INSTANCE}.{self.device.spice_subcircuit().inputs[0][1]}": f"dc={number(float(x))}"}
+
+    def input_alters(self, inputs: dict) -> dict[str, str]:
+        """An ageing model's read inputs (``DeviceModel.read_inputs``), name → value."""
+        sub = self.device.spice_subcircuit()
+        names = [key for key, _, _ in sub.inputs[1:]]
+        alters = {}
+        for key, value in inputs.items():
+            if key not in names:
+                raise ConfigError(f"device_inputs.{key}", key, "one of " + ", ".join(names or ["(none)"]))
+            alters[f"v.{INSTANCE}.{sub.source_of(key)}"] = f"dc={number(float(value), key)}"
+        return alters
 
     @staticmethod
     def pulse_alters(pulse: PulseSpec) -> dict[str, str]:
         return {f"@{SOURCE}[pulse]": "= [ " + " ".join(pulse_values(pulse)) + " ]"}
 
-    @staticmethod
-    def dc_alters(v_V: float) -> dict[str, str]:
-        """Hold the generator at ``v_V`` (for an operating-point read through the same path)."""
-        _check("read.v_V", v_V, -10.0, 10.0, True)
-        values = [number(v) for v in (v_V, v_V, 0.0, 1e-9, 1e-9, 1.0, 10.0)]
-        return {f"@{SOURCE}[pulse]": "= [ " + " ".join(values) + " ]"}
+    def read_alters(self, v_read_V: float | None = None) -> dict[str, str]:
+        """The generator's DC value: the voltage ``.op`` reads at (``.tran`` ignores it)."""
+        v = self.v_read_V if v_read_V is None else v_read_V
+        _check("read.v_V", v, -10.0, 10.0, True)
+        return {SOURCE: f"dc={number(float(v))}"}
+
+    # -- what a run means ------------------------------------------------------------------------------
+    def measured_conductance_S(self, vectors: dict[str, np.ndarray]):
+        """Device conductance I/V from an ``.op`` (or per time point of a ``.tran``), same shape.
+
+        The device current is what the sense resistor carries; V is the voltage across the device.
+        """
+        current = np.asarray(vectors["bot"], dtype=float) / self.path.r_sense_ohm
+        return current / (np.asarray(vectors["top"], dtype=float) - np.asarray(vectors["bot"], dtype=float))
+
+    def _check_state(self, x: float) -> None:
+        low, high = self.device.state_bounds
+        if not (isinstance(x, (int, float, np.floating)) and np.isfinite(x) and low <= x <= high):
+            raise ConfigError("x", x, f"[{low:g}, {high:g}]")
 
 
-def write_path(net: Netlist, path: ProgrammingPath, source: list[str], device_model: str,
-               device_parameters: list[str], transient: tuple[float, float, float]) -> None:
-    """Generator → driver → closed selection switch → device → sense resistor, and the transient.
-
-    Shared by every device's programming circuit: only the source and the device line differ.
-    """
+def write_path(net: Netlist, path: ProgrammingPath, source: list[str], device: DeviceModel,
+               values: dict[str, float], transient: tuple[float, float, float],
+               with_parameters: bool = False) -> None:
+    """Generator → driver → closed selection switch → device → sense resistor, and the transient."""
     net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(path.r_switch_on_ohm)} roff=1e12")
     net.element(SOURCE, ["pg", "0"], *source)
     net.element("rdrv", ["pg", "bus"], number(path.r_driver_ohm or 1e-3))
     net.element("vsel", ["sel", "0"], "dc", "1")
     net.element("ssel", ["bus", "top", "sel", "0"], "swsel")
-    net.element(INSTANCE, ["top", "bot"], device_model, *device_parameters)
+    net.device(INSTANCE, ["top", "bot"], device, values, with_parameters)
     net.element("rsense", ["bot", "0"], number(path.r_sense_ohm))
     # noinit: ngspice would print the initial solution before every pulse (~0.1 ms each).
     net.card(".options", "method=gear noinit")

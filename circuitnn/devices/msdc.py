@@ -14,26 +14,34 @@ Knowm's public model code, see docs/reference/eslami2024-msdc.md §2.1):
 The diode terms carry a "-1" so that I(0) = 0 (a pinched loop) for any a_f, a_r; Knowm's Java code
 omits it, which is the same model whenever a_f = a_r.
 
-Everything here is a pure NumPy function of a frozen ``MsdcParams``; ``spice_subckt`` writes the same
-equations as an ngspice subcircuit (``models/msdc.lib``), and tests keep the two in agreement.
+Everything here is a pure NumPy function of a frozen ``MsdcParams``, which implements the device-model
+contract (``devices/base.py``) with them; ``spice_subcircuit`` gives the same equations as an ngspice
+subcircuit (``models/msdc.lib``), and the contract tests keep the two in agreement. The closed-form
+pulse response is in ``msdc_pulse.py``. The W, Cr and C parameter sets are in ``media.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
 
 from ..errors import ConfigError
 from ..validation import check_range
+from .base import DeviceModel, PulseResponse, Retention, SpiceSubcircuit
 
 BOLTZMANN_OVER_CHARGE_V_PER_K = 8.617333262e-5
 
 
 @dataclass(frozen=True)
-class MsdcParams:
-    """Parameters of one M-SDC medium. SI units in the names; ``provenance`` says where each came from."""
+class MsdcParams(DeviceModel):
+    """Parameters of one M-SDC medium. SI units in the names; ``provenance`` says where each came from.
+
+    ``retention`` is what the preset claims about its unbiased state (the contract tests check it).
+    """
+
+    family = "msdc"
 
     medium: str
     r_on_ohm: float
@@ -49,6 +57,7 @@ class MsdcParams:
     beta_r_per_V: float = 0.0
     i_max_A: float = 1e-3
     provenance: str = ""
+    retention: Retention = Retention()
 
     def __post_init__(self) -> None:
         for name, low, high, closed_low in _RANGES:
@@ -69,11 +78,76 @@ class MsdcParams:
     def g_off_S(self) -> float:
         return 1.0 / self.r_off_ohm
 
-    def replace(self, **changes) -> MsdcParams:
-        """A copy with some fields changed (validated again)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.update(changes)
-        return MsdcParams(**values)
+    # -- the device-model contract (devices/base.py) ---------------------------------------------------
+    @property
+    def g_low_S(self) -> float:
+        return self.g_off_S
+
+    @property
+    def g_high_S(self) -> float:
+        return self.g_on_S
+
+    def conductance_S(self, x, g_low_S=None, g_high_S=None):
+        g_on = self.g_on_S if g_high_S is None else g_high_S
+        g_off = self.g_off_S if g_low_S is None else g_low_S
+        x = np.asarray(x, dtype=float)
+        return g_off + (g_on - g_off) * x
+
+    def state_from_conductance(self, g_S, g_low_S=None, g_high_S=None):
+        g_on = self.g_on_S if g_high_S is None else g_high_S
+        g_off = self.g_off_S if g_low_S is None else g_low_S
+        return (np.asarray(g_S, dtype=float) - g_off) / (g_on - g_off)
+
+    def current_A(self, x, v_V):
+        return current_A(self, x, v_V)
+
+    @property
+    def linear_at_fixed_state(self) -> bool:
+        return self.phi >= 1.0
+
+    def device_voltage_V(self, x, v_source_V, r_series_ohm, g_low_S=None, g_high_S=None,
+                         conductance_factor=1.0):
+        if g_low_S is None and g_high_S is None and np.all(np.asarray(conductance_factor) == 1.0):
+            return device_voltage_V(self, x, v_source_V, r_series_ohm)
+        return super().device_voltage_V(x, v_source_V, r_series_ohm, g_low_S, g_high_S, conductance_factor)
+
+    def state_rate_per_s(self, x, v_V):
+        return state_rate_per_s(self, x, v_V)
+
+    def rates_per_s(self, v_V):
+        """(r_on, r_off) at device voltage ``v_V``: the two-rate form of the state equation."""
+        return rate_on_per_s(self, v_V), rate_off_per_s(self, v_V)
+
+    def state_after_constant_voltage(self, x0, v_V, duration_s):
+        return state_after_constant_voltage(self, x0, v_V, duration_s)
+
+    def pulse_response(self, x0, amplitude_V, width_s, edge_s, r_series_ohm, g_low_S=None,
+                       g_high_S=None, conductance_factor=1.0) -> PulseResponse:
+        """Closed-form sub-steps (``msdc_pulse.py``); plain floats for one device (a few µs)."""
+        from . import msdc_pulse
+
+        if self.phi < 1.0:
+            raise ConfigError("device.phi", self.phi, "1.0 for the closed-form pulse response (diode "
+                              "terms need SPICE or simulate_waveform)")
+        g_on = self.g_on_S if g_high_S is None else g_high_S
+        g_off = self.g_off_S if g_low_S is None else g_low_S
+        if not np.all(np.asarray(conductance_factor) == 1.0):
+            g_on, g_off = g_on * conductance_factor, g_off * conductance_factor
+        arguments = (x0, amplitude_V, width_s, edge_s, r_series_ohm, g_on, g_off)
+        if all(np.ndim(a) == 0 for a in arguments):
+            x, e_dev, e_src = msdc_pulse.apply_pulse(self, float(x0), float(amplitude_V), float(width_s),
+                                                     float(edge_s), float(r_series_ohm), float(g_on),
+                                                     float(g_off))
+            return PulseResponse(x, e_dev, e_src, 4 * float(edge_s) + float(width_s))
+        return msdc_pulse.apply_pulses(self, x0, amplitude_V, width_s, edge_s, r_series_ohm, g_on, g_off)
+
+    def max_read_voltage_V(self) -> float:
+        from .base import TwoRateModel
+
+        return TwoRateModel.max_read_voltage_V(self)
+
+    def spice_subcircuit(self) -> SpiceSubcircuit:
+        return spice_subcircuit(self)
 
 
 # (field, low, high, low end included?)  Ranges are wide physical sanity limits, not fits.
@@ -187,7 +261,7 @@ def subckt_name(p: MsdcParams) -> str:
     return f"msdc_{p.medium.lower()}"
 
 
-def spice_subckt(p: MsdcParams) -> str:
+def spice_subcircuit(p: MsdcParams) -> SpiceSubcircuit:
     """The ngspice subcircuit of this medium (pins: p n; instance parameter x0 = stored state).
 
     The state is the voltage of internal node ``x`` on a 1 F capacitor, charged by a B-source with
@@ -195,30 +269,30 @@ def spice_subckt(p: MsdcParams) -> str:
     an operating point returns the *stored* state (without the gate, ``.op`` solves dx/dt = 0 and
     silently returns the equilibrium state) and a transient starts from x0 without ``uic``.
     """
-    from ..circuits.netlist import number  # local: circuits renders numbers, devices own equations
-
-    values = {
-        "ron": number(p.r_on_ohm), "roff": number(p.r_off_ohm), "von": number(p.v_on_V),
-        "voff": number(p.v_off_V), "tau": number(p.tau_s), "vt": number(p.thermal_voltage_V),
-        "phi": number(p.phi), "af": number(p.alpha_f_A), "bf": number(p.beta_f_per_V),
-        "ar": number(p.alpha_r_A), "br": number(p.beta_r_per_V),
-    }
-    params = " ".join(f"{k}={v}" for k, v in values.items())
-    return "\n".join([
-        f"* M-SDC memristor, medium {p.medium}: mean metastable-switch model (Knowm), generalized form.",
-        f"* {p.provenance}" if p.provenance else "*",
-        "* Pins: p (top electrode) n (bottom electrode). Positive V(p,n) drives x toward ON.",
-        "* Internal node x holds the state in [0,1]. Set the stored state with x0 (or alter v.<inst>.vx0).",
-        f".subckt {subckt_name(p)} p n params: x0=0 {params}",
-        "Vx0 xs 0 dc {x0}",
-        "Rhold x xs 1e12",
-        "Cx x 0 1",
-        "Bx 0 x I = (time > 0) ? ((1-V(x))/(1+exp(-(V(p,n)-von)/vt))"
-        " - V(x)/(1+exp((V(p,n)+voff)/vt)))/tau : 0",
-        "Bm p n I = phi*V(p,n)*(V(x)/ron + (1-V(x))/roff)"
-        " + (1-phi)*(af*(exp(bf*V(p,n))-1) - ar*(exp(-br*V(p,n))-1))",
-        f".ends {subckt_name(p)}",
-    ])
+    return SpiceSubcircuit(
+        name=subckt_name(p),
+        pins=("p", "n"),
+        parameters=(("ron", p.r_on_ohm), ("roff", p.r_off_ohm), ("von", p.v_on_V), ("voff", p.v_off_V),
+                    ("tau", p.tau_s), ("vt", p.thermal_voltage_V), ("phi", p.phi), ("af", p.alpha_f_A),
+                    ("bf", p.beta_f_per_V), ("ar", p.alpha_r_A), ("br", p.beta_r_per_V)),
+        inputs=(("x0", "vx0", 0.0),),
+        body=(
+            "Vx0 xs 0 dc {x0}",
+            "Rhold x xs 1e12",
+            "Cx x 0 1",
+            "Bx 0 x I = (time > 0) ? ((1-V(x))/(1+exp(-(V(p,n)-von)/vt))"
+            " - V(x)/(1+exp((V(p,n)+voff)/vt)))/tau : 0",
+            "Bm p n I = phi*V(p,n)*(V(x)/ron + (1-V(x))/roff)"
+            " + (1-phi)*(af*(exp(bf*V(p,n))-1) - ar*(exp(-br*V(p,n))-1))",
+        ),
+        comments=(
+            f"M-SDC memristor, medium {p.medium}: mean metastable-switch model (Knowm), generalized form.",
+            p.provenance,
+            "Pins: p (top electrode) n (bottom electrode). Positive V(p,n) drives x toward ON.",
+            "Internal node x holds the state in [0,1]. Set the stored state with x0 (or alter v.<inst>.vx0).",
+        ),
+        state_node="x",
+    )
 
 
 # ---- integration under a driven waveform -------------------------------------------------------------

@@ -31,11 +31,11 @@ crystallisation and the melting temperature, not in the melt, so a long RESET pl
 g = 0 and only a slow falling edge (passing through the SET window) recrystallises. Driven through
 a series resistance R_s the device sees V = V_source/(1 + R_s G f) (the I–V is linear at fixed g).
 
-The SPICE form (``spice_subckt``, ``spice_library_text`` → ``models/pcm.lib``) holds g on a
-capacitor node exactly like the M-SDC model, so ``.op`` reads the stored state, and multiplies the
-conductance by the drift factor of the statistical model with t_prog and ν as alterable values.
-Noise is never simulated in SPICE: programming noise, ν and read noise are sampled here in NumPy
-and passed in as instance values (g0, nu, k_read).
+``PcmModel`` puts both behind the device-model contract (``devices/base.py``). Its SPICE form
+(``models/pcm.lib``) holds g on a capacitor node exactly like the M-SDC model, so ``.op`` reads the
+stored state, and multiplies the conductance by the drift factor of the statistical model with
+t_prog and ν as alterable values. Noise is never simulated in SPICE: ν and read noise are sampled
+here in NumPy and passed in as instance values (nu, k_read).
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 from scipy.special import expit
 
-from .. import __version__
 from ..errors import ConfigError
 from ..validation import check_range
+from .base import Retention, SpiceSubcircuit, TwoRateModel
 
 # The polynomial coefficients were fitted with conductances in µS at g_max = 25 µS.
 _FIT_G_MAX_S = 25e-6
@@ -468,71 +468,150 @@ def simulate_waveform(pp: PcmPulseParams, g0: float, t_s, v_source_V, r_series_o
     return g, v_dev, current_A(pp, g, v_dev, conductance_factor)
 
 
-# ---- the SPICE form ------------------------------------------------------------------------------
-def spice_parameters(pp: PcmPulseParams = PcmPulseParams(), p: PcmParams = PcmParams()) -> dict[str, str]:
-    """Model parameters of the ``pcm`` subcircuit as netlist text, name → value.
+# ---- the device model --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PcmModel(TwoRateModel):
+    """A PCM cell on the chip: the behavioural pulse response (``PcmPulseParams``) and the statistical
+    drift and read-noise model (``PcmParams``) in one parameter set, behind the device-model contract.
 
-    The subcircuit's defaults; circuits also write them on every instance line, so an instance
-    behaves as ``pp``/``p`` say even when a library with other defaults is included.
+    State g in [0, 1]; read conductance G(g) = g_min + g (g_max − g_min). The cell ages: each pulse
+    draws a drift exponent ν at the conductance it leaves (``sample_drift_nu``), and a read ``t`` s
+    after that pulse sees G·((t + t0)/t0)^(−ν)·k_read, k_read = max(1 + σ_nG(t) N(0,1), 0) (the 1/f
+    read noise; ``read_noise_std_relative``). Programming noise (``prog_noise_*``) is not drawn on
+    the chip: there the write-verify loop and its reads set the programming error.
     """
-    from ..circuits.netlist import number
 
-    return {
-        "glo": number(pp.g_min_S), "ghi": number(pp.g_max_S), "vset": number(pp.v_set_V),
-        "vreset": number(pp.v_reset_V), "vw": number(pp.v_width_V), "tauset": number(pp.tau_set_s),
-        "taureset": number(pp.tau_reset_s), "t0": number(p.t0_s),
-    }
+    family = "pcm"
+    medium: str = "PCM"
+    g_max_S: float = 25e-6
+    g_min_S: float = 0.0
+    v_set_V: float = 1.0
+    v_reset_V: float = 1.6
+    v_width_V: float = 0.025
+    tau_set_s: float = 200e-9
+    tau_reset_s: float = 10e-9
+    t0_s: float = 20.0
+    t_read_s: float = 250e-9
+    prog_noise_coeffs: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
+    prog_noise_scale: float = 1.0
+    drift_scale: float = 1.0
+    read_noise_scale: float = 1.0
+    provenance: str = ("pulse response: circuitnn design, not a fit (GST-like thresholds and time "
+                       "constants); drift and read noise: Nandakumar et al., ICECS 2019, as in aihwkit "
+                       "PCMLikeNoiseModel (docs/reference/dgc-drift-programming.md section 4)")
+    retention: Retention = Retention()
+
+    def __post_init__(self) -> None:
+        self.pulse_params  # noqa: B018 - building both validates every field, with its name
+        self.statistics  # noqa: B018
+
+    @property
+    def pulse_params(self) -> PcmPulseParams:
+        return PcmPulseParams(g_max_S=self.g_max_S, g_min_S=self.g_min_S, v_set_V=self.v_set_V,
+                              v_reset_V=self.v_reset_V, v_width_V=self.v_width_V, tau_set_s=self.tau_set_s,
+                              tau_reset_s=self.tau_reset_s, v_read_V=min(0.2, 0.5 * self.v_set_V),
+                              provenance=self.provenance)
+
+    @property
+    def statistics(self) -> PcmParams:
+        return PcmParams(g_max_S=self.g_max_S, g_min_S=self.g_min_S, t0_s=self.t0_s, t_read_s=self.t_read_s,
+                         prog_noise_coeffs=tuple(self.prog_noise_coeffs), prog_noise_scale=self.prog_noise_scale,
+                         drift_scale=self.drift_scale, read_noise_scale=self.read_noise_scale)
+
+    @property
+    def rate_voltage_scale_V(self) -> float:
+        return self.v_width_V
+
+    # -- the contract ---------------------------------------------------------------------------------
+    @property
+    def g_low_S(self) -> float:
+        return self.g_min_S
+
+    @property
+    def g_high_S(self) -> float:
+        return self.g_max_S
+
+    def conductance_S(self, x, g_low_S=None, g_high_S=None):
+        low = self.g_min_S if g_low_S is None else g_low_S
+        high = self.g_max_S if g_high_S is None else g_high_S
+        return low + np.asarray(x, dtype=float) * (high - low)
+
+    def state_from_conductance(self, g_S, g_low_S=None, g_high_S=None):
+        low = self.g_min_S if g_low_S is None else g_low_S
+        high = self.g_max_S if g_high_S is None else g_high_S
+        return (np.asarray(g_S, dtype=float) - low) / (high - low)
+
+    def current_A(self, x, v_V):
+        return current_A(self.pulse_params, x, v_V)
+
+    def rates_per_s(self, v_V):
+        pp = self.pulse_params
+        return set_rate_per_s(pp, v_V), reset_rate_per_s(pp, v_V)
+
+    def max_time_step_s(self, width_s: float, edge_s: float) -> float:
+        # The thresholds are a few tens of mV wide: an edge is cut into at least 20 steps.
+        return min(width_s / 50.0, edge_s / 20.0)
+
+    ages = True
+
+    def draw_programming_memory(self, x_after, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"nu": sample_drift_nu(self.statistics, self.conductance_S(x_after), rng)}
+
+    def read_inputs(self, x, memory, since_s, rng):
+        since = np.maximum(np.asarray(since_s, dtype=float), 0.0)
+        nu = np.asarray(memory.get("nu", 0.0), dtype=float)
+        k_read = np.ones(np.broadcast_shapes(np.shape(x), since.shape, nu.shape))
+        if rng is not None and self.read_noise_scale > 0:
+            sigma = read_noise_std_relative(self.statistics, self.conductance_S(x), since)
+            k_read = np.maximum(1.0 + sigma * rng.standard_normal(k_read.shape), 0.0)
+        return {"nu": nu + 0.0 * k_read, "t_prog": since + 0.0 * k_read, "k_read": k_read}
+
+    def conductance_factor(self, inputs):
+        return drift_factor(self.statistics, inputs["nu"], inputs["t_prog"]) * inputs["k_read"]
+
+    def spice_subcircuit(self) -> SpiceSubcircuit:
+        """The ngspice subcircuit ``pcm`` (pins: p n) with the pulse response and drift above.
+
+        Instance inputs: ``g0`` stored state, ``nu`` drift exponent, ``t_prog`` time since the end of
+        programming (s), ``k_read`` read-noise factor (1 = noiseless), each the value of a DC source
+        inside the instance, so it can be changed between runs without reloading (``alter
+        v.<inst>.vg0 dc=…``, ``vnu``, ``vtp``, ``vkr``). The state is held like the M-SDC model's, so
+        ``.op`` returns the *stored* state and a transient starts from g0 without ``uic``. The drift
+        clock does not advance during a transient (µs against t0 = 20 s). Noise is not simulated in
+        SPICE: it is sampled in NumPy and passed in as nu and k_read.
+        """
+        # Logistics written as divisions: x/(1+exp(-u)) = x·s(u). Names avoid ngspice keywords (gmin).
+        above_set = "/(1+exp(-(abs(V(p,n))-vset)/vw))"
+        above_reset = "/(1+exp(-(abs(V(p,n))-vreset)/vw))"
+        below_reset = "/(1+exp((abs(V(p,n))-vreset)/vw))"
+        return SpiceSubcircuit(
+            name=self.family if self.medium.lower() == self.family else f"{self.family}_{self.medium.lower()}",
+            pins=("p", "n"),
+            parameters=(("glo", self.g_min_S), ("ghi", self.g_max_S), ("vset", self.v_set_V),
+                        ("vreset", self.v_reset_V), ("vw", self.v_width_V), ("tauset", self.tau_set_s),
+                        ("taureset", self.tau_reset_s), ("t0", self.t0_s)),
+            inputs=(("g0", "vg0", 0.0), ("nu", "vnu", 0.0), ("t_prog", "vtp", 0.0), ("k_read", "vkr", 1.0)),
+            body=(
+                "Vg0 gs 0 dc {g0}",
+                "Rhold g gs 1e12",
+                "Cg g 0 1",
+                "Vnu nuv 0 dc {nu}",
+                "Vtp tpv 0 dc {t_prog}",
+                "Vkr krv 0 dc {k_read}",
+                f"Bg 0 g I = (time > 0) ? ((1-V(g)){above_set}{below_reset}/tauset"
+                f" - V(g){above_reset}/taureset) : 0",
+                "Bm p n I = V(p,n)*(glo+V(g)*(ghi-glo))*exp(-V(nuv)*ln(1+V(tpv)/t0))*V(krv)",
+            ),
+            comments=(
+                f"PCM cell, preset {self.medium}: behavioural SET/RESET pulse response (circuitnn design) "
+                "and power-law drift.",
+                self.provenance,
+                "Pins: p n (unipolar: either polarity programs). Internal node g holds the state in [0,1].",
+                "G = (glo + g*(ghi-glo)) * ((t_prog+t0)/t0)^(-nu) * k_read; noise is sampled outside SPICE.",
+            ),
+            state_node="g",
+        )
 
 
-def spice_subckt(pp: PcmPulseParams = PcmPulseParams(), p: PcmParams = PcmParams()) -> str:
-    """The ngspice subcircuit ``pcm`` (pins: p n) with the pulse response and drift above.
-
-    Instance parameters: ``g0`` stored state, ``nu`` drift exponent, ``t_prog`` time since the end of
-    programming (s), ``k_read`` read-noise factor (1 = noiseless). Each is the value of a DC source
-    inside the instance, so it can be changed between runs without reloading:
-    ``alter v.<inst>.vg0 dc=…``, ``v.<inst>.vnu``, ``v.<inst>.vtp``, ``v.<inst>.vkr``.
-
-    The state is the voltage of internal node ``g`` on a 1 F capacitor, charged by a B-source with
-    dg/dt. A DC source at g0 behind 1 TΩ holds g while the state equation is gated off at time 0, so
-    ``.op`` returns the *stored* state (not the zero-bias equilibrium) and a transient starts from g0
-    without ``uic``. The drift clock does not advance during a transient (µs against t0 = 20 s).
-    Noise is not simulated here: sample it in NumPy (``program``, ``sample_drift_nu``,
-    ``read_noise_std_relative``) and pass the results in as g0, nu and k_read.
-    """
-    from ..circuits.netlist import comment  # local: circuits renders text, devices own equations
-
-    params = " ".join(f"{k}={v}" for k, v in spice_parameters(pp, p).items())
-    # Logistics written as divisions: x/(1+exp(-u)) = x·s(u). Param names avoid ngspice keywords (gmin).
-    above_set = "/(1+exp(-(abs(V(p,n))-vset)/vw))"
-    above_reset = "/(1+exp(-(abs(V(p,n))-vreset)/vw))"
-    below_reset = "/(1+exp((abs(V(p,n))-vreset)/vw))"
-    return "\n".join([
-        "* PCM cell: behavioural SET/RESET pulse response (circuitnn design) and power-law drift.",
-        comment(pp.provenance),  # flattened: a newline in it must not start a netlist statement
-        "* Pins: p n (unipolar: either polarity programs). Internal node g holds the state in [0,1].",
-        "* G = (glo + g*(ghi-glo)) * ((t_prog+t0)/t0)^(-nu) * k_read; noise is sampled outside SPICE.",
-        f".subckt {SUBCKT_NAME} p n params: g0=0 nu=0 t_prog=0 k_read=1 {params}",
-        "Vg0 gs 0 dc {g0}",
-        "Rhold g gs 1e12",
-        "Cg g 0 1",
-        "Vnu nuv 0 dc {nu}",
-        "Vtp tpv 0 dc {t_prog}",
-        "Vkr krv 0 dc {k_read}",
-        f"Bg 0 g I = (time > 0) ? ((1-V(g)){above_set}{below_reset}/tauset"
-        f" - V(g){above_reset}/taureset) : 0",
-        "Bm p n I = V(p,n)*(glo+V(g)*(ghi-glo))*exp(-V(nuv)*ln(1+V(tpv)/t0))*V(krv)",
-        f".ends {SUBCKT_NAME}",
-    ])
-
-
-def spice_library_text(pp: PcmPulseParams = PcmPulseParams(), p: PcmParams = PcmParams()) -> str:
-    """The full text of ``models/pcm.lib``: a header and the ``pcm`` subcircuit."""
-    return "\n".join([
-        f"* circuitnn {__version__}: phase-change memory cell (behavioural pulse response, power-law drift).",
-        "* Generated by circuitnn.devices.pcm; do not edit: change circuitnn/devices/pcm.py.",
-        "* Usage: X1 top bottom pcm g0=0.6 nu=0.05 t_prog=3600   (g0 = stored state in [0,1];"
-        " .op reads it back)",
-        "",
-        spice_subckt(pp, p),
-        "",
-    ])
+PRESET_ORDER = 10
+PRESETS = (PcmModel(),)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import Config
+from .config import Config
 from ..store import Run, RunStore
-from ..surrogate import calibrate as cal
+from . import calibration_fit as cal
 from ..surrogate.calibration_params import SurrogateCalibration
 
 

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ..chip.spice_chip import SpiceChip
 from ..chip.surrogate_chip import SurrogateChip
 from ..circuits.crossbar import Crossbar
-from ..config import Config, from_dict
+from .config import Config, from_dict
 from ..errors import ConfigError
 from ..store import Run, RunStore
 from ..surrogate.calibration_params import SurrogateCalibration

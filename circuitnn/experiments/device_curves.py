@@ -9,7 +9,7 @@ import numpy as np
 
 from ..circuits import characterize
 from ..circuits.program import ProgrammingCircuit
-from ..config import Config
+from .config import Config
 from ..devices import msdc
 from ..spice.engine import SpiceEngine
 from ..spice.pulses import SpicePulseWriter

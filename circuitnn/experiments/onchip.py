@@ -19,9 +19,8 @@ import numpy as np
 from ..chip.ledger import Ledger
 from ..chip.protocol import Chip
 from ..circuits.crossbar import Crossbar
-from ..config import Config
+from .config import Config
 from ..data.patterns import make_dataset
-from ..devices import msdc
 from ..training import mapping
 from ..training.software import TrainedNetwork, accuracy, train_default
 from ..training.tuning import DeviceTuning, tune_all
@@ -143,7 +142,7 @@ def train_on_chip(config: Config, chip: Chip, task: Task, initial_reset: bool,
         software_accuracy=task.software_accuracy,
         programmed_software_accuracy=accuracy(programmed, task.X_test, task.y_test),
         chip_accuracy=accuracy_chip, targets_S=task.targets_S, initial_states=start_states,
-        final_states=final_states, final_S=msdc.conductance_S(chip.crossbar.spec.device, final_states),
+        final_states=final_states, final_S=chip.conductances_S(),
         tunings=tunings, ledger=chip.ledger, chip_outputs=outputs, completed_at_s=times)
     if check_retention:
         result.retention = retention_check(chip, task, times, total_time)
@@ -171,15 +170,15 @@ def conductance_error_sweep(config: Config, chip: Chip, task: Task, programmed_s
     """Accuracy through the array when every programmed conductance is off by a relative error
     drawn from N(0, σ²) (clipped to the device window), for each σ in ``onchip.conductance_errors``."""
     device = chip.crossbar.spec.device
-    g0 = msdc.conductance_S(device, np.asarray(programmed_states))
+    g0 = device.conductance_S(np.asarray(programmed_states))
     rng = np.random.default_rng([config.seed, 3])
     sigmas = np.array(config.onchip.conductance_errors, dtype=float)
     draws = config.onchip.error_draws
     accuracies = np.zeros((len(sigmas), draws))
     for a, sigma in enumerate(sigmas):
         for d in range(draws if sigma > 0 else 1):
-            g = np.clip(g0 * (1 + sigma * rng.standard_normal(g0.shape)), device.g_off_S, device.g_on_S)
-            chip.load_states(msdc.state_from_conductance(device, g))
+            g = np.clip(g0 * (1 + sigma * rng.standard_normal(g0.shape)), device.g_low_S, device.g_high_S)
+            chip.load_states(np.clip(device.state_from_conductance(g), *device.state_bounds))
             accuracies[a, d] = chip_accuracy(chip, task.X_test, task.y_test)[0]
             if progress:
                 progress()

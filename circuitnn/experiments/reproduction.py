@@ -14,6 +14,7 @@ A checkpoint after every device (states, ledger, tunings so far) and after every
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from ..chip.ledger import Ledger
 from ..chip.spice_chip import SpiceChip
 from ..circuits.crossbar import Crossbar
-from ..config import Config, from_dict
+from .config import Config, from_dict
 from ..store import Run, RunStore
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..validation import check_choice
@@ -43,11 +44,15 @@ def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
 
 def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_medium: str | None = None,
                      resume: str | None = None, progress: bool = True, backend: str = "spice",
-                     calibration: SurrogateCalibration | None = None) -> Run:
+                     calibration: SurrogateCalibration | None = None,
+                     write_report: Callable[[Run], dict] | None = None) -> Run:
     """Run (or resume) the reproduction for ``configs`` (one per medium) and return the stored run.
 
     ``backend`` is "spice" (SpiceChip) or "surrogate" (SurrogateChip with ``calibration``, whose
-    name every stored result and report carries)."""
+    name every stored result and report carries). ``write_report(run) -> summary`` writes the report
+    into the run before it is completed (the CLI passes ``reports.onchip_report.write_report``);
+    without it the run's summary holds each part's headline numbers and ``circuitnn report`` builds
+    the report later."""
     check_choice("backend", backend, BACKENDS)
     by_medium = {c.device.medium: c for c in configs}
     if heatmap_medium is not None and heatmap_medium not in by_medium:
@@ -83,11 +88,22 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
                 _error_sweep(run, by_medium[medium], progress, make_chip)
             else:
                 _tuning_part(run, by_medium[medium], part, (what == "reset"), progress, make_chip)
-        from ..reports.onchip_report import write_report
-
-        summary = write_report(run)
+        summary = write_report(run) if write_report is not None else _headline(run)
         run.complete(summary)
     return run
+
+
+def _headline(run: Run) -> dict:
+    """Accuracy, time and energy of every tuning part, from the stored part summaries."""
+    summary = {}
+    for part in run.read_json("plan.json")["parts"]:
+        medium, _, what = part.partition("-")
+        if what in ("reset", "noreset"):
+            stored = run.read_json(f"parts/{part}/summary.json")
+            for key, name in (("accuracy", "chip_accuracy"), ("time_s", "training_time_s"),
+                              ("energy_J", "training_energy_total_J")):
+                summary[f"{medium}_{what}_{key}"] = stored[name]
+    return summary
 
 
 def stored_config(run: Run, medium: str) -> Config:

@@ -41,7 +41,7 @@ from typing import Protocol
 import numpy as np
 
 from ..devices import msdc, pcm
-from ..devices.media import medium as msdc_medium
+from ..devices.base import preset as msdc_medium
 from ..errors import ConfigError
 from ..validation import check_range
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..circuits.crossbar import Crossbar, CrossbarSpec, LayerSpec, NeuronSpec
-from ..devices.media import medium
+from ..devices.base import preset as medium
 from ..devices.msdc import MsdcParams
 from ..surrogate.array import ArrayModel
 

@@ -1,4 +1,6 @@
-"""Files a person opens: example netlists and model libraries, device-curve CSV/PNG, the demo run."""
+"""Files a person opens: example netlists and model libraries, device-curve CSV/PNG, the demo files.
+
+Nothing here simulates: the curves and operating points come from ``experiments/``."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..circuits.crossbar import Crossbar
 from ..circuits.default import EXAMPLE_INPUT, example_states
-from ..config import Config
-from ..devices.library import write_libraries
+from ..circuits.library import write_libraries
+from ..experiments.config import Config
+from ..experiments.device_curves import DeviceCurves
 
 
 def default_netlist_texts(configs: list[Config]) -> dict[str, str]:
@@ -52,69 +54,42 @@ def _pyplot():
     return plt
 
 
-def write_device_curves(out: Path, configs: list[Config], engine=None) -> list[Path]:
-    """Hysteresis loop and pulse response of each config's medium: CSV and PNG per medium."""
-    from ..experiments.device_curves import device_curves
-    from ..spice.engine import SpiceEngine
-
+def write_device_curves(out: Path, curves_list: list[DeviceCurves], configs: list[Config]) -> list[Path]:
+    """Hysteresis loop and pulse response of each medium (computed by ``experiments.device_curves``):
+    CSV and PNG per medium."""
     plt = _pyplot()
     written = []
-    owns_engine = engine is None
-    engine = engine or SpiceEngine()
-    try:
-        for config in configs:
-            curves = device_curves(config, engine)
-            stem = out / f"{curves.medium}"
-            written.append(write_table(stem.with_name(f"{curves.medium}_hysteresis.csv"), curves.hysteresis))
-            written.append(write_table(stem.with_name(f"{curves.medium}_pulses.csv"), curves.pulses))
-            figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-            h = curves.hysteresis
-            left.plot(h["voltage_V"], h["current_A"] * 1e3, label="SPICE")
-            left.plot(h["voltage_V"], h["current_numpy_A"] * 1e3, "--", label="NumPy model")
-            left.set(xlabel="voltage (V)", ylabel="current (mA)",
-                     title=f"{curves.medium}: {config.curves.sweep_frequency_Hz:g} Hz sweep")
-            left.legend()
-            pl = curves.pulses
-            right.plot(pl["pulse"], pl["state_spice"], "o-", ms=3, label="SPICE")
-            right.plot(pl["pulse"], pl["state_numpy"], "x--", ms=4, label="NumPy model")
-            right.set(xlabel="pulse number (SET, then RESET)", ylabel="state x",
-                      title=f"{curves.medium}: {config.tuning.pulse_width_s * 1e6:g} us pulses")
-            right.legend()
-            figure.tight_layout()
-            png = out / f"{curves.medium}_curves.png"
-            figure.savefig(png, dpi=110)
-            plt.close(figure)
-            written.append(png)
-    finally:
-        if owns_engine:
-            engine.close()
+    for curves, config in zip(curves_list, configs):
+        stem = out / f"{curves.medium}"
+        written.append(write_table(stem.with_name(f"{curves.medium}_hysteresis.csv"), curves.hysteresis))
+        written.append(write_table(stem.with_name(f"{curves.medium}_pulses.csv"), curves.pulses))
+        figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+        h = curves.hysteresis
+        left.plot(h["voltage_V"], h["current_A"] * 1e3, label="SPICE")
+        left.plot(h["voltage_V"], h["current_numpy_A"] * 1e3, "--", label="NumPy model")
+        left.set(xlabel="voltage (V)", ylabel="current (mA)",
+                 title=f"{curves.medium}: {config.curves.sweep_frequency_Hz:g} Hz sweep")
+        left.legend()
+        pl = curves.pulses
+        right.plot(pl["pulse"], pl["state_spice"], "o-", ms=3, label="SPICE")
+        right.plot(pl["pulse"], pl["state_numpy"], "x--", ms=4, label="NumPy model")
+        right.set(xlabel="pulse number (SET, then RESET)", ylabel="state x",
+                  title=f"{curves.medium}: {config.tuning.pulse_width_s * 1e6:g} us pulses")
+        right.legend()
+        figure.tight_layout()
+        png = out / f"{curves.medium}_curves.png"
+        png.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(png, dpi=110)
+        plt.close(figure)
+        written.append(png)
     return written
 
 
-def run_demo(out: Path, configs: list[Config]) -> list[Path]:
-    """The main job on embedded defaults: for every medium, the default circuit's netlist, its
-    operating point in SPICE, and the device curves."""
-    from ..experiments.operating_point import read_operating_point
-    from ..spice.batch import ngspice_version
-    from ..spice.engine import SpiceEngine
-
+def write_demo(out: Path, configs: list[Config], points: dict, curves_list: list[DeviceCurves]) -> list[Path]:
+    """The main job's demo files: example netlists and model libraries, device curves, operating points."""
     written = write_default_netlists(out, configs)
-    summary = {"circuitnn": __version__, "ngspice": ngspice_version(), "media": {}}
-    with SpiceEngine() as engine:
-        for config in configs:
-            crossbar = Crossbar(config.crossbar_spec())
-            states = example_states(crossbar.n_devices, config.seed)
-            point = read_operating_point(crossbar, states, EXAMPLE_INPUT, engine)
-            summary["media"][config.device.medium] = {
-                "seed": config.seed,
-                "states": states.tolist(),
-                "inputs": list(EXAMPLE_INPUT),
-                "neuron_nodes_V": point.neuron_nodes,
-                "max_state_read_back_error": float(np.max(np.abs(point.states_read_back - states))),
-                "config": config.as_dict(),
-            }
-        written += write_device_curves(out / "device-curves", configs, engine)
+    written += write_device_curves(out / "device-curves", curves_list, configs)
     path = out / "operating_points.json"
-    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    path.write_text(json.dumps(points, indent=2, default=str) + "\n")
     written.append(path)
     return written

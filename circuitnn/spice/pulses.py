@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..circuits.program import INSTANCE, SOURCE, ProgrammingCircuit, PulseSpec
+from ..circuits.program import SOURCE, ProgrammingCircuit, PulseSpec
 from .engine import SpiceEngine
 
 
@@ -29,13 +29,18 @@ class PulseResult:
 
 
 class SpicePulseWriter:
-    """Applies pulses to a device through the programming circuit, in a (shared) engine."""
+    """Applies pulses to a device through the programming circuit, in a (shared) engine.
 
-    VECTORS = ("time", "pg", "top", "bot", f"{INSTANCE}.x", f"{SOURCE}#branch")
+    An ageing model's read inputs (drift, read noise) apply to reads only: a pulse sees the cell as
+    just programmed (the inputs at their defaults), since programming restarts the drift clock.
+    """
 
     def __init__(self, circuit: ProgrammingCircuit, engine: SpiceEngine, keep_waveforms: bool = False):
         self.circuit, self.engine, self.keep_waveforms = circuit, engine, keep_waveforms
         self._loaded = False
+        sub = circuit.device.spice_subcircuit()
+        self._fresh_inputs = {key: default for key, _, default in sub.inputs[1:]}
+        self._inputs_altered = False
 
     def _ensure_loaded(self, pulse: PulseSpec) -> None:
         if not self._loaded or self.engine.circuit_name != self.circuit.name:
@@ -46,7 +51,10 @@ class SpicePulseWriter:
         """Apply one pulse to a device in state ``x``."""
         self._ensure_loaded(pulse)
         alters = {**self.circuit.state_alters(x), **self.circuit.pulse_alters(pulse)}
-        result = self.engine.run(self.circuit.analysis(pulse), self.VECTORS, alters=alters,
+        if self._inputs_altered:
+            alters.update(self.circuit.input_alters(self._fresh_inputs))
+            self._inputs_altered = False
+        result = self.engine.run(self.circuit.analysis(pulse), self.circuit.vectors, alters=alters,
                                  step=step or f"pulse {pulse.amplitude_V:+g} V {pulse.width_s:g} s")
         v = result.vectors
         t = v["time"]
@@ -56,7 +64,7 @@ class SpicePulseWriter:
         source_power = -v["pg"] * v[f"{SOURCE}#branch"]
         return PulseResult(
             x_before=x,
-            x_after=float(np.clip(v[f"{INSTANCE}.x"][-1], 0.0, 1.0)),
+            x_after=float(np.clip(v[self.circuit.state_node][-1], *self.circuit.device.state_bounds)),
             energy_device_J=float(np.trapezoid(device_power, t)),
             energy_source_J=float(np.trapezoid(source_power, t)),
             duration_s=float(t[-1]),
@@ -65,10 +73,16 @@ class SpicePulseWriter:
             waveform=dict(v) if self.keep_waveforms else None,
         )
 
-    def read_dc(self, x: float, v_read_V: float, step: str | None = None) -> tuple[float, float]:
-        """Operating point with the generator held at ``v_read_V``: (current A, device voltage V)."""
+    def read_dc(self, x: float, v_read_V: float, step: str | None = None,
+                inputs: dict | None = None) -> tuple[float, float]:
+        """Operating point with the generator held at ``v_read_V``: (current A, device voltage V).
+
+        ``inputs``: an ageing model's read inputs for this read (``DeviceModel.read_inputs``)."""
         self._ensure_loaded(PulseSpec(1.0, 1e-6))
-        alters = {**self.circuit.state_alters(x), **self.circuit.dc_alters(v_read_V)}
+        alters = {**self.circuit.state_alters(x), **self.circuit.read_alters(v_read_V)}
+        if inputs:
+            alters.update(self.circuit.input_alters(inputs))
+            self._inputs_altered = True
         v = self.engine.run("op", ("top", "bot"), alters=alters, step=step or "verify read").vectors
         current = float(v["bot"][0]) / self.circuit.path.r_sense_ohm
         return current, float(v["top"][0] - v["bot"][0])

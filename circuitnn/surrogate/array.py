@@ -7,7 +7,7 @@ The same circuit ``circuits/crossbar.py`` writes as a netlist, node for node:
     V_os at its + input) with feedback R_f; "single" weights: a resistor 1/G_ref from the reference
     node (−Σ v_in) into s; "differential": an inverted copy of each row (−v_in).
 
-Each layer is a linear resistive network once the device states are fixed (phi = 1: I = G(x)·V),
+Each layer is a linear resistive network once the device states are fixed (I = G(x)·V),
 driven by ideal sources (the layer's inputs, inverted rows, reference node), so its node voltages
 solve ``Y V = M v_sources + b``: nodal analysis with the sources as known voltages. The switch and
 device are one series conductance ``G/(1 + R_sw G)`` (their middle node carries no other branch).
@@ -63,12 +63,13 @@ def _one_blas_thread():
     return controller.limit(limits=1, user_api="blas") if controller is not None else contextlib.nullcontext()
 
 
-def check_memristive(device) -> None:
-    """The surrogate's device is a linear conductance at fixed state only when phi = 1."""
-    if device.phi < 1.0:
-        raise ConfigError("device.phi", device.phi,
-                          "1.0 only: the surrogate supports the purely memristive M-SDC device "
-                          "(phi = 1); use SpiceChip for devices with diode terms (phi < 1)")
+def check_linear(device) -> None:
+    """The surrogate solves the array as a linear network: each device must be a conductance at fixed
+    state (``DeviceModel.linear_at_fixed_state``; an M-SDC device with diode terms, phi < 1, is not)."""
+    if not device.linear_at_fixed_state:
+        raise ConfigError("device.phi" if hasattr(device, "phi") else "device", getattr(device, "phi", device.medium),
+                          "a device that is linear at fixed state (M-SDC: phi = 1); use SpiceChip for "
+                          "devices with diode terms")
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,7 @@ class ArrayModel:
     """The whole crossbar network: layers solved in order, factorised per change of states."""
 
     def __init__(self, crossbar: Crossbar, gain_scale: float = 1.0):
-        check_memristive(crossbar.spec.device)
+        check_linear(crossbar.spec.device)
         self.crossbar = crossbar
         self.layers: list[_LayerNetwork] = []
         first = 0

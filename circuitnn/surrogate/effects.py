@@ -9,8 +9,9 @@ drawn per operation), so a chip built with the same seed repeats itself exactly.
   parallel with the column, injected at the summing node).
 * **Programming noise**: a Gaussian error in state units on the state after each pulse, clipped
   to [0, 1] (cycle-to-cycle variation of a write).
-* **Device-to-device variation**: fixed per-device log-normal factors on R_on and R_off (median 1,
-  ``sigma`` of the logarithm), sampled once; the device's conductance window moves with them.
+* **Device-to-device variation**: fixed per-device log-normal factors on the two ends of the
+  conductance window (R_on and R_off of a memristor; median 1, ``sigma`` of the logarithm), sampled
+  once; the device's window moves with them.
 * **Stuck devices**: a fraction of the devices, sampled once, stuck at x = 1 (with probability
   ``stuck_on_fraction``) or x = 0; pulses, rests and ``load_states`` leave them there.
 * **Quantisation**: a signed DAC of ``input_bits`` on the input voltages (levels k·V_read/(2^(b−1) − 1),
@@ -61,8 +62,8 @@ class DeviceEffects:
 class DeviceDraws:
     """The per-device draws made once: conductance windows and stuck devices. Shapes (n,)."""
 
-    g_on_S: np.ndarray
-    g_off_S: np.ndarray
+    g_high_S: np.ndarray
+    g_low_S: np.ndarray
     stuck: np.ndarray          # bool
     stuck_state: np.ndarray    # the state a stuck device holds (0 or 1; meaningless where not stuck)
 
@@ -70,17 +71,19 @@ class DeviceDraws:
         return np.where(self.stuck, self.stuck_state, states)
 
 
-def sample_devices(effects: DeviceEffects, r_on_ohm: float, r_off_ohm: float, n: int,
+def sample_devices(effects: DeviceEffects, g_high_S: float, g_low_S: float, n: int,
                    rng: np.random.Generator) -> DeviceDraws:
-    """Draw every device's R_on/R_off factor and whether (and where) it is stuck.
+    """Draw every device's window factors and whether (and where) it is stuck.
 
-    All four draws are always made, so switching one effect on does not change another's draws.
+    The high end of the window (R_on of a memristor) and the low end (R_off) are divided by
+    independent log-normal factors. All four draws are always made, so switching one effect on does
+    not change another's draws.
     """
     on_factor = np.exp(effects.r_on_variation_sigma * rng.standard_normal(n))
     off_factor = np.exp(effects.r_off_variation_sigma * rng.standard_normal(n))
     stuck = rng.random(n) < effects.stuck_fraction
     stuck_state = (rng.random(n) < effects.stuck_on_fraction).astype(float)
-    return DeviceDraws(1.0 / (r_on_ohm * on_factor), 1.0 / (r_off_ohm * off_factor), stuck, stuck_state)
+    return DeviceDraws(g_high_S / on_factor, g_low_S / off_factor, stuck, stuck_state)
 
 
 def noisy_read(effects: DeviceEffects, conductance_S, rng: np.random.Generator):

@@ -45,7 +45,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..circuits.crossbar import Crossbar
-from ..devices import msdc
 from ..errors import ConfigError
 from ..validation import check_range
 
@@ -72,8 +71,8 @@ def device_conductance_S(g_effective_S, r_switch_ohm: float):
 def _device_window_S(crossbar: Crossbar, margin: float) -> tuple[float, float]:
     check_range("mapping.margin", margin, 0.0, 0.4999, True)
     device = crossbar.spec.device
-    span = device.g_on_S - device.g_off_S
-    return device.g_off_S + margin * span, device.g_on_S - margin * span
+    span = device.g_high_S - device.g_low_S
+    return device.g_low_S + margin * span, device.g_high_S - margin * span
 
 
 def _effective_window_S(crossbar: Crossbar, margin: float) -> tuple[float, float]:
@@ -156,7 +155,7 @@ def weights_to_conductances(weights, crossbar: Crossbar, margin: float = 0.0) ->
 def target_states(weights, crossbar: Crossbar, margin: float = 0.0) -> np.ndarray:
     """Target device states x in [0, 1] (n_devices,), site order, of ``weights_to_conductances``."""
     g = weights_to_conductances(weights, crossbar, margin)
-    return np.clip(msdc.state_from_conductance(crossbar.spec.device, g), 0.0, 1.0)
+    return np.clip(crossbar.spec.device.state_from_conductance(g), *crossbar.spec.device.state_bounds)
 
 
 def conductances_to_weights(g_device_S, crossbar: Crossbar) -> tuple[np.ndarray, ...]:
@@ -188,4 +187,4 @@ def states_to_weights(states, crossbar: Crossbar) -> tuple[np.ndarray, ...]:
     x = np.asarray(states, dtype=float)
     if x.shape != (crossbar.n_devices,):
         raise ConfigError("states", f"shape {x.shape}", f"shape ({crossbar.n_devices},)")
-    return conductances_to_weights(msdc.conductance_S(crossbar.spec.device, x), crossbar)
+    return conductances_to_weights(crossbar.spec.device.conductance_S(x), crossbar)

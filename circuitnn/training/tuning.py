@@ -5,9 +5,15 @@ it, optionally reset it first, then apply SET pulses while it reads below the ta
 pulses while it reads above, re-reading after each, until |G − G_t| ≤ tol·G_t or a pulse budget is
 spent. Written against the Chip protocol only, so it runs on SPICE and on the surrogate alike.
 
-When a pulse overshoots (the direction flips) the pulse width is halved, down to a minimum: a
+When a pulse overshoots (the direction flips) the pulse widths are halved, down to a minimum: a
 coarse-stepping medium (C: a 10 µs pulse moves x by ~40 %) would otherwise oscillate around its
 target forever. This is a standard program-and-verify refinement and a config value.
+
+SET pulses raise the conductance, RESET pulses lower it. Their amplitudes and widths are config
+values per preset: a bipolar memristor resets with a negative pulse, a PCM cell (unipolar) with a
+short pulse above its melting threshold. ``tolerance_floor_S`` adds an absolute floor to the relative
+tolerance, for targets near a zero-conductance end where a relative band is narrower than the read
+noise.
 """
 
 from __future__ import annotations
@@ -25,32 +31,46 @@ from ..validation import check_range
 
 @dataclass(frozen=True)
 class TuningConfig:
-    tolerance: float = 0.05           # relative: |G − G_t| ≤ tolerance · G_t
+    tolerance: float = 0.05           # relative: |G − G_t| ≤ max(tolerance · G_t, tolerance_floor_S)
     max_pulses: int = 200             # per device, reset pulse excluded
     initial_reset: bool = False
     set_amplitude_V: float = 1.0
-    reset_amplitude_V: float = -1.0
+    reset_amplitude_V: float = -1.0   # bipolar devices: negative; PCM: positive, above melting
     pulse_width_s: float = 10e-6
     min_pulse_width_s: float = 0.5e-6
     edge_s: float = 100e-9
-    adaptive_width: bool = True       # halve the width when a pulse overshoots
+    adaptive_width: bool = True       # halve the widths when a pulse overshoots
     reset_width_s: float = 2e-3       # the initial reset: one long RESET pulse (≥ 5 τ for every medium)
+    reset_pulse_width_s: float | None = None   # verify-loop RESET width; None: pulse_width_s
+    tolerance_floor_S: float = 0.0
 
     def __post_init__(self) -> None:
         check_range("tuning.tolerance", self.tolerance, 0.0, 0.5)
         check_range("tuning.max_pulses", self.max_pulses, 0, 100_000)
         check_range("tuning.set_amplitude_V", self.set_amplitude_V, 0.0, 10.0)
-        check_range("tuning.reset_amplitude_V", self.reset_amplitude_V, -10.0, 0.0, True)
+        check_range("tuning.reset_amplitude_V", self.reset_amplitude_V, -10.0, 10.0, True)
         if self.reset_amplitude_V == 0.0:
-            raise ConfigError("tuning.reset_amplitude_V", 0.0, "[-10, 0) (a negative voltage)")
+            raise ConfigError("tuning.reset_amplitude_V", 0.0, "[-10, 10] V, not 0 (a RESET pulse)")
         check_range("tuning.pulse_width_s", self.pulse_width_s, 1e-9, 1.0)
         check_range("tuning.min_pulse_width_s", self.min_pulse_width_s, 1e-9, self.pulse_width_s)
+        if self.reset_pulse_width_s is not None:
+            check_range("tuning.reset_pulse_width_s", self.reset_pulse_width_s, self.min_pulse_width_s, 1.0, True)
         check_range("tuning.reset_width_s", self.reset_width_s, 1e-9, 1.0)
         check_range("tuning.edge_s", self.edge_s, 1e-12, self.min_pulse_width_s)
+        check_range("tuning.tolerance_floor_S", self.tolerance_floor_S, 0.0, 1.0, True)
 
     def pulse(self, direction: int, width_s: float) -> PulseSpec:
         amplitude = self.set_amplitude_V if direction > 0 else self.reset_amplitude_V
         return PulseSpec(amplitude, width_s, self.edge_s)
+
+    def width_s(self, direction: int, halvings: int) -> float:
+        """The width of a SET (+1) or RESET (−1) pulse after ``halvings`` overshoots."""
+        full = self.pulse_width_s if direction > 0 or self.reset_pulse_width_s is None else self.reset_pulse_width_s
+        return max(full / 2.0 ** min(halvings, 64), self.min_pulse_width_s)
+
+    def within(self, g_S: float, target_S: float) -> bool:
+        """Whether a read ``g_S`` is close enough to ``target_S`` to stop."""
+        return abs(g_S - target_S) <= max(self.tolerance * target_S, self.tolerance_floor_S)
 
 
 @dataclass(frozen=True)
@@ -84,18 +104,18 @@ def program_to_target(chip: Chip, index: int, target_S: float, config: TuningCon
         chip.pulse_device(index, PulseSpec(config.reset_amplitude_V, config.reset_width_s, config.edge_s),
                           phase="reset")
     g = initial = chip.read_device(index).conductance_S
-    reads, counts, width, last = 1, {1: 0, -1: 0}, config.pulse_width_s, 0
-    converged = abs(g - target_S) <= config.tolerance * target_S
+    reads, counts, halvings, last = 1, {1: 0, -1: 0}, 0, 0
+    converged = config.within(g, target_S)
     while not converged and counts[1] + counts[-1] < config.max_pulses:
         direction = 1 if g < target_S else -1
         if config.adaptive_width and last and direction != last:
-            width = max(width / 2, config.min_pulse_width_s)
-        chip.pulse_device(index, config.pulse(direction, width), phase="program")
+            halvings += 1
+        chip.pulse_device(index, config.pulse(direction, config.width_s(direction, halvings)), phase="program")
         counts[direction] += 1
         last = direction
         g = chip.read_device(index).conductance_S
         reads += 1
-        converged = abs(g - target_S) <= config.tolerance * target_S
+        converged = config.within(g, target_S)
     return DeviceTuning(index, float(target_S), float(initial), float(g), counts[1], counts[-1],
                         config.initial_reset, reads, bool(converged))
 

@@ -15,30 +15,31 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .circuits.crossbar import CrossbarSpec, LayerSpec, NeuronSpec
-from .circuits.default import feedback_resistance_ohm
-from .chip.protocol import ChipTiming
-from .circuits.program import ProgrammingPath, PulseSpec
-from .devices.media import MEDIA, medium
-from .devices.msdc import MODEL_FIELDS, MsdcParams
-from .errors import ConfigError
-from .training.software import SoftwareTrainingConfig
-from .training.tuning import TuningConfig
-from .validation import check_range
+from ..circuits.crossbar import CrossbarSpec, LayerSpec, NeuronSpec
+from ..circuits.default import feedback_resistance_ohm
+from ..chip.protocol import ChipTiming
+from ..circuits.program import ProgrammingPath, PulseSpec
+from ..devices.base import DeviceModel, presets
+from ..devices.base import preset as device_preset
+from ..errors import ConfigError
+from ..training.software import SoftwareTrainingConfig
+from ..training.tuning import TuningConfig
+from ..validation import check_range
 
 
 @dataclass(frozen=True)
 class DeviceConfig:
     medium: str = "Cr"
-    # Any MsdcParams model field, e.g. r_on_ohm = 4800.0, replaces the preset's value.
+    # Any parameter of the medium's model, e.g. r_on_ohm = 4800.0, replaces the preset's value.
     overrides: dict = field(default_factory=dict)
 
-    def params(self) -> MsdcParams:
-        base = medium(self.medium)
+    def params(self) -> DeviceModel:
+        base = device_preset(self.medium)
+        fields = base.parameter_fields
         for key in self.overrides:
-            if key not in MODEL_FIELDS:
+            if key not in fields:
                 raise ConfigError(f"device.overrides.{key}", self.overrides[key],
-                                  "a model field: " + ", ".join(MODEL_FIELDS))
+                                  f"a model field of {base.medium}: " + ", ".join(fields))
         if not self.overrides:
             return base
         note = ", ".join(f"{k}={v}" for k, v in self.overrides.items())
@@ -169,12 +170,12 @@ class Config:
 
 # -- loading -------------------------------------------------------------------------------------------
 def preset_names() -> list[str]:
-    return list(MEDIA)
+    return list(presets())
 
 
 def preset_text(name: str) -> str:
     """The TOML text of a medium's preset."""
-    key = medium(name).medium
+    key = device_preset(name).medium
     return resources.files("circuitnn.presets").joinpath(f"{key}.toml").read_text()
 
 
@@ -196,7 +197,7 @@ def load_config(path: str | Path | None = None, medium_name: str | None = None) 
     base = tomllib.loads(preset_text(preset))
     merged = _merge(base, user)
     if medium_name:
-        merged.setdefault("device", {})["medium"] = medium(medium_name).medium
+        merged.setdefault("device", {})["medium"] = device_preset(medium_name).medium
     return from_dict(Config, merged, "")
 
 

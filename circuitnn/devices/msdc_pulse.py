@@ -1,6 +1,6 @@
-"""A programming pulse through the programming path, vectorised over devices; verify reads.
+"""The M-SDC pulse response in closed form: a programming pulse through a series resistance, vectorised.
 
-The circuit is ``circuits/program.py``'s: generator ─ R_series (driver, switch, sense) ─ device.
+The circuit is the programming path's: generator ─ R_series (driver, switch, sense) ─ device.
 The generator's waveform is ``PulseSpec``'s trapezoid: 0 V for one edge time, a linear rise over
 one edge, the flat top ``width``, a linear fall over one edge, 0 V for one more edge. With phi = 1
 the device voltage is the divider ``v = s / (1 + R G(x))`` of the source voltage s, and
@@ -37,12 +37,15 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import expit
 
-from ..devices.msdc import MsdcParams
+from .base import PulseResponse
+
+if TYPE_CHECKING:
+    from .msdc import MsdcParams
 
 # Sub-steps per segment are chosen so that ln(rate) changes by at most this much within a sub-step
 # through the divider's dependence on x; the Heun step's error then falls as its square.
@@ -51,24 +54,6 @@ MAX_LOG_RATE_CHANGE = 0.05
 # state's possible movement per sub-step (B_max · dt, B_max = 2/τ) below this.
 MAX_RAMP_MOVEMENT = 0.2
 MAX_SUBSTEPS = 256
-
-
-@dataclass(frozen=True)
-class PulseResponse:
-    """What pulses did to a batch of devices. Arrays of shape (n,); energies in J."""
-
-    x_after: np.ndarray
-    energy_device_J: np.ndarray   # ∫ V_device · I dt
-    energy_source_J: np.ndarray   # ∫ V_generator · I dt: device plus driver, switch and sense losses
-    duration_s: np.ndarray        # the simulated window, 4 edges + width (PulseSpec.duration_s)
-
-
-@dataclass(frozen=True)
-class ReadResponse:
-    """A DC read through the programming path. Arrays of shape (n,)."""
-
-    current_A: np.ndarray            # or floats, for one device
-    device_voltage_V: np.ndarray
 
 
 class _ScalarMath:
@@ -333,26 +318,3 @@ def apply_pulses(p: MsdcParams, x0, amplitude_V, width_s, edge_s, r_series_ohm,
     x, e_dev, e_src = _pulse(_ArrayMath, p, x, amp, width, edge, g_on, g_off, r)
     return PulseResponse(np.clip(x, 0.0, 1.0), e_dev + np.zeros_like(x), e_src + np.zeros_like(x),
                          4 * edge + width)
-
-
-def read_dc(p: MsdcParams, x, v_read_V: float, r_series_ohm, g_on_S=None, g_off_S=None) -> ReadResponse:
-    """The operating point of the programming path held at ``v_read_V``: closed-form divider.
-
-    Plain arithmetic, so floats (one device) and arrays (many) both work.
-    """
-    g_on = p.g_on_S if g_on_S is None else g_on_S
-    g_off = p.g_off_S if g_off_S is None else g_off_S
-    g = g_off + (g_on - g_off) * x
-    current = v_read_V * g / (1.0 + r_series_ohm * g)
-    return ReadResponse(current, current / g)
-
-
-def fixed_state_energies(x, amplitude_V, width_s, edge_s, r_series_ohm, g_on_S, g_off_S):
-    """(device, source) energies of a pulse on a device whose state cannot move (a stuck device).
-
-    ∫ s² dt over the trapezoid is A² (width + 2·edge/3); the divider is constant.
-    """
-    g = np.asarray(g_off_S) + (np.asarray(g_on_S) - np.asarray(g_off_S)) * np.asarray(x)
-    d = 1.0 / (1.0 + np.asarray(r_series_ohm) * g)
-    square = np.asarray(amplitude_V) ** 2 * (np.asarray(width_s) + 2.0 * np.asarray(edge_s) / 3.0)
-    return square * g * d * d, square * g * d

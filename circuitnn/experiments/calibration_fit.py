@@ -24,7 +24,7 @@ import numpy as np
 from ..chip.spice_chip import SpiceChip
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import PulseSpec
-from ..config import Config
+from .config import Config
 
 LINE_RESISTANCES_OHM = (0.0, 1.0, 5.0, 20.0)
 PULSE_WIDTHS_S = (0.5e-6, 2e-6, 10e-6, 40e-6)
@@ -143,7 +143,7 @@ def fit(config: Config, arrays: list[ArrayExperiment], trains: list[PulseExperim
     """Least-squares fit of the free parameters to the calibration experiments."""
     from scipy.optimize import least_squares
 
-    from .calibration_params import SurrogateCalibration
+    from ..surrogate.calibration_params import SurrogateCalibration
 
     spice = spice_values(arrays, trains)
     current_scale = np.sqrt(np.mean(spice["currents_A"] ** 2))
