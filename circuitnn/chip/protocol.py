@@ -101,8 +101,9 @@ class Chip(Protocol):
     def pulse_device(self, index: int, pulse: PulseSpec, phase: str = "program") -> PulseEvent:
         """Apply one programming pulse to one device (phase 'program' or 'reset')."""
 
-    def infer(self, inputs: np.ndarray) -> InferenceResult:
-        """Run inputs ((n, n_inputs) in [0, 1]) through the array with the switches opened."""
+    def infer(self, inputs: np.ndarray, read_noise: bool = True) -> InferenceResult:
+        """Run inputs ((n, n_inputs) in [0, 1]) through the array with the switches opened.
+        ``read_noise=False``: an ageing model is read without its read noise (drift still acts)."""
 
     def rest_device(self, index: int, duration_s: float) -> float:
         """Leave one device unbiased for ``duration_s`` (retention); returns its new state."""

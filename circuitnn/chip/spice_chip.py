@@ -77,10 +77,10 @@ class SpiceChip(DeviceStates):
         self._states[index] = result.x_after
         return result.x_after
 
-    def infer(self, inputs) -> InferenceResult:
+    def infer(self, inputs, read_noise: bool = True) -> InferenceResult:
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
         crossbar = self.crossbar
-        self._sync_array(self._read_inputs())
+        self._sync_array(self._read_inputs(noise=read_noise))
         layers = crossbar.spec.layers
         nodes = [[crossbar.activation_node(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
         power_pairs = crossbar.driver_power_vectors()

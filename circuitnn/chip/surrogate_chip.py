@@ -227,10 +227,10 @@ class SurrogateChip(DeviceStates):
     def load_states(self, states) -> None:
         super().load_states(self._draws.apply_stuck(np.array(self.crossbar._validated_states(states), dtype=float)))
 
-    def infer(self, inputs) -> InferenceResult:
+    def infer(self, inputs, read_noise: bool = True) -> InferenceResult:
         """The whole batch through the array in one sparse solve per layer."""
         x = self._validated_inputs(inputs)
-        response = self._solve(x, self._read_inputs())
+        response = self._solve(x, self._read_inputs(noise=read_noise))
         v_read = self.crossbar.spec.v_read_V
         energy = float(np.sum(response.power_W)) * self.timing.inference_settle_s
         duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)

@@ -142,8 +142,13 @@ class ProgrammingCircuit:
         return net.text()
 
     def transient(self, pulse: PulseSpec) -> tuple[float, float, float]:
-        """(print step, stop time, max internal step) for one pulse (the model's time step)."""
+        """(print step, stop time, max internal step) for one pulse (the model's time step).
+
+        A 0 V "pulse" is a rest: the device only relaxes at its constant zero-bias rates, so the
+        step need not resolve edges (a PCM edge step over a 1 s rest would be 10^7 steps)."""
         max_step = self.device.max_time_step_s(pulse.width_s, pulse.edge_s)
+        if pulse.amplitude_V == 0.0:
+            max_step = max(max_step, pulse.duration_s / 200.0)
         return max_step, pulse.duration_s, max_step
 
     def analysis(self, pulse: PulseSpec) -> str:

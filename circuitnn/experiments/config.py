@@ -74,6 +74,9 @@ class CircuitConfig:
     neuron: NeuronConfig = NeuronConfig()
 
 
+MAPPINGS = ("circuit", "switch")
+
+
 @dataclass(frozen=True)
 class OnChipConfig:
     """The on-chip training reproduction (issue 3): data sizes and the sweeps."""
@@ -81,6 +84,7 @@ class OnChipConfig:
     n_test_per_class: int = 100
     test_noise: float = 0.10             # pixel-flip probability of the test set
     target_margin: float = 0.05          # keep targets this fraction of the window from its ends
+    mapping: str = "circuit"             # "circuit": targets solved through the array; "switch": switch only
     initial_state_low: float = 0.0       # devices start at seeded random states in [low, high]
     initial_state_high: float = 1.0      # (their as-found state before any tuning)
     conductance_errors: tuple[float, ...] = (0.0, 0.025, 0.05, 0.075, 0.10, 0.125, 0.15, 0.175, 0.20)
@@ -122,6 +126,8 @@ class Config:
         check_range("onchip.n_test_per_class", o.n_test_per_class, 1, 1_000_000, True)
         check_range("onchip.test_noise", o.test_noise, 0.0, 0.5, True)
         check_range("onchip.target_margin", o.target_margin, 0.0, 0.49, True)
+        if o.mapping not in MAPPINGS:
+            raise ConfigError("onchip.mapping", o.mapping, "one of " + ", ".join(MAPPINGS))
         check_range("onchip.initial_state_low", o.initial_state_low, 0.0, 1.0, True)
         check_range("onchip.initial_state_high", o.initial_state_high, o.initial_state_low, 1.0, True)
         check_range("onchip.error_draws", o.error_draws, 1, 10_000, True)

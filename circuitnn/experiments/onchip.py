@@ -54,7 +54,10 @@ def make_task(config: Config, crossbar: Crossbar, training_noise: float | None =
     if training_noise is not None:
         settings = dataclasses.replace(settings, training_noise=training_noise)
     network = train_default(settings)
-    targets = mapping.weights_to_conductances(network.weights, crossbar, config.onchip.target_margin)
+    if config.onchip.mapping == "circuit":
+        targets = mapping.circuit_conductances(network.weights, crossbar, config.onchip.target_margin)
+    else:
+        targets = mapping.weights_to_conductances(network.weights, crossbar, config.onchip.target_margin)
     rng = np.random.default_rng([config.seed, 1])
     X, y = make_dataset(config.onchip.n_test_per_class, config.onchip.test_noise, rng)
     return Task(network, targets, X, y, accuracy(network.weights, X, y))
@@ -64,6 +67,26 @@ def initial_states(config: Config, n_devices: int) -> np.ndarray:
     """The devices' as-found states: seeded uniform in [low, high]."""
     o = config.onchip
     return np.random.default_rng([config.seed, 2]).uniform(o.initial_state_low, o.initial_state_high, n_devices)
+
+
+def target_states(chip: Chip, targets_S) -> np.ndarray:
+    """The states whose read conductances are the targets (in the device's state range)."""
+    device = chip.crossbar.spec.device
+    return np.clip(device.state_from_conductance(np.asarray(targets_S)), *device.state_bounds)
+
+
+def measure_fidelity(chip: Chip, weights, states) -> dict:
+    """What the chip computes at ``states`` against the software network, over every binary input
+    (``mapping.fidelity``), read without read noise. The chip is left exactly as it was: its states,
+    clock, ledger and noise streams are restored."""
+    saved = chip.snapshot()
+    try:
+        chip.load_states(states)
+        inputs = mapping.binary_inputs(chip.crossbar.n_inputs)
+        result = chip.infer(inputs, read_noise=False)
+        return mapping.fidelity(weights, [*result.hidden, result.outputs], inputs)
+    finally:
+        chip.restore(saved)
 
 
 def chip_accuracy(chip: Chip, X, y) -> tuple[float, np.ndarray]:
@@ -77,7 +100,7 @@ class OnChipResult:
     medium: str
     initial_reset: bool
     software_accuracy: float
-    programmed_software_accuracy: float  # the software network with the weights actually programmed
+    programmed_software_accuracy: float  # the software network with the weights the tuned circuit computes
     chip_accuracy: float                 # SPICE inference through the array
     targets_S: np.ndarray
     initial_states: np.ndarray
@@ -88,6 +111,9 @@ class OnChipResult:
     chip_outputs: np.ndarray
     completed_at_s: np.ndarray           # training time at which each device was finished
     retention: dict = field(default_factory=dict)
+    # What the chip computes over every binary input against the software network: at the mapped
+    # targets ("mapping") and at the tuned states ("tuned"); see mapping.fidelity.
+    fidelity: dict = field(default_factory=dict)
 
     def training_totals(self) -> dict[str, float]:
         """Time, energy and pulses of the whole tuning (reads, reset and program pulses)."""
@@ -110,6 +136,7 @@ class OnChipResult:
             "max_relative_conductance_error": float(np.max(np.abs(errors))),
             "inference_energy_J": self.ledger.totals(("inference",))["energy_total_J"],
             **{f"retention_{k}": v for k, v in self.retention.items() if np.isscalar(v)},
+            **{f"fidelity_{stage}_{k}": v for stage, values in self.fidelity.items() for k, v in values.items()},
         }
 
 
@@ -123,46 +150,65 @@ def train_on_chip(config: Config, chip: Chip, task: Task, initial_reset: bool,
     and the ledger entries so far.
     """
     start_states = chip.states
+    fidelity = {"mapping": measure_fidelity(chip, task.network.weights, target_states(chip, task.targets_S))}
     tuning = dataclasses.replace(config.tuning, initial_reset=initial_reset)
     completed_at: dict[int, float] = {}
+    completed_S: dict[int, float] = {}
 
     def record(result: DeviceTuning) -> None:
         completed_at[result.index] = chip.ledger.totals(("read", "reset", "program"))["time_s"]
+        completed_S[result.index] = float(chip.conductances_S()[result.index])
         if on_device is not None:
             on_device(result)
 
     tunings = tune_all(chip, task.targets_S, tuning, done=done, on_device=record)
     final_states = chip.states
-    programmed = mapping.states_to_weights(final_states, chip.crossbar)
+    fidelity["tuned"] = measure_fidelity(chip, task.network.weights, final_states)
+    programmed = mapping.circuit_weights(chip.conductances_S(), chip.crossbar)
     accuracy_chip, outputs = chip_accuracy(chip, task.X_test, task.y_test)
     total_time = chip.ledger.totals(("read", "reset", "program"))["time_s"]
     times = np.array([completed_at.get(i, 0.0) for i in range(len(tunings))])
+    at_completion = np.array([completed_S.get(i, np.nan) for i in range(len(tunings))])
     result = OnChipResult(
         medium=chip.crossbar.spec.device.medium, initial_reset=initial_reset,
         software_accuracy=task.software_accuracy,
         programmed_software_accuracy=accuracy(programmed, task.X_test, task.y_test),
         chip_accuracy=accuracy_chip, targets_S=task.targets_S, initial_states=start_states,
         final_states=final_states, final_S=chip.conductances_S(),
-        tunings=tunings, ledger=chip.ledger, chip_outputs=outputs, completed_at_s=times)
+        tunings=tunings, ledger=chip.ledger, chip_outputs=outputs, completed_at_s=times, fidelity=fidelity)
     if check_retention:
-        result.retention = retention_check(chip, task, times, total_time)
+        result.retention = retention_check(chip, task, times, total_time, at_completion)
     return result
 
 
-def retention_check(chip: Chip, task: Task, completed_at_s: np.ndarray, total_time_s: float) -> dict:
-    """Each device rests unbiased from the moment it was tuned to the end of training; simulate
-    that rest in SPICE and re-run the test set. Restores the chip's states afterwards."""
+def retention_check(chip: Chip, task: Task, completed_at_s: np.ndarray, total_time_s: float,
+                    completed_S: np.ndarray | None = None) -> dict:
+    """What a device's weight does between its tuning and the end of training.
+
+    Each device rests unbiased from the moment it was tuned to the end of training: that rest is
+    simulated (SPICE, or the surrogate's closed form) and the test set re-run. A model that ages
+    (PCM) also drifts over that time: its read conductance at the end against the one right after
+    it was tuned (``completed_S``) is the conductance drift. The chip is left exactly as it was.
+    """
+    saved = chip.snapshot()
     before = chip.states
     for index, finished in enumerate(completed_at_s):
         wait = max(total_time_s - float(finished), 0.0)
         if wait > 0:
             chip.rest_device(index, wait)
     after = chip.states
+    at_end = chip.conductances_S()
     accuracy_after, _ = chip_accuracy(chip, task.X_test, task.y_test)
-    chip.load_states(before)
+    chip.restore(saved)
     drift = after - before
+    if completed_S is None:
+        completed_S = np.full(len(drift), np.nan)
+    conductance_drift = at_end / completed_S - 1.0
+    known = np.isfinite(conductance_drift)
+    worst = float(np.max(np.abs(conductance_drift[known]))) if known.any() else 0.0
     return {"max_state_drift": float(np.max(np.abs(drift))), "accuracy_after_rest": accuracy_after,
-            "rest_time_s": float(total_time_s), "state_drift": drift}
+            "rest_time_s": float(total_time_s), "state_drift": drift,
+            "max_conductance_drift": worst, "conductance_drift": conductance_drift}
 
 
 def conductance_error_sweep(config: Config, chip: Chip, task: Task, programmed_states,

@@ -168,6 +168,7 @@ def _write_tuning_part(run: Run, part: str, result: onchip.OnChipResult) -> None
         "relative_error": [t.relative_error for t in result.tunings],
         "completed_at_s": result.completed_at_s,
         "state_drift_at_end": result.retention.get("state_drift", np.zeros(len(result.tunings))),
+        "conductance_drift_at_end": result.retention.get("conductance_drift", np.zeros(len(result.tunings))),
         **per_device,
     })
     run.write_npz(f"{folder}/ledger.npz", **result.ledger.to_arrays())

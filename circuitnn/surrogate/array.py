@@ -350,6 +350,23 @@ class ArrayModel:
             v = act
         return ArrayResponse(tia, activations, currents, power)
 
+    def layer_transfer(self, layer: int, device_conductances_S) -> tuple[np.ndarray, np.ndarray]:
+        """The op-amp outputs of ``layer`` as an affine function of its input voltages, with that
+        layer's devices at ``device_conductances_S`` (its slice of site order, S):
+        ``u = inputs_V @ T + u0``, T (n_in, n_out) in V/V, u0 (n_out,) in V; before the rail clamp.
+
+        Factorises that layer alone (n_in + 1 solves), so it can be called inside a fit of the
+        layer's conductances (``training/mapping.py``). Leaves the layer factorised at them.
+        """
+        network = self.layers[layer]
+        g = np.asarray(device_conductances_S, dtype=float)
+        r_switch = self.crossbar.spec.r_switch_on_ohm
+        network.factorize(g / (1.0 + r_switch * g))
+        inputs = np.vstack([np.zeros(network.n_in), np.eye(network.n_in)])
+        with _one_blas_thread():
+            u, _, _ = network.solve(inputs)
+        return u[1:] - u[0], u[0]
+
     def transfer_matrix_S(self, layer: int = 0) -> np.ndarray:
         """(n_in, n_out) column current per input volt of ``layer`` at the factorised states (S).
 

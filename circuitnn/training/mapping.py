@@ -119,11 +119,12 @@ def _validated_weights(weights, crossbar: Crossbar) -> list[np.ndarray]:
     return arrays
 
 
-def weights_to_conductances(weights, crossbar: Crossbar, margin: float = 0.0) -> np.ndarray:
+def weights_to_conductances(weights, crossbar: Crossbar, margin: float = 0.0, strict: bool = True) -> np.ndarray:
     """Target device conductances (n_devices,) in S, site order, switch-compensated.
 
     Raises ConfigError naming the first weight whose target falls outside the device window
-    (shrunk by ``margin``) and the allowed weight range of its layer.
+    (shrunk by ``margin``) and the allowed weight range of its layer; ``strict=False`` clips such
+    targets to the window instead.
     """
     spec = crossbar.spec
     arrays = _validated_weights(weights, crossbar)
@@ -139,7 +140,7 @@ def weights_to_conductances(weights, crossbar: Crossbar, margin: float = 0.0) ->
             g = spec.reference_conductance_S + w / c
         else:
             g = g_mid + site.sign * w / (2 * c)
-        if not g_low - slack <= g <= g_high + slack:
+        if strict and not g_low - slack <= g <= g_high + slack:
             low, high = weight_range(crossbar, site.layer, margin)
             raise ConfigError(
                 f"weights[{site.layer}][{site.row}, {site.column}]", float(w),
@@ -188,3 +189,121 @@ def states_to_weights(states, crossbar: Crossbar) -> tuple[np.ndarray, ...]:
     if x.shape != (crossbar.n_devices,):
         raise ConfigError("states", f"shape {x.shape}", f"shape ({crossbar.n_devices},)")
     return conductances_to_weights(crossbar.spec.device.conductance_S(x), crossbar)
+
+
+# ---- circuit-aware mapping ----------------------------------------------------------------------------
+def circuit_conductances(weights, crossbar: Crossbar, margin: float = 0.0) -> np.ndarray:
+    """Device targets (n_devices,) in S that make the circuit compute ``weights`` exactly.
+
+    ``weights_to_conductances`` compensates the selection switch only. Driver, line and sense
+    resistance, the reference path (which joins at the summing node, after R_sense) and the op-amps'
+    finite gain make the programmed circuit compute other weights: with one device per weight the
+    column current is a small difference of large currents, so a few mV of IR drop move a weight a
+    lot. Here each layer's targets are solved for through the circuit itself: the exact nodal model
+    of the array (``surrogate/array.py``, equal to ngspice to ~1e-11) gives the op-amp outputs as
+    u = v_in @ T(G); the fit asks −k·V_read·T(G) = W (the weights of the software network, whose
+    pre-activation is Σ x_i W_ij with inputs x = v_in/V_read) with
+    ``scipy.optimize.least_squares``, from the switch-compensated targets, inside the (margined)
+    device window. Single weights: one unknown per weight, a square system. Differential weights:
+    each pair keeps the naive mapping's sum, and its difference is solved for.
+
+    A weight the window cannot hold leaves a residual instead of an error; ``mapping_fidelity``
+    measures what the circuit then computes.
+    """
+    from scipy.optimize import least_squares
+
+    from ..surrogate.array import ArrayModel
+
+    spec = crossbar.spec
+    arrays = _validated_weights(weights, crossbar)
+    g = weights_to_conductances(arrays, crossbar, margin, strict=False)
+    low, high = _device_window_S(crossbar, margin)
+    model = ArrayModel(crossbar)
+    for index, (layer, network) in enumerate(zip(spec.layers, model.layers)):
+        block = network.device_slice
+        scale = layer.neuron.activation_gain_per_V * spec.v_read_V
+        naive = g[block].copy()
+        if spec.weights == "differential":
+            plus, minus = naive[0::2], naive[1::2]
+            total = plus + minus
+            span = np.minimum(total - 2 * low, 2 * high - total)
+
+            def expand(d, total=total):
+                return np.column_stack([(total + d) / 2, (total - d) / 2]).ravel()
+
+            start, bounds = plus - minus, (-span, span)
+        else:
+            def expand(values):
+                return values
+
+            start, bounds = naive, (np.full(naive.shape, low), np.full(naive.shape, high))
+        target = arrays[index]
+
+        def residual(params, network_index=index, expand=expand, target=target):
+            transfer, offset = model.layer_transfer(network_index, expand(params))
+            return (-scale * transfer - target).ravel()
+
+        solution = least_squares(residual, np.clip(start, *bounds), bounds=bounds,
+                                 x_scale=np.full(start.shape, high - low), xtol=1e-14, ftol=1e-14, gtol=1e-14)
+        g[block] = expand(solution.x)
+    return g
+
+
+def binary_inputs(n_inputs: int, limit: int = 4096, seed: int = 0) -> np.ndarray:
+    """Every binary input vector (2^n rows, in counting order) up to ``limit``; beyond, ``limit``
+    seeded random binary vectors."""
+    if 2**n_inputs <= limit:
+        codes = np.arange(2**n_inputs)
+        return ((codes[:, None] >> np.arange(n_inputs)[::-1]) & 1).astype(float)
+    return np.random.default_rng(seed).integers(0, 2, (limit, n_inputs)).astype(float)
+
+
+def software_activations(weights, inputs) -> list[np.ndarray]:
+    """Every layer's activations of the bias-free sigmoid network (fractions of full scale)."""
+    from scipy.special import expit
+
+    activations, h = [], np.asarray(inputs, dtype=float)
+    for W in weights:
+        h = expit(h @ np.asarray(W, dtype=float))
+        activations.append(h)
+    return activations
+
+
+def fidelity(weights, layer_activations: list[np.ndarray], inputs) -> dict:
+    """How closely a circuit's activations (per layer, fractions of full scale, for ``inputs``) follow
+    the software network: max and RMS error per layer and overall, and class flips of the last layer
+    (a different side of 0.5 for a one-output network, a different arg-max otherwise)."""
+    expected = software_activations(weights, inputs)
+    result, errors = {}, []
+    for index, (ours, theirs) in enumerate(zip(layer_activations, expected)):
+        error = np.abs(np.asarray(ours, dtype=float) - theirs)
+        errors.append(error.ravel())
+        result[f"layer{index + 1}_max_error"] = float(error.max())
+        result[f"layer{index + 1}_rms_error"] = float(np.sqrt(np.mean(error**2)))
+    everything = np.concatenate(errors)
+    ours, theirs = np.asarray(layer_activations[-1]), expected[-1]
+    if theirs.shape[1] == 1:
+        flips = (ours[:, 0] > 0.5) != (theirs[:, 0] > 0.5)
+    else:
+        flips = np.argmax(ours, axis=1) != np.argmax(theirs, axis=1)
+    result.update(max_error=float(everything.max()), rms_error=float(np.sqrt(np.mean(everything**2))),
+                  class_flips=int(flips.sum()), inputs=int(len(inputs)))
+    return result
+
+
+def circuit_weights(g_device_S, crossbar: Crossbar) -> tuple[np.ndarray, ...]:
+    """The weights the circuit computes when its devices have conductances ``g_device_S`` (site
+    order, S), wires and all: −k·V_read·T per layer, T the layer's op-amp transfer (the inverse of
+    ``circuit_conductances``; op-amp offsets, which no weight can express, are left out)."""
+    from ..surrogate.array import ArrayModel
+
+    spec = crossbar.spec
+    g = np.asarray(g_device_S, dtype=float)
+    if g.shape != (crossbar.n_devices,):
+        raise ConfigError("conductances", f"shape {g.shape}", f"shape ({crossbar.n_devices},)")
+    model = ArrayModel(crossbar)
+    weights = []
+    for index, (layer, network) in enumerate(zip(spec.layers, model.layers)):
+        transfer, _ = model.layer_transfer(index, g[network.device_slice])
+        weights.append(-layer.neuron.activation_gain_per_V * spec.v_read_V * transfer)
+    return tuple(weights)
