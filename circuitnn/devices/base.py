@@ -259,15 +259,19 @@ class TwoRateModel(DeviceModel):
         return (1.0 - x) * a - x * b
 
     def max_read_voltage_V(self) -> float:
-        """The largest |V| (on a 1 mV grid up to 1 V, both polarities) at which the switching rates
-        stay below 1/s, or below twice the zero-bias rate for a volatile device: a 1 ms read moves
-        the state by less than 1e-3 of its range, or disturbs no more than resting does."""
+        """The largest |V| (on a grid from 1 µV to 1 V, both polarities) at which the state moves at
+        most 1/s from anywhere in its range, or at most twice as fast as an unbiased device does for
+        a volatile one: a 1 ms read moves the state by < 1e-3, or disturbs no more than resting.
+        (For the two-rate form the fastest movement at V is max(a(V), b(V)), at the window ends.)"""
         a0, b0 = self.rates_per_s(0.0)
-        limit = max(1.0, 2.0 * float(a0 + b0))
-        grid = np.arange(1, 1001) * 1e-3
-        total = np.maximum(sum(self.rates_per_s(grid)), sum(self.rates_per_s(-grid)))
-        safe = total <= limit
-        return float(grid[np.argmin(safe)] - 1e-3) if not safe.all() else 1.0
+        limit = max(1.0, 2.0 * float(max(a0, b0)))
+        grid = np.unique(np.concatenate([np.geomspace(1e-6, 1e-3, 61), np.arange(1, 1001) * 1e-3]))
+        fastest = np.maximum(np.maximum(*self.rates_per_s(grid)), np.maximum(*self.rates_per_s(-grid)))
+        safe = fastest <= limit
+        if safe.all():
+            return 1.0
+        first_unsafe = int(np.argmin(safe))
+        return float(grid[first_unsafe - 1]) if first_unsafe > 0 else 0.0
 
     def equilibrium_state(self, v_V):
         """The state a device settles to when held at ``v_V`` (0 where no rate acts)."""
