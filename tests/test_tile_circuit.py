@@ -6,6 +6,7 @@ import pytest
 from circuitnn.circuits.crossbar import Crossbar, CrossbarSpec, LayerSpec, NeuronSpec
 from circuitnn.devices.base import preset
 from circuitnn.errors import ConfigError
+from circuitnn.chip.spice_chip import SpiceChip
 from circuitnn.networks import NetworkConfig, ProgrammedMatrix, TileConfig, build_network, evaluate, tile_device
 from circuitnn.networks.tile_circuit import effective_difference_S, pair_conductances_in_site_order, tile_crossbar
 from circuitnn.surrogate.array import ArrayModel
@@ -40,7 +41,7 @@ def test_one_pair_tile_is_the_closed_form_series_circuit():
     a, b = 1 / (series + 1 / g_plus), 1 / (series + 1 / g_minus)
     v_column = (a - b) / (a + b + 1 / tile.r_sense_ohm)     # per volt of input
     expected = v_column / tile.r_sense_ohm
-    got = effective_difference_S(np.array([[[g_plus]], [[g_minus]]]), tile)
+    got = effective_difference_S(np.array([[[g_plus]], [[g_minus]]]), tile, preset("Cr"))
     # The TIA's virtual ground is ideal to 1e-9 (open-loop gain 1e9).
     assert got[0, 0] == pytest.approx(expected, rel=1e-7)
     assert got[0, 0] < g_plus - g_minus
@@ -71,7 +72,7 @@ def test_tile_reads_through_wires_match_ngspice(engine):
     x = rng.uniform(-1, 1, (6, WIRES.rows))
     ours = analog.matmul(x)
 
-    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, model.params)
+    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, model.model)
     states = pair_conductances_in_site_order(programmed.states[0].x)
     a = np.max(np.abs(x), axis=1, keepdims=True)
     engine.load(crossbar.spec.name, crossbar.netlist(states, x[0] / a[0]))
@@ -85,6 +86,28 @@ def test_tile_reads_through_wires_match_ngspice(engine):
     np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
     # And the wires matter here: the ideal product differs by far more than the tolerance.
     assert np.max(np.abs(x @ W - expected)) > 1e-3 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("device", ["msdc", "pcm"])
+def test_a_16x16_tile_rechecks_on_the_spice_chip(device):
+    """A programmed 16 × 16 tile with wires, its states loaded into a ``SpiceChip`` of the tile's own
+    crossbar (PCM tiles are PCM cells in the netlist): the chip's column currents are what the tile
+    computes from its solved circuit."""
+    tile = TileConfig(rows=16, cols=16, r_line_ohm=2.0, r_driver_ohm=10.0, r_sense_ohm=10.0, r_switch_on_ohm=100.0)
+    tile_model = tile_device(device, "ideal")
+    rng = np.random.default_rng(8)
+    W = rng.normal(0, 1, (16, 16))
+    programmed = ProgrammedMatrix(W, tile_model, tile, np.random.default_rng(0))
+    g_pair = programmed.device.readout(programmed.states[0], np.random.default_rng(1)).g_pair_S
+    model = tile_model.model
+    crossbar = tile_crossbar(16, 16, tile, model)
+    assert crossbar.spec.device is model and crossbar.spec.device.family == ("pcm" if device == "pcm" else "msdc")
+    states = np.clip(model.state_from_conductance(pair_conductances_in_site_order(g_pair)), *model.state_bounds)
+    x = rng.uniform(0, 1, (5, 16))
+    with SpiceChip(crossbar, states) as chip:
+        spice = chip.infer(x, read_noise=False).column_currents_A[0]
+    expected = crossbar.spec.v_read_V * x @ effective_difference_S(g_pair, tile, model)
+    np.testing.assert_allclose(spice, expected, rtol=1e-6, atol=1e-9 * np.abs(expected).max())
 
 
 def test_evaluation_reads_through_wires_and_records_them():

@@ -22,7 +22,8 @@ window, as in aihwkit's single-pair converter (docs/reference/dgc-drift-programm
     scale = (g_hi − g_lo)/w_max      w_max = max|W| of the tile
     G+ = g_lo + scale·max(w, 0)      G− = g_lo + scale·max(−w, 0)      w = (G+ − G−)/scale
 
-For M-SDC (g_lo, g_hi) = (1/R_off, 1/R_on) of the medium. This differs on purpose from the mid-window
+For a memristor tile (g_lo, g_hi) = the medium's conductance window (``DeviceModel.g_low_S``,
+``g_high_S``; 1/R_off, 1/R_on for M-SDC). This differs on purpose from the mid-window
 split of ``training/mapping.py`` (a scheme for on-chip tuning in both directions): for inference the
 idle device sits at the low end, where its programming error, read noise and retention loss are
 smallest in absolute terms. For PCM (g_lo, g_hi) = (g_min, g_max) and ``pcm.weights_to_conductance_pair``
@@ -40,8 +41,9 @@ from typing import Protocol
 
 import numpy as np
 
-from ..devices import msdc, pcm
-from ..devices.base import preset as msdc_medium
+from ..devices import pcm
+from ..devices.base import DeviceModel
+from ..devices.base import preset as device_preset
 from ..errors import ConfigError
 from ..validation import check_range
 
@@ -66,10 +68,12 @@ class TileReadout:
 
 
 class TileDevice(Protocol):
-    """A device-effect model of a tile (see the module docstring)."""
+    """A device-effect model of a tile (see the module docstring), an adapter over a ``DeviceModel``
+    (``model``): the same model the chips and the tile's crossbar netlist use."""
 
     name: str
     effects: MsdcEffects | PcmEffects
+    model: DeviceModel
 
     def program(self, w: np.ndarray, rng: np.random.Generator): ...
 
@@ -114,8 +118,10 @@ def _spawn(rng: np.random.Generator, names: tuple[str, ...]) -> dict[str, np.ran
 # ---- M-SDC ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MsdcEffects:
-    """Non-idealities of an M-SDC tile. Fractions are relative standard deviations unless named otherwise.
+    """Non-idealities of a memristor tile. Fractions are relative standard deviations unless named otherwise.
 
+    * ``medium``: the device preset (``circuitnn.devices``): W, Cr, C (M-SDC), or any other registered
+      memristor (VTEAM, AgChalc, ...).
     * ``programming_error``: Gaussian error of each programmed conductance, relative to its target. The
       default 5 % is the write-verify tolerance of the Eslami et al. 2024 reproduction.
     * ``read_noise``: Gaussian noise of each device's conductance on every read (every matrix-vector
@@ -125,9 +131,9 @@ class MsdcEffects:
       a *nominal* device, so a device with another window realises a different conductance. 5 %: ours.
     * ``stuck_on_fraction`` / ``stuck_off_fraction``: devices that never leave x = 1 (G = 1/R_on) or
       x = 0 (G = 1/R_off), whatever they are programmed to. 0.1 % each: ours.
-    * ``retention_s``: time between programming and use; every state relaxes at zero bias as
-      ``msdc.state_after_constant_voltage(p, x, 0 V, t)`` (all toward the same equilibrium, so the
-      weights shrink by exp(−k t): k = 4.6e-5 /s for Cr, about 15 % in one hour).
+    * ``retention_s``: time between programming and use; every state relaxes at zero bias as the
+      model says (``state_after_constant_voltage(x, 0 V, t)``; for M-SDC all toward the same
+      equilibrium, so the weights shrink by exp(−k t): k = 4.6e-5 /s for Cr, about 15 % in one hour).
     * ``drift_compensation``: rescale each tile's output by the global drift-compensation factor
       (``pcm.drift_compensation_alpha``, read-out of the tile now vs right after programming). Off by
       default so that retention shows; on, it cancels the (uniform) M-SDC retention loss almost exactly.
@@ -149,7 +155,7 @@ class MsdcEffects:
     adc_bound: float = 10.0
 
     def __post_init__(self) -> None:
-        msdc_medium(self.medium)  # raises ConfigError device.medium
+        device_preset(self.medium)  # raises ConfigError device.medium
         for name in ("programming_error", "read_noise", "window_variation"):
             check_range(f"effects.{name}", getattr(self, name), 0.0, 1.0, True)
         _check_fraction("effects.stuck_on_fraction", self.stuck_on_fraction)
@@ -172,50 +178,50 @@ class MsdcEffects:
 class MsdcTileState:
     """A programmed M-SDC tile. Axis 0 of every array is the pair member (0 = G+, 1 = G−).
 
-    ``x`` (2, rows, cols) states after programming; ``g_on_S``/``g_off_S`` each device's window (arrays
+    ``x`` (2, rows, cols) states after programming; ``g_high_S``/``g_low_S`` each device's window (arrays
     of that shape, or the nominal scalars); ``stuck`` int8 codes (+1 stuck on, −1 stuck off, 0 free).
     """
 
     x: np.ndarray
-    g_on_S: np.ndarray | float
-    g_off_S: np.ndarray | float
+    g_high_S: np.ndarray | float
+    g_low_S: np.ndarray | float
     stuck: np.ndarray | None
     scale_S_per_unit: float
     w_max: float
 
 
 class MsdcTileDevice:
-    """M-SDC tiles (mean metastable-switch memristors of one medium, ``devices/msdc.py``)."""
+    """Memristor tiles: the device model of one preset (M-SDC by default; any registered memristor)."""
 
     name = "msdc"
 
     def __init__(self, effects: MsdcEffects = MsdcEffects()):
         self.effects = effects
-        self.params = msdc_medium(effects.medium)
+        self.model = device_preset(effects.medium)
 
     @property
     def g_span_S(self) -> float:
-        return self.params.g_on_S - self.params.g_off_S
+        return self.model.g_high_S - self.model.g_low_S
 
     def target_pair(self, w: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Targets (2, rows, cols) in S of the pairs of ``w``, the scale (S per weight unit) and w_max."""
         w_max = _tile_w_max(w)
         scale = self.g_span_S / w_max
-        g_off = self.params.g_off_S
-        pair = np.stack([g_off + scale * np.maximum(w, 0.0), g_off + scale * np.maximum(-w, 0.0)])
+        g_low = self.model.g_low_S
+        pair = np.stack([g_low + scale * np.maximum(w, 0.0), g_low + scale * np.maximum(-w, 0.0)])
         return pair, scale, w_max
 
     def program(self, w: np.ndarray, rng: np.random.Generator) -> MsdcTileState:
-        e, p = self.effects, self.params
+        e, p = self.effects, self.model
         w = np.asarray(w, dtype=float)
         streams = _spawn(rng, ("programming", "window", "stuck"))
         target, scale, w_max = self.target_pair(w)
         if e.programming_error > 0:
             error = streams["programming"].standard_normal(target.shape)
             target = target * (1.0 + e.programming_error * error)
-        # The verify loop stops at the state of a nominal device; states cannot leave [0, 1].
-        x = np.clip(msdc.state_from_conductance(p, target), 0.0, 1.0)
-        g_on, g_off = p.g_on_S, p.g_off_S
+        # The verify loop stops at the state of a nominal device; states cannot leave their range.
+        x = np.clip(p.state_from_conductance(target), *p.state_bounds)
+        g_on, g_off = p.g_high_S, p.g_low_S
         if e.window_variation > 0:
             draws = streams["window"].standard_normal((2, *x.shape))
             # R × exp(σN) ⇒ G × exp(−σN); the sign does not matter for a symmetric N.
@@ -231,11 +237,12 @@ class MsdcTileDevice:
 
     def _conductances(self, state: MsdcTileState, time_s: float) -> np.ndarray:
         x = state.x
+        low, high = self.model.state_bounds
         if time_s > 0:
-            x = msdc.state_after_constant_voltage(self.params, x, 0.0, time_s)
+            x = self.model.state_after_constant_voltage(x, 0.0, time_s)
         if state.stuck is not None:
-            x = np.where(state.stuck > 0, 1.0, np.where(state.stuck < 0, 0.0, x))
-        return x * state.g_on_S + (1.0 - x) * state.g_off_S
+            x = np.where(state.stuck > 0, high, np.where(state.stuck < 0, low, x))
+        return self.model.conductance_S(x, state.g_low_S, state.g_high_S)
 
     def readout(self, state: MsdcTileState, rng: np.random.Generator | None = None) -> TileReadout:
         """The tile ``effects.retention_s`` after programming (no randomness: read noise is per read)."""
@@ -258,8 +265,8 @@ class MsdcTileDevice:
         return self.effects.read_noise > 0
 
     def training_noise_var(self, w_normalised: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """σ²(G+² + G−²)/(g_on − g_off)²: one device at g_off, the other at g_off + (g_on − g_off)|ŵ|."""
-        base = self.params.g_off_S / self.g_span_S
+        """σ²(G+² + G−²)/(g_hi − g_lo)²: one device at g_lo, the other at g_lo + (g_hi − g_lo)|ŵ|."""
+        base = self.model.g_low_S / self.g_span_S
         np.abs(w_normalised, out=out)
         out += base
         np.square(out, out=out)
@@ -308,9 +315,10 @@ class PcmEffects:
         return cls(programming_noise_scale=0.0, drift_scale=0.0, read_noise_scale=0.0, time_s=0.0,
                    drift_compensation=False, dac_bits=None, adc_bits=None)
 
-    def params(self) -> pcm.PcmParams:
-        return pcm.PcmParams(g_max_S=self.g_max_S, prog_noise_scale=self.programming_noise_scale,
-                             drift_scale=self.drift_scale, read_noise_scale=self.read_noise_scale)
+    def model(self) -> pcm.PcmModel:
+        """The PCM device model (``devices/pcm.py``) with these scales and window."""
+        return pcm.PcmModel(g_max_S=self.g_max_S, prog_noise_scale=self.programming_noise_scale,
+                            drift_scale=self.drift_scale, read_noise_scale=self.read_noise_scale)
 
 
 @dataclass(frozen=True)
@@ -330,7 +338,8 @@ class PcmTileDevice:
 
     def __init__(self, effects: PcmEffects = PcmEffects()):
         self.effects = effects
-        self.params = effects.params()
+        self.model = effects.model()
+        self.params = self.model.statistics
 
     @property
     def g_span_S(self) -> float:

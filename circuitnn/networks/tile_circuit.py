@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..circuits.crossbar import Crossbar, CrossbarSpec, LayerSpec, NeuronSpec
-from ..devices.base import preset as medium
-from ..devices.msdc import MsdcParams
+from ..devices.base import DeviceModel
 from ..surrogate.array import ArrayModel
 
 # The crossbar spec needs a positive switch resistance (the netlist's switch model); "no switch" is
@@ -33,14 +32,11 @@ NO_SWITCH_OHM = 1e-6
 TIA = NeuronSpec(r_feedback_ohm=1e3, open_loop_gain=1e9, activation="linear")
 
 
-def tile_crossbar(rows: int, cols: int, tile, device: MsdcParams | None = None) -> Crossbar:
-    """The differential ``rows`` × ``cols`` crossbar of one tile with ``tile``'s resistances.
-
-    ``device`` only names the device model of the netlist (the array solve takes conductances); PCM
-    tiles, which have no crossbar netlist, use the Cr medium there.
-    """
+def tile_crossbar(rows: int, cols: int, tile, device: DeviceModel) -> Crossbar:
+    """The differential ``rows`` × ``cols`` crossbar of one tile of ``device`` with ``tile``'s
+    resistances: the circuit ``SpiceChip`` simulates for a tile small enough for SPICE."""
     return Crossbar(CrossbarSpec(
-        name="tile", device=device if device is not None else medium("Cr"),
+        name="tile", device=device,
         layers=(LayerSpec(rows, cols, TIA),), weights="differential",
         r_driver_ohm=tile.r_driver_ohm, r_line_ohm=tile.r_line_ohm, r_sense_ohm=tile.r_sense_ohm,
         r_switch_on_ohm=tile.r_switch_on_ohm if tile.r_switch_on_ohm > 0 else NO_SWITCH_OHM))
@@ -51,7 +47,7 @@ def pair_conductances_in_site_order(g_pair_S: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(np.asarray(g_pair_S, dtype=float), 0, -1)).ravel()
 
 
-def effective_difference_S(g_pair_S: np.ndarray, tile, device: MsdcParams | None = None) -> np.ndarray:
+def effective_difference_S(g_pair_S: np.ndarray, tile, device: DeviceModel) -> np.ndarray:
     """The (rows, cols) differences G+ − G− the tile's inputs see through its wires (S).
 
     Column current j = V_read · Σ_i x_i · result[i, j]: equal to G+ − G− with ideal wires.

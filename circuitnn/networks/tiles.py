@@ -232,8 +232,7 @@ class ProgrammedMatrix:
         readouts = [self.device.readout(state, child)
                     for state, child in zip(self.states, rng.spawn(len(self.states)))]
         if self.tile.has_parasitics:
-            device = getattr(self.device, "params", None) if self.device.name == "msdc" else None
-            readouts = [replace(r, g_diff_S=effective_difference_S(r.g_pair_S, self.tile, device))
+            readouts = [replace(r, g_diff_S=effective_difference_S(r.g_pair_S, self.tile, self.device.model))
                         for r in readouts]
         return AnalogMatrix.from_readouts(self.shape, self.tile, readouts, self.device.effects)
 
