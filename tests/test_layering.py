@@ -99,3 +99,22 @@ def test_the_checker_sees_an_upward_import(tmp_path, monkeypatch):
 @pytest.mark.parametrize("part", sorted(p for p in RANKS if (PACKAGE / p).is_dir()))
 def test_every_package_has_a_rank(part):
     assert (PACKAGE / part / "__init__.py").exists()
+
+
+def test_the_public_api_resolves_from_the_package_root():
+    import circuitnn
+
+    for name, module in circuitnn.PUBLIC_API.items():
+        value = getattr(circuitnn, name)
+        assert value.__module__ == module or getattr(value, "__module__", module).startswith("circuitnn")
+    with pytest.raises(AttributeError):
+        circuitnn.NoSuchThing  # noqa: B018
+
+
+def test_importing_the_package_loads_no_layer():
+    import subprocess
+    import sys
+
+    code = "import sys, circuitnn; print(sorted(m for m in sys.modules if m.startswith('circuitnn.')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -57,8 +57,9 @@ def weight_per_siemens(crossbar: Crossbar, layer: int) -> float:
 
 
 def effective_conductance_S(g_device_S, r_switch_ohm: float):
-    """Conductance of a device in series with its selection switch: 1/(R_sw + 1/G_dev)."""
-    return 1.0 / (r_switch_ohm + 1.0 / np.asarray(g_device_S, dtype=float))
+    """Conductance of a device in series with its selection switch: 1/(R_sw + 1/G_dev) (0 for 0)."""
+    with np.errstate(divide="ignore"):
+        return 1.0 / (r_switch_ohm + 1.0 / np.asarray(g_device_S, dtype=float))
 
 
 def device_conductance_S(g_effective_S, r_switch_ohm: float):
