@@ -91,7 +91,7 @@ def _one(config: Config, initial_reset: bool, calibration: SurrogateCalibration)
     task = onchip.make_task(config, crossbar)
     start = onchip.initial_states(config, crossbar.n_devices)
     summaries, logs = {}, {}
-    factories = {"spice": lambda: SpiceChip(crossbar, start, config.programming, config.timing),
+    factories = {"spice": lambda: SpiceChip(crossbar, start, config.programming, config.timing, seed=config.seed),
                  "surrogate": lambda: SurrogateChip(crossbar, start, config.programming, config.timing,
                                                     calibration=calibration, seed=config.seed)}
     for backend, make in factories.items():

@@ -140,40 +140,67 @@ class OnChipResult:
         }
 
 
+@dataclass
+class TuningProgress:
+    """Where a tuning run stands: enough, with the chip's snapshot, to continue it exactly.
+
+    ``initial_states`` are the as-found states; per tuned device its ``DeviceTuning``, the training
+    time at which it was finished and its read conductance then (for retention and drift).
+    """
+
+    initial_states: np.ndarray
+    tunings: dict[int, DeviceTuning] = field(default_factory=dict)
+    completed_at_s: dict[int, float] = field(default_factory=dict)
+    completed_S: dict[int, float] = field(default_factory=dict)
+
+    def to_state(self) -> dict:
+        """JSON-able (the arrays go separately: ``initial_states``)."""
+        return {"tunings": [dataclasses.asdict(t) for t in self.tunings.values()],
+                "completed_at_s": {str(k): v for k, v in self.completed_at_s.items()},
+                "completed_S": {str(k): v for k, v in self.completed_S.items()}}
+
+    @classmethod
+    def from_state(cls, state: dict, initial_states) -> TuningProgress:
+        return cls(np.asarray(initial_states, dtype=float),
+                   {int(t["index"]): DeviceTuning(**t) for t in state["tunings"]},
+                   {int(k): float(v) for k, v in state["completed_at_s"].items()},
+                   {int(k): float(v) for k, v in state["completed_S"].items()})
+
+
 def train_on_chip(config: Config, chip: Chip, task: Task, initial_reset: bool,
-                  done: dict[int, DeviceTuning] | None = None,
-                  on_device: Callable[[DeviceTuning], None] | None = None,
+                  progress: TuningProgress | None = None,
+                  on_device: Callable[[TuningProgress], None] | None = None,
                   check_retention: bool = True) -> OnChipResult:
     """Tune every device of ``chip`` to the task's targets, then run the test set through it.
 
-    ``done`` (from a checkpoint) holds devices already tuned; the chip must then carry their states
-    and the ledger entries so far.
+    ``progress`` (from a checkpoint) holds the devices already tuned; the chip must then be restored
+    to the snapshot taken with it, so the run continues exactly as if never interrupted.
+    ``on_device(progress)`` is called after each device (checkpoints, progress bars).
     """
-    start_states = chip.states
+    progress = progress if progress is not None else TuningProgress(chip.states)
     fidelity = {"mapping": measure_fidelity(chip, task.network.weights, target_states(chip, task.targets_S))}
     tuning = dataclasses.replace(config.tuning, initial_reset=initial_reset)
-    completed_at: dict[int, float] = {}
-    completed_S: dict[int, float] = {}
 
     def record(result: DeviceTuning) -> None:
-        completed_at[result.index] = chip.ledger.totals(("read", "reset", "program"))["time_s"]
-        completed_S[result.index] = float(chip.conductances_S()[result.index])
+        progress.tunings[result.index] = result
+        progress.completed_at_s[result.index] = chip.ledger.totals(("read", "reset", "program"))["time_s"]
+        progress.completed_S[result.index] = float(chip.conductances_S()[result.index])
         if on_device is not None:
-            on_device(result)
+            on_device(progress)
 
-    tunings = tune_all(chip, task.targets_S, tuning, done=done, on_device=record)
+    tunings = tune_all(chip, task.targets_S, tuning, done=dict(progress.tunings), on_device=record)
     final_states = chip.states
     fidelity["tuned"] = measure_fidelity(chip, task.network.weights, final_states)
     programmed = mapping.circuit_weights(chip.conductances_S(), chip.crossbar)
     accuracy_chip, outputs = chip_accuracy(chip, task.X_test, task.y_test)
     total_time = chip.ledger.totals(("read", "reset", "program"))["time_s"]
-    times = np.array([completed_at.get(i, 0.0) for i in range(len(tunings))])
-    at_completion = np.array([completed_S.get(i, np.nan) for i in range(len(tunings))])
+    times = np.array([progress.completed_at_s.get(i, 0.0) for i in range(len(tunings))])
+    at_completion = np.array([progress.completed_S.get(i, np.nan) for i in range(len(tunings))])
     result = OnChipResult(
         medium=chip.crossbar.spec.device.medium, initial_reset=initial_reset,
         software_accuracy=task.software_accuracy,
         programmed_software_accuracy=accuracy(programmed, task.X_test, task.y_test),
-        chip_accuracy=accuracy_chip, targets_S=task.targets_S, initial_states=start_states,
+        chip_accuracy=accuracy_chip, targets_S=task.targets_S, initial_states=progress.initial_states,
         final_states=final_states, final_S=chip.conductances_S(),
         tunings=tunings, ledger=chip.ledger, chip_outputs=outputs, completed_at_s=times, fidelity=fidelity)
     if check_retention:

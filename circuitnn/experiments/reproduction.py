@@ -19,14 +19,13 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
-from ..chip.ledger import Ledger
+from ..chip.protocol import ChipSnapshot
 from ..chip.spice_chip import SpiceChip
 from ..circuits.crossbar import Crossbar
 from .config import Config, from_dict
 from ..store import Run, RunStore
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..validation import check_choice
-from ..training.tuning import DeviceTuning
 from . import onchip
 
 TUNING_FIELDS = ("index", "target_S", "initial_S", "final_S", "set_pulses", "reset_pulses", "reads", "converged")
@@ -125,36 +124,36 @@ def _chip_factory(backend: str, calibration: SurrogateCalibration | None):
 
         return lambda config, crossbar, states: SurrogateChip(
             crossbar, states, config.programming, config.timing, calibration=calibration, seed=config.seed)
-    return lambda config, crossbar, states: SpiceChip(crossbar, states, config.programming, config.timing)
+    return lambda config, crossbar, states: SpiceChip(crossbar, states, config.programming, config.timing,
+                                                      seed=config.seed)
 
 
 def _tuning_part(run: Run, config: Config, part: str, initial_reset: bool, progress: bool, make_chip) -> None:
+    """Tune one chip, checkpointing after every device: the chip's whole snapshot (states, clock,
+    ageing, noise streams, ledger) and the tuning progress, so a resume is the uninterrupted run."""
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
     states = onchip.initial_states(config, crossbar.n_devices)
-    done: dict[int, DeviceTuning] = {}
-    ledger = None
     checkpoint = run.load_checkpoint(part)
-    if checkpoint is not None:
-        state, arrays = checkpoint
-        states = arrays["states"]
-        ledger = Ledger.from_arrays(arrays)
-        done = {int(t["index"]): DeviceTuning(**t) for t in state["tunings"]}
     with make_chip(config, crossbar, states) as chip:
-        if ledger is not None:
-            chip.ledger = ledger
-        if not done:
+        saved = None
+        if checkpoint is not None:
+            state, arrays = checkpoint
+            chip.restore(ChipSnapshot({k: v for k, v in arrays.items() if k != "initial_states"}, state["chip"]))
+            saved = onchip.TuningProgress.from_state(state["progress"], arrays["initial_states"])
+        else:
             run.write_netlists({f"{part}_{name}": text for name, text in chip.netlists().items()})
-        bar = tqdm(total=crossbar.n_devices, initial=len(done), desc=f"{part}: tuning", unit="device",
+        done = len(saved.tunings) if saved else 0
+        bar = tqdm(total=crossbar.n_devices, initial=done, desc=f"{part}: tuning", unit="device",
                    disable=not progress, leave=False)
 
-        def on_device(result: DeviceTuning) -> None:
-            done[result.index] = result
-            run.checkpoint(part, {"tunings": [dataclasses.asdict(t) for t in done.values()]},
-                           {"states": chip.states, **chip.ledger.to_arrays()})
+        def on_device(now: onchip.TuningProgress) -> None:
+            snapshot = chip.snapshot()
+            run.checkpoint(part, {"progress": now.to_state(), "chip": snapshot.state},
+                           {"initial_states": now.initial_states, **snapshot.arrays})
             bar.update(1)
 
-        result = onchip.train_on_chip(config, chip, task, initial_reset, done=dict(done), on_device=on_device)
+        result = onchip.train_on_chip(config, chip, task, initial_reset, progress=saved, on_device=on_device)
         bar.close()
     _write_tuning_part(run, part, result)
 
