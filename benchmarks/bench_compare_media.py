@@ -1,4 +1,3 @@
-from circuitnn.reports.onchip_report import write_report
 
 """Wall time of the full compare-media reproduction in SPICE, and the share spent inside ngspice.
 

@@ -10,7 +10,6 @@ import pytest
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
 from circuitnn.circuits.program import ProgrammingCircuit, PulseSpec
-from circuitnn.devices import msdc
 from circuitnn.circuits.netlist import subcircuit_lines
 from circuitnn.devices.media import MEDIA
 from circuitnn.errors import CircuitRejectedError, ConvergenceError, SimulationError

@@ -1,5 +1,3 @@
-from circuitnn.reports.onchip_report import write_report
-
 """Surrogate calibration against SPICE, and the reproduction cross-checked on both backends."""
 
 import pytest
@@ -11,6 +9,7 @@ from circuitnn.experiments import calibration_fit as cal
 from circuitnn.experiments import reproduction
 from circuitnn.experiments.calibration import load_calibration, run_calibration
 from circuitnn.experiments.config import load_config
+from circuitnn.reports.onchip_report import write_report
 from circuitnn.store import RunStore
 
 

@@ -13,7 +13,6 @@ A checkpoint after every device (states, ledger, tunings so far) and after every
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import numpy as np
