@@ -1,4 +1,3 @@
-
 """Wall time of the full compare-media reproduction in SPICE, and the share spent inside ngspice.
 
 Three media, with and without the initial reset, the conductance-error sweeps and the Cr noise
