@@ -37,6 +37,17 @@ def test_run_holds_config_versions_netlists_results_and_report(stored):
     assert run.info.summary["Cr_noreset_accuracy"] >= 0.9
 
 
+def test_every_stored_netlist_runs_unchanged_in_plain_ngspice_batch(stored):
+    from test_netlists import run_plain_batch
+
+    store, run_id = stored
+    run = store.open(run_id)
+    netlists = sorted(rel for rel in run.files if rel.startswith("netlists/"))
+    assert any("program" in rel for rel in netlists) and len(netlists) >= 4
+    for rel in netlists:
+        run_plain_batch(run.path / rel)
+
+
 def test_report_rebuilds_identically_from_the_stored_run(stored, tmp_path):
     store, run_id = stored
     run = store.open(run_id)
