@@ -3,7 +3,7 @@
 ``<root>/<run_id>/`` holds::
 
     run.json            the record: id, kind, name, created (UTC ISO 8601), status ("running" |
-                        "complete" | "failed"), config, seed, labels, versions, files (relative path →
+                        "complete" | "failed" | "interrupted"), config, seed, labels, versions, files (relative path →
                         bytes, every file written through the run), checkpoints, summary, error
     netlists/*.cir      the netlists the run simulated
     anything.csv/.npz/.png/.json/.txt   results and figures, at relative paths the experiment chooses
@@ -40,7 +40,7 @@ from .index import RunIndex
 RUN_FILE = "run.json"
 INDEX_FILE = "index.sqlite"
 CHECKPOINTS = "checkpoints"
-STATUSES = ("running", "complete", "failed")
+STATUSES = ("running", "complete", "failed", "interrupted")
 _REQUIRED = {"id": str, "kind": str, "created": str, "status": str, "config": dict, "seed": int,
              "labels": dict, "versions": dict, "files": dict}
 _STATE_KEY = "__state_json__"  # the checkpoint's JSON state, stored beside its arrays in one .npz
@@ -50,6 +50,15 @@ _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 class StoreError(CircuitnnError):
     """The store cannot do what was asked: a path outside the run, a finished run written or resumed,
     an unknown run id. The message says what to do instead."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run while it was being written. The run is marked "interrupted",
+    keeps everything it saved and resumes from its checkpoints; ``run`` is that Run."""
+
+    def __init__(self, run: Run):
+        super().__init__(f"run {run.id} interrupted")
+        self.run = run
 
 
 class CorruptRunError(StoreError):
@@ -172,7 +181,7 @@ class RunInfo:
     kind: str                  # "train", "compare-media", ...
     name: str | None
     created: str               # UTC, ISO 8601 with microseconds
-    status: str                # "running" | "complete" | "failed"
+    status: str                # "running" | "complete" | "failed" | "interrupted"
     config: dict
     seed: int
     labels: dict[str, str]     # e.g. {"medium": "Cr"}
@@ -204,7 +213,8 @@ class Run:
     Paths are relative to the run directory (``"figures/loss.png"``); absolute paths, ``..``, names
     starting with "." (the store's temporary files) and run.json itself are refused. Each write is
     atomic and then recorded in run.json's ``files``, so a later ``open`` notices missing files.
-    Used as a context manager, an exception leaving the block marks the run failed (and resumable).
+    Used as a context manager, an exception leaving the block marks the run failed, and Ctrl-C
+    (KeyboardInterrupt) marks it interrupted and raises ``RunInterrupted``; both resume.
     """
 
     def __init__(self, path: Path, record: dict):
@@ -360,16 +370,27 @@ class Run:
         self._require_running("mark it failed")
         self._save_record(status="failed", error=str(message), finished=_now())
 
+    def interrupt(self) -> None:
+        """Mark the run interrupted (stopped by the user, not by an error); it can then be resumed."""
+        self._require_running("mark it interrupted")
+        self._save_record(status="interrupted", error="interrupted by the user (Ctrl-C)", finished=_now())
+
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if error is not None and self.status == "running":
-            self.fail(f"{kind.__name__}: {error}")
+        if error is None or self.status != "running":
+            return
+        if isinstance(error, KeyboardInterrupt):
+            self.interrupt()
+            if not isinstance(error, RunInterrupted):
+                raise RunInterrupted(self) from error
+            return
+        self.fail(f"{kind.__name__}: {error}")
 
     # -- internals ---------------------------------------------------------------------------------------
     def _reopen(self) -> None:
-        """Set a failed or still-"running" (interrupted) run running again, keeping what happened."""
+        """Set a failed, interrupted or still-"running" (killed) run running again, keeping what happened."""
         resumed = {"at": _now(), "status": self.status, "error": self._record.get("error")}
         self._save_record(status="running", error=None, finished=None,
                           resumed=[*self._record.get("resumed", []), resumed])
@@ -377,7 +398,7 @@ class Run:
     def _require_running(self, action: str) -> None:
         if self.status != "running":
             raise StoreError(f"cannot {action}: run {self.id} is {self.status}; "
-                             "its files are final (start a new run, or resume a failed one)")
+                             "its files are final (start a new run, or resume an interrupted or failed one)")
 
     def _resolve(self, rel: str | PurePath, reserved_ok: bool = False) -> tuple[str, Path]:
         """(key in run.json 'files', absolute path) of ``rel``, refused unless it stays in the run.
@@ -507,12 +528,12 @@ class RunStore:
         return Run(run_dir, record)
 
     def resume(self, run_id: str) -> Run:
-        """Reopen a "running" (interrupted) or "failed" run for writing; continue from
+        """Reopen an "interrupted", "failed" or still-"running" (killed) run for writing; continue from
         ``run.load_checkpoint()``. A complete run is final: StoreError."""
         run = self.open(run_id)
         if run.status == "complete":
             raise StoreError(f"run {run_id} is complete and cannot be resumed; start a new run "
-                             "(only running or failed runs resume from their checkpoints)")
+                             "(only interrupted, failed or running runs resume from their checkpoints)")
         run._reopen()
         return run
 
@@ -573,6 +594,8 @@ def format_run_table(infos: Iterable[RunInfo], skipped: Iterable[CorruptRunError
     def summary_text(info: RunInfo) -> str:
         if info.status == "failed":
             return f"error: {info.error or '?'}"[:70]
+        if info.status == "interrupted":
+            return f"interrupted; latest checkpoint: {info.latest_checkpoint or 'none'}"
         scalars = [(key, value) for key, value in (info.summary or {}).items()
                    if isinstance(value, (int, float, str, bool))]
         return " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
