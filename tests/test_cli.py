@@ -59,3 +59,21 @@ def test_fit_needs_the_medium_of_the_trace(tmp_path, capsys):
     message = capsys.readouterr().err.strip()
     assert "\n" not in message and "--medium" in message
     assert not (tmp_path / "fit").exists()
+
+
+def test_fit_names_its_files_after_the_medium_given(tmp_path):
+    from circuitnn.circuits import characterize
+    from circuitnn.config import load_config
+    from circuitnn.devices import msdc
+    from circuitnn.devices.media import medium
+
+    true = medium("W")
+    t, v = characterize.sine_sweep(1.0, 1 / (3 * true.tau_s), 2, 100)
+    _, _, i = msdc.simulate_waveform(true, 0.2, t, v)
+    trace = tmp_path / "w_trace.csv"
+    trace.write_text("time_s,voltage_V,current_A\n" + "\n".join(
+        f"{a:.12g},{b:.12g},{c:.12g}" for a, b, c in zip(t, v, i)) + "\n")
+    assert main(["fit", str(trace), "--medium", "W", "--out", str(tmp_path / "fit")]) == 0
+    assert sorted(p.name for p in (tmp_path / "fit").iterdir()) == [
+        "fit_w.csv", "fit_w.json", "fit_w.toml", "fit_w_iv.png"]
+    assert load_config(tmp_path / "fit" / "fit_w.toml").device.medium == "W"
