@@ -167,14 +167,19 @@ def cmd_onchip(args) -> None:
 def cmd_calibrate(args) -> None:
     from .experiments.calibration import run_calibration
 
+    from .reports import build_report
     from .reports.calibration_report import held_out_errors, worse_after_fit
+    from .reports.document import close_figures, markdown_table
 
     run = run_calibration(_store(args), _config(args), progress=not args.quiet)
-    print(run.read_text("tables/held_out_errors.csv"))
+    report = build_report(run)
+    close_figures(report)
+    print("\n".join(markdown_table(report.tables["held_out_errors"])))
     for sentence in worse_after_fit(held_out_errors(run)):
         _warn(sentence)
-    print(f"calibration {run.id}: {run.path / 'report.md'} (use with --backend surrogate --calibration {run.id} "
-          f"--store {args.store})")
+    store = "" if args.store == DEFAULT_STORE else f" --store {args.store}"
+    print(f"calibration {run.id}: {run.path / 'report.md'} (use with --backend surrogate --calibration "
+          f"{run.id}{store})")
 
 
 def cmd_crosscheck(args) -> None:
@@ -253,7 +258,8 @@ def cmd_reproduce(args) -> None:
                            progress=not args.quiet, resume=args.resume)
     for path in write_report_to(run, out / "report"):
         print(path)
-    print(f"run {run.id} is stored in {out / 'runs'}; `circuitnn runs --store {out / 'runs'}` lists it")
+    store = "" if args.out == DEFAULT_OUT else f" --store {out / 'runs'}"
+    print(f"run {run.id} is stored in {out / 'runs'}; `circuitnn runs{store}` lists it")
 
 
 def build_parser() -> argparse.ArgumentParser:

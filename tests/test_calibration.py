@@ -1,5 +1,8 @@
 """Surrogate calibration against SPICE, and the reproduction cross-checked on both backends."""
 
+import contextlib
+import io
+
 import pytest
 
 from circuitnn.chip.surrogate_chip import SurrogateChip
@@ -7,12 +10,11 @@ from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.cli import main
 from circuitnn.config import load_config
 from circuitnn.experiments import reproduction
-from circuitnn.experiments.calibration import load_calibration, run_calibration
-from circuitnn.reports.calibration_report import MEASURES, worse_after_fit
+from circuitnn.experiments.calibration import load_calibration
+from circuitnn.reports.calibration_report import MEASURES, held_out_errors, worse_after_fit
 from circuitnn.store import RunStore
 from circuitnn.surrogate import calibrate as cal
 from report_checks import assert_report_folder
-
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +23,25 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def calibration_run(store):
-    return run_calibration(store, load_config(None, "Cr"), progress=False)
+def calibrate_command(store):
+    """`circuitnn calibrate --medium Cr`: (its run, what it printed, what it warned)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["calibrate", "--medium", "Cr", "--store", str(store.root), "--quiet"]) == 0
+    (info,) = store.list(kind="calibration")
+    return store.open(info.id), out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def calibration_run(calibrate_command):
+    return calibrate_command[0]
+
+
+def test_the_command_warns_of_every_held_out_error_the_fit_made_worse(calibrate_command):
+    run, out, err = calibrate_command
+    expected = [f"circuitnn: warning: {sentence}" for sentence in worse_after_fit(held_out_errors(run))]
+    assert err.splitlines() == expected
+    assert "| measure |" in out and f"--calibration {run.id}" in out
 
 
 def test_held_out_errors_meet_the_targets(calibration_run):
