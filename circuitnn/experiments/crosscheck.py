@@ -1,6 +1,6 @@
 """The surrogate cross-check: the on-chip reproduction on SpiceChip and SurrogateChip, over seeds.
 
-The criterion (issue 4): on the same task, from the same device states, the surrogate's run matches
+The criterion: on the same task, from the same device states, the surrogate's run matches
 the SPICE run within 2 points of accuracy and 5 % in training time and energy. For each medium, seed
 (the seed draws the as-found device states and trains the software network) and reset mode, the
 same write-verify tuning and test-set inference run on both backends, and every verify read the
