@@ -166,7 +166,6 @@ def cmd_onchip(args) -> None:
 
 def cmd_calibrate(args) -> None:
     from .experiments.calibration import run_calibration
-
     from .reports import build_report
     from .reports.calibration_report import held_out_errors, worse_after_fit
     from .reports.document import close_figures, markdown_table
@@ -396,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _resume_hint(args, run) -> str:
     """The exact command that continues ``run`` (what the user typed, with --resume)."""
     if args.command == "calibrate":
-        return f"calibrations do not resume; start again: circuitnn calibrate --medium {run.info.labels.get('medium', 'Cr')}"
+        medium = run.info.labels.get("medium", "Cr")
+        return f"calibrations do not resume; start again: circuitnn calibrate --medium {medium}"
     if args.command == "reproduce":
         where = "" if args.out == DEFAULT_OUT else f" --out {args.out}"
     else:
