@@ -73,3 +73,34 @@ def test_sigint_stops_a_spice_run_in_one_line_and_resume_completes_it(tmp_path):
     run = RunStore(store).open(info.id)
     assert run.status == "complete" and run.info.summary["Cr_noreset_accuracy"] >= 0.9
     assert [r["status"] for r in run._record["resumed"]] == ["interrupted"]
+
+
+def test_ctrl_c_between_a_file_and_its_record_leaves_a_run_that_resumes(tmp_path, monkeypatch):
+    """The checkpoint is replaced, then Ctrl-C arrives before run.json records its new size: the
+    interrupt waits until the record is written, so the run opens and resumes from that checkpoint."""
+    import numpy as np
+    import pytest
+
+    from circuitnn.store import RunInterrupted, runs
+
+    written = []
+    original = runs.write_atomic
+
+    def write_then_interrupt(path, write):
+        size = original(path, write)
+        written.append(path.name)
+        if path.name == "a.npz" and written.count("a.npz") == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C, between the two writes
+        return size
+
+    monkeypatch.setattr(runs, "write_atomic", write_then_interrupt)
+    store = RunStore(tmp_path)
+    with pytest.raises(RunInterrupted):
+        with store.create("train", {}, seed=0) as run:
+            run.checkpoint("a", {"step": 1}, {"x": np.zeros(3)})
+            run.checkpoint("a", {"step": 2}, {"x": np.zeros(300)})
+            run.write_text("never.txt", "not reached")
+    reopened = store.resume(run.id)  # a size mismatch would raise CorruptRunError here
+    state, arrays = reopened.load_checkpoint()
+    assert state == {"step": 2} and arrays["x"].shape == (300,)
+    assert "never.txt" not in reopened.files

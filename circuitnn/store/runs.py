@@ -17,6 +17,7 @@ writer has stopped).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -24,6 +25,8 @@ import os
 import platform
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -92,6 +95,27 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> int:
         temporary.unlink(missing_ok=True)
         raise
     return size
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Hold Ctrl-C (SIGINT) until the block is done, then deliver it.
+
+    A file and run.json's record of it are two writes; interrupted between them, the record would
+    name another size than the file has and the run could not be opened again. Only the main thread
+    receives signals, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        signal.raise_signal(signal.SIGINT)  # to the handler restored above (KeyboardInterrupt by default)
 
 
 def _jsonable(value):
@@ -344,9 +368,10 @@ class Run:
         self._require_running(f"save checkpoint {name!r}")
         key, path = self._resolve(PurePath(CHECKPOINTS, f"{name}.npz"), reserved_ok=True)
         contents = {_STATE_KEY: np.array(state_json), **arrays}
-        size = write_atomic(path, lambda handle: np.savez(handle, **contents))
-        self._save_record(files={**self._record["files"], key: size}, latest_checkpoint=name,
-                          checkpoints={**self._record.get("checkpoints", {}), name: _now()})
+        with _deferred_interrupt():
+            size = write_atomic(path, lambda handle: np.savez(handle, **contents))
+            self._save_record(files={**self._record["files"], key: size}, latest_checkpoint=name,
+                              checkpoints={**self._record.get("checkpoints", {}), name: _now()})
         return path
 
     def load_checkpoint(self, name: str | None = None) -> tuple[dict, dict[str, np.ndarray]] | None:
@@ -427,17 +452,19 @@ class Run:
     def _write(self, rel: str | PurePath, write: Callable[[BinaryIO], object]) -> Path:
         self._require_running(f"write {rel}")
         key, path = self._resolve(rel)
-        size = write_atomic(path, write)
-        # Recorded after the file is in place: a crash between the two leaves an unrecorded file, harmless.
-        self._save_record(files={**self._record["files"], key: size})
+        with _deferred_interrupt():
+            size = write_atomic(path, write)
+            # Recorded after the file is in place: a crash between the two leaves an unrecorded file, harmless.
+            self._save_record(files={**self._record["files"], key: size})
         return path
 
     def _save_record(self, **changes) -> None:
         """Write run.json with ``changes`` applied; the object changes only once the file has, and
         then holds what the file says (NumPy values as plain numbers), as a later ``open`` would."""
         data = _json_bytes({**self._record, **changes}, RUN_FILE)
-        write_atomic(self.path / RUN_FILE, lambda handle: handle.write(data))
-        self._record = json.loads(data)
+        with _deferred_interrupt():
+            write_atomic(self.path / RUN_FILE, lambda handle: handle.write(data))
+            self._record = json.loads(data)
 
 
 def _table_rows(table, what: str) -> tuple[list[str], list[list]]:
