@@ -1,7 +1,8 @@
 """One training epoch of the MNIST 784-256-10 MLP: on the tile model with device effects vs plain float.
 
-Data: 8000 images of the MNIST t10k file (../shared/data/mnist beside the project; the benchmark
-falls back to the 8×8 digits if it is missing, and says so in the JSON). Same initial weights, same
+Data: 8000 images of the MNIST t10k file (``--mnist DIR``, default ../shared/data/mnist beside the
+project; the README says where to get it; the benchmark falls back to the 8×8 digits if it is
+missing, and says so in the JSON). Same initial weights, same
 batch size (64), Adam, float64 everywhere. Configurations, each timed for one epoch:
 
 * ``float``: plain NumPy training, no noise.
@@ -81,9 +82,10 @@ def one_epoch(name: str, X, y, image_shape, seed: int = 0):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--mnist", type=Path, default=MNIST_DIR, help="folder with the full MNIST t10k IDX files")
     args = parser.parse_args()
 
-    mnist = MNIST_DIR if MNIST_DIR.is_dir() else None
+    mnist = args.mnist if args.mnist.is_dir() else None
     X_train, y_train, X_test, y_test, data_name = load_dataset(mnist, seed=0, train_fraction=0.8)
     image_shape = X_train.shape[1:]
 

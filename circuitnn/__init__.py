@@ -12,13 +12,13 @@ import importlib
 
 __version__ = "0.1.0"
 
-# name → module that defines it
+# name → module that defines it ("module:attribute" where the public name differs)
 PUBLIC_API = {
     # devices
     "DeviceModel": "circuitnn.devices.base", "TwoRateModel": "circuitnn.devices.base",
     "SpiceSubcircuit": "circuitnn.devices.base", "Retention": "circuitnn.devices.base",
     "PulseResponse": "circuitnn.devices.base", "preset": "circuitnn.devices.base",
-    "presets": "circuitnn.devices.base", "register": "circuitnn.devices.base",
+    "device_presets": "circuitnn.devices.base:presets", "register": "circuitnn.devices.base",
     "MsdcParams": "circuitnn.devices.msdc", "PcmModel": "circuitnn.devices.pcm",
     "VteamParams": "circuitnn.devices.vteam",
     # circuits
@@ -46,10 +46,11 @@ __all__ = ["__version__", *PUBLIC_API]
 
 
 def __getattr__(name: str):
-    module = PUBLIC_API.get(name)
-    if module is None:
+    where = PUBLIC_API.get(name)
+    if where is None:
         raise AttributeError(f"module 'circuitnn' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    module, _, attribute = where.partition(":")
+    value = getattr(importlib.import_module(module), attribute or name)
     globals()[name] = value
     return value
 

@@ -1,6 +1,6 @@
 """The ``circuitnn`` command: a thin layer over the library; every command is one library call.
 
-Exit status: 0 done, 2 bad input (config, parameters, files), 1 simulation failure.
+Exit status: 0 done, 2 bad input (config, parameters, files), 1 simulation failure, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,8 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
+from . import __version__
 from .errors import CircuitnnError, ConfigError, NetlistError, SimulationError
-from .store import StoreError
+from .store import RunInterrupted, StoreError
+from .store.runs import STATUSES
+
+# Every command that stores or reads runs uses this folder unless told otherwise; `reproduce` stores
+# into <--out>/runs, which is this folder with the default --out.
+DEFAULT_OUT = "out"
+DEFAULT_STORE = f"{DEFAULT_OUT}/runs"
+DESCRIPTION = ("Co-simulate analog neural-network circuits in ngspice, train them on chip from Python, and "
+               "scale them with a calibrated NumPy surrogate.")
+EPILOG = (f"Runs are stored in {DEFAULT_STORE}/ unless --store says otherwise; `circuitnn runs` lists them and "
+          "`circuitnn report RUN_ID` rebuilds their reports. Exit status: 0 done, 1 simulation failure, "
+          "2 bad input, 130 interrupted (the run stays resumable with --resume).")
 
 
 def _config(args):
@@ -91,6 +103,11 @@ def cmd_device_curves(args) -> None:
 def cmd_fit(args) -> None:
     from .devices.fit import fit_msdc, load_trace_csv, write_fit_report
 
+    if args.medium is None and args.config is None:
+        # A trace does not say which medium it is; the fit starts from that medium's preset and names
+        # its files and figures after it.
+        raise ValueError("fit needs --medium W, Cr or C (the medium of the measured device), or a --config "
+                         "naming its preset")
     config = _config(args)
     t, v, i = load_trace_csv(Path(args.trace))
     result = fit_msdc(t, v, i, config.device.params(), r_series_ohm=args.r_series_ohm, source=args.trace)
@@ -115,19 +132,38 @@ def _store(args):
     return RunStore(Path(args.store))
 
 
+def _warn(message: str) -> None:
+    print(f"circuitnn: warning: {message}", file=sys.stderr)
+
+
+def _calibration(args, store, media: list[str]):
+    """The stored calibration ``--calibration`` names (None without it), with a warning when it was
+    fitted to another medium than the ones simulated."""
+    if not args.calibration:
+        return None
+    from .experiments.calibration import calibration_medium, load_calibration
+
+    calibration = load_calibration(store, args.calibration)
+    fitted_to = calibration_medium(store, args.calibration)
+    others = [m for m in media if fitted_to and m != fitted_to]
+    if others:
+        _warn(f"calibration {args.calibration} was fitted to medium {fitted_to}; it is applied to "
+              f"{', '.join(others)} as well, where it fits nothing of that medium")
+    return calibration
+
+
 def cmd_onchip(args) -> None:
     """``train`` (one medium) and ``compare-media`` (all, with the noise heat-map)."""
     from .experiments.reproduction import run_reproduction
     from .reports.onchip_report import write_report
 
     one_medium = args.command == "train"
+    if args.calibration and args.backend != "surrogate":
+        raise ValueError("--calibration needs --backend surrogate: a calibration tunes the surrogate, "
+                         "SPICE runs have none")
     configs = [_config(args)] if one_medium else _media_configs(args)
     store = _store(args)
-    calibration = None
-    if args.calibration:
-        from .experiments.calibration import load_calibration
-
-        calibration = load_calibration(store, args.calibration)
+    calibration = None if args.resume else _calibration(args, store, [c.device.medium for c in configs])
     run = run_reproduction(store, configs, args.command,
                            heatmap_medium=None if one_medium else args.heatmap_medium,
                            resume=args.resume, progress=not args.quiet, backend=args.backend,
@@ -137,58 +173,83 @@ def cmd_onchip(args) -> None:
 
 def cmd_calibrate(args) -> None:
     from .experiments.calibration import run_calibration
+    from .reports import build_report, write_report
+    from .reports.calibration_report import held_out_errors, worse_after_fit
+    from .reports.document import close_figures, markdown_table
 
-    run = run_calibration(_store(args), _config(args), progress=not args.quiet)
-    print(run.read_text("errors.csv"))
-    print(f"calibration {run.id}: {run.path} (use with --backend surrogate --calibration {run.id})")
+    run = run_calibration(_store(args), _config(args), progress=not args.quiet, write_report=write_report)
+    report = build_report(run)
+    close_figures(report)
+    print("\n".join(markdown_table(report.tables["held_out_errors"])))
+    for sentence in worse_after_fit(held_out_errors(run)):
+        _warn(sentence)
+    store = "" if args.store == DEFAULT_STORE else f" --store {args.store}"
+    print(f"calibration {run.id}: {run.path / 'report.md'} (use with --backend surrogate --calibration "
+          f"{run.id}{store})")
 
 
 def cmd_crosscheck(args) -> None:
     from .experiments.crosscheck import run_crosscheck
+    from .reports import write_report
 
     store = _store(args)
-    calibration = None
-    if args.calibration:
-        from .experiments.calibration import load_calibration
-
-        calibration = load_calibration(store, args.calibration)
+    configs = _media_configs(args)
+    calibration = None if args.resume else _calibration(args, store, [c.device.medium for c in configs])
     modes = {"both": (False, True), "noreset": (False,), "reset": (True,)}[args.modes]
-    run = run_crosscheck(store, _media_configs(args), seeds=args.seeds, reset_modes=modes,
-                         calibration=calibration, resume=args.resume, progress=not args.quiet)
+    run = run_crosscheck(store, configs, seeds=args.seeds, reset_modes=modes,
+                         calibration=calibration, resume=args.resume, progress=not args.quiet,
+                         write_report=write_report)
     print(run.read_text("report.md"))
     print(f"cross-check {run.id}: {run.path}")
 
 
 def cmd_networks(args) -> None:
     from .experiments.networks import run_networks
+    from .reports import write_report
 
     run = run_networks(_store(args), args.mnist, seed=args.seed, epochs=args.epochs,
                        max_examples=args.max_examples, weight_noise=args.weight_noise,
                        repeats=args.repeats, kinds=tuple(args.network or ("mlp", "cnn")),
                        progress=not args.quiet,
                        line_resistances_ohm=() if args.no_wires else tuple(args.line_resistances),
-                       resume=args.resume)
+                       resume=args.resume, write_report=write_report)
     print(run.read_text("report.md"))
     print(f"run {run.id}: {run.path}")
 
 
 def cmd_report(args) -> None:
-    from .reports.onchip_report import write_report_to
+    from .reports import build_report
+    from .reports.document import write_to_folder
 
     store = _store(args)
-    for run_id in args.runs:
-        run = store.open(run_id)
-        out = Path(args.out) / run_id
-        write_report_to(run, out)
+    reports = [build_report(store.open(run_id)) for run_id in args.runs]  # every one checked before writing
+    for report in reports:
+        out = Path(args.out) / report.run_id
+        write_to_folder(report, out)
         print(out / "report.md")
 
 
 def cmd_runs(args) -> None:
     from .store import format_run_table
 
-    labels = dict(item.split("=", 1) for item in args.label or [])
-    listing = _store(args).list(kind=args.kind, status=args.status, labels=labels or None)
-    print(format_run_table(listing, listing.skipped))
+    labels = {}
+    for item in args.label or []:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ConfigError("--label", item, "KEY=VALUE, e.g. media=Cr")
+        labels[key] = value
+    store = _store(args)
+    listing = store.list(kind=args.kind, status=args.status, labels=labels or None)
+    if listing:
+        print(f"runs in {store.root}:")
+        print(format_run_table(listing, listing.skipped))
+        return
+    filters = [f"kind={args.kind}"] * bool(args.kind) + [f"status={args.status}"] * bool(args.status) + [
+        f"{k}={v}" for k, v in labels.items()]
+    where = f"no runs in {store.root}" + (f" matching {' '.join(filters)}" if filters else "")
+    if not store.root.is_dir():
+        where += " (the folder does not exist; give another with --store)"
+    print("\n".join([where, *(f"skipped {e.run_dir.name}: {e.problem}" for e in listing.skipped)]))
 
 
 def cmd_reproduce(args) -> None:
@@ -204,15 +265,21 @@ def cmd_reproduce(args) -> None:
     for path in write_demo(out, configs, *run_demo(configs)):
         print(path)
     run = run_reproduction(RunStore(out / "runs"), configs, "compare-media", heatmap_medium="Cr",
-                           progress=not args.quiet, write_report=write_report)
+                           progress=not args.quiet, resume=args.resume, write_report=write_report)
     for path in write_report_to(run, out / "report"):
         print(path)
+    store = "" if args.out == DEFAULT_OUT else f" --store {out / 'runs'}"
+    print(f"run {run.id} is stored in {out / 'runs'}; `circuitnn runs{store}` lists it")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="circuitnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="circuitnn", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="log engine restarts and progress")
+    parser.add_argument("--version", action="version", version=f"circuitnn {__version__}",
+                        help="print circuitnn's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    STORE_HELP = f"folder of stored runs (default: {DEFAULT_STORE})"
 
     def common(p, all_media: bool):
         p.add_argument("--config", help="TOML file (see circuitnn/presets/*.toml)")
@@ -224,23 +291,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reproduce", help="the main job: device curves, example netlists and the whole "
                                          "on-chip training reproduction for every medium")
     common(p, True)
-    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder; runs go to <out>/runs (default: {DEFAULT_OUT})")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted main job (its run in <out>/runs)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
 
     def run_options(p, all_media: bool):
         common(p, all_media)
-        p.add_argument("--store", default="runs", help="folder of stored runs (default: runs)")
-        p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run")
+        p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+        p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run (its own settings)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.add_argument("--backend", choices=("spice", "surrogate"), default="spice",
                        help="simulate in ngspice (default) or on the calibrated NumPy surrogate")
-        p.add_argument("--calibration", metavar="RUN_ID", help="surrogate calibration run (circuitnn calibrate)")
+        p.add_argument("--calibration", metavar="RUN_ID",
+                       help="surrogate calibration run (circuitnn calibrate); needs --backend surrogate")
 
     p = sub.add_parser("calibrate", help="fit the surrogate to SPICE for one medium; store errors and parity plots")
     common(p, False)
-    p.add_argument("--store", default="runs")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("crosscheck", help="the reproduction on SPICE and on the surrogate over seeds: "
@@ -249,30 +318,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=4, help="seeds per medium and mode (default 4)")
     p.add_argument("--modes", choices=("both", "noreset", "reset"), default="both",
                    help="with and/or without the initial reset pulse (default both)")
-    p.add_argument("--calibration", metavar="RUN_ID", help="surrogate calibration run (circuitnn calibrate)")
-    p.add_argument("--store", default="runs")
-    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted cross-check")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--calibration", metavar="RUN_ID",
+                   help="calibration run (circuitnn calibrate) for the surrogate side (default: uncalibrated)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted cross-check (its own settings)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_crosscheck)
 
     p = sub.add_parser("networks", help="MLP and CNN on crossbar tiles: accuracy with and without "
                                         "M-SDC and PCM device effects")
-    p.add_argument("--mnist", help="folder with MNIST IDX files (default: scikit-learn's 8x8 digits)")
+    p.add_argument("--mnist", metavar="DIR", help="folder (or images file) with MNIST IDX files, gzip or not "
+                   "(default: scikit-learn's 8x8 digits; see the README for where to get MNIST)")
     p.add_argument("--network", action="append", choices=("mlp", "cnn"), help="repeatable; default both")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--max-examples", type=int, default=10_000)
-    p.add_argument("--weight-noise", type=float, default=0.1, help="sigma of hardware-aware training")
-    p.add_argument("--repeats", type=int, default=3, help="programming draws per evaluation")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs per network (default 3)")
+    p.add_argument("--max-examples", type=int, default=10_000,
+                   help="use at most this many examples, 80 %% for training (default 10000)")
+    p.add_argument("--weight-noise", type=float, default=0.1,
+                   help="relative sigma of the weight noise in hardware-aware training (default 0.1)")
+    p.add_argument("--repeats", type=int, default=3, help="programming draws per evaluation (default 3)")
     p.add_argument("--line-resistances", type=float, nargs="+", default=[0.0, 1.0, 2.0], metavar="OHM",
                    help="wire sweep: line resistance per crosspoint segment (default 0 1 2)")
     p.add_argument("--no-wires", action="store_true", help="skip the wire sweep")
     p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run (its own settings)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--store", default="runs")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and noise (default 0)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_networks)
 
-    p = sub.add_parser("train", help="on-chip training in SPICE for one medium, with and without reset")
+    p = sub.add_parser("train", help="on-chip training of one medium, with and without reset (SPICE, or "
+                                     "the surrogate with --backend surrogate)")
     run_options(p, False)
     p.set_defaults(func=cmd_onchip)
 
@@ -282,21 +356,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_onchip)
 
     p = sub.add_parser("report", help="regenerate reports from stored runs (no simulation)")
-    p.add_argument("runs", nargs="+", metavar="RUN_ID")
-    p.add_argument("--store", default="runs")
-    p.add_argument("--out", default="reports", help="folder receiving <RUN_ID>/report.md etc.")
+    p.add_argument("runs", nargs="+", metavar="RUN_ID", help="one or more run ids (circuitnn runs lists them)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--out", default="reports", help="folder receiving <RUN_ID>/report.md etc. (default: reports)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("runs", help="list stored runs")
-    p.add_argument("--store", default="runs")
-    p.add_argument("--kind")
-    p.add_argument("--status", choices=("running", "complete", "failed"))
-    p.add_argument("--label", action="append", metavar="KEY=VALUE", help="e.g. media=Cr")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks")
+    p.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    p.add_argument("--label", action="append", metavar="KEY=VALUE",
+                   help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "
+                        "(compare-media), backend=surrogate, dataset=digits-8x8")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser("demo", help="default circuits, operating points and device curves only")
     common(p, True)
-    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("netlist", help="write the default 9-3-1 netlist(s) and the model libraries")
@@ -313,25 +389,56 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("device-curves", help="hysteresis loop and pulse response per medium (CSV+PNG)")
     common(p, True)
-    p.add_argument("--out", default="out/device-curves")
+    p.add_argument("--out", default="out/device-curves",
+                   help="folder receiving <medium>_curves.png and the CSV tables (default: out/device-curves)")
     p.set_defaults(func=cmd_device_curves)
 
     p = sub.add_parser("fit", help="fit M-SDC parameters to a measured I-V trace (CSV)")
-    common(p, False)
+    p.add_argument("--config", help="TOML file naming the preset to start from (see circuitnn/presets/*.toml)")
+    p.add_argument("--medium", help="W, Cr or C: the medium of the measured device (required without --config)")
     p.add_argument("trace", help="CSV with columns time_s, voltage_V, current_A")
     p.add_argument("--r-series-ohm", type=float, default=0.0,
                    help="resistance in series with the device during the measurement")
-    p.add_argument("--out", default="out/fit")
+    p.add_argument("--out", default="out/fit",
+                   help="folder receiving fit_<medium>.toml/.json/.csv and fit_<medium>_iv.png (default: out/fit)")
     p.set_defaults(func=cmd_fit)
     return parser
+
+
+def _resume_hint(args, run) -> str:
+    """The exact command that continues ``run`` (what the user typed, with --resume)."""
+    if args.command == "calibrate":
+        medium = run.info.labels.get("medium", "Cr")
+        return f"calibrations do not resume; start again: circuitnn calibrate --medium {medium}"
+    if args.command == "reproduce":
+        where = "" if args.out == DEFAULT_OUT else f" --out {args.out}"
+    else:
+        where = "" if args.store == DEFAULT_STORE else f" --store {args.store}"
+    return f"continue with: circuitnn {args.command} --resume {run.id}{where}"
+
+
+def _interrupted(args, run) -> str:
+    """One line: what the interrupted run saved, where, and how to continue it."""
+    results = [rel for rel in run.files if not rel.startswith("checkpoints/")]
+    checkpoint = run.info.latest_checkpoint
+    saved = f"{len(results)} result files" + (f" and checkpoint {checkpoint!r}" if checkpoint else "")
+    return f"circuitnn: interrupted; run {run.id} saved {saved} in {run.path} (status interrupted); {_resume_hint(args, run)}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    # A progress bar may have the cursor mid-line: the message about an interrupt starts a line of its own.
+    newline = "" if getattr(args, "quiet", True) else "\n"
     try:
         args.func(args)
+    except RunInterrupted as stop:
+        print(newline + _interrupted(args, stop.run), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(newline + "circuitnn: interrupted before any run was stored; nothing to resume", file=sys.stderr)
+        return 130
     except (ConfigError, NetlistError, StoreError, ValueError, FileNotFoundError) as exc:
         print(f"circuitnn: error: {exc}", file=sys.stderr)
         return 2

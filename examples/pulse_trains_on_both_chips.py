@@ -3,10 +3,10 @@ for every registered device preset. Run: python examples/pulse_trains_on_both_ch
 
 import numpy as np
 
-from circuitnn import PulseSpec, SpiceChip, SurrogateChip, load_config, presets
+from circuitnn import PulseSpec, SpiceChip, SurrogateChip, device_presets, load_config
 from circuitnn.circuits.crossbar import Crossbar
 
-for name in presets():
+for name in device_presets():
     config = load_config(medium_name=name)           # the preset's circuit, pulses and timing
     crossbar = Crossbar(config.crossbar_spec())
     states = np.full(crossbar.n_devices, 0.5)

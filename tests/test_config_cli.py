@@ -114,5 +114,5 @@ def test_cli_fit_recovers_parameters_from_a_spice_trace(tmp_path, engine, capsys
 def test_cli_fit_bad_trace_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("time_s,voltage_V\n0,0\n")
-    assert main(["fit", str(bad)]) == 2
+    assert main(["fit", str(bad), "--medium", "Cr"]) == 2
     assert "bad.csv" in capsys.readouterr().err

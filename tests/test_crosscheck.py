@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 
+from circuitnn.reports import write_report
+
 from circuitnn.experiments.config import load_config
 from circuitnn.experiments import crosscheck
 from circuitnn.experiments.crosscheck import first_divergence, run_crosscheck
 from circuitnn.store import RunStore
+from report_checks import assert_report_folder
 
 TARGETS = np.array([1e-4, 2e-4])
 
@@ -32,14 +35,20 @@ def test_a_read_after_the_pulse_budget_cannot_diverge():
     assert first_divergence(spice, surrogate, TARGETS, 0.05, max_pulses=1) is None
 
 
-def test_runs_agree_or_diverge_only_at_a_tolerance_edge(tmp_path):
-    """The claim the cross-check report makes: every run is within the issue's targets, or its
-    controllers part at one verify read that lies within 0.01 points of the 5 % edge on both backends,
-    on opposite sides, after every earlier read agreed. Cr and C (binary), seed 0, no reset; at the
-    time of writing C seed 0 is such an edge case (SPICE +5.006 %, surrogate +4.935 %)."""
-    store = RunStore(tmp_path)
-    run = run_crosscheck(store, [load_config(None, "Cr"), load_config(None, "C")], seeds=1,
-                         reset_modes=(False,), progress=False)
+@pytest.fixture(scope="module")
+def crosscheck_run(tmp_path_factory):
+    """Cr and C (binary), seed 0, no reset."""
+    store = RunStore(tmp_path_factory.mktemp("crosscheck"))
+    return run_crosscheck(store, [load_config(None, "Cr"), load_config(None, "C")], seeds=1,
+                          reset_modes=(False,), progress=False, write_report=write_report)
+
+
+def test_runs_agree_or_diverge_only_at_a_tolerance_edge(crosscheck_run):
+    """The claim the cross-check report makes: every run is within the targets, or its controllers
+    part at one verify read that lies within 0.01 points of the 5 % edge on both backends, on opposite
+    sides, after every earlier read agreed. At the time of writing C seed 0 is such an edge case
+    (SPICE +5.006 %, surrogate +4.935 %)."""
+    run = crosscheck_run
     rows = run.read_json("summary.json")["runs"]
     for row in rows:
         assert abs(row["accuracy_surrogate"] - row["accuracy_spice"]) <= 0.02
@@ -51,7 +60,16 @@ def test_runs_agree_or_diverge_only_at_a_tolerance_edge(tmp_path):
             assert f"device {d['device']}" in run.read_text("report.md")
     cr = next(r for r in rows if r["medium"] == "Cr")
     assert cr["within_target"] and abs(cr["training_time_s_relative_difference"]) < 0.01
-    assert "agreement.png" in run.files and "crosscheck.csv" in run.files
+    assert "figures/agreement.png" in run.files and "crosscheck.csv" in run.files
+
+
+def test_cli_report_of_a_crosscheck_run(crosscheck_run, tmp_path):
+    from circuitnn.cli import main
+
+    assert main(["report", crosscheck_run.id, "--store", str(crosscheck_run.path.parent), "--out", str(tmp_path)]) == 0
+    markdown = assert_report_folder(tmp_path / crosscheck_run.id, min_tables=2)
+    assert "mean Δtime (%)" in markdown and "Surrogate calibration: `identity`" in markdown
+    assert markdown == crosscheck_run.read_text("report.md")
 
 
 def test_an_interrupted_crosscheck_resumes_without_repeating_parts(tmp_path, monkeypatch):
@@ -67,10 +85,10 @@ def test_an_interrupted_crosscheck_resumes_without_repeating_parts(tmp_path, mon
 
     monkeypatch.setattr(crosscheck, "_one", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_crosscheck(store, [load_config(None, "Cr")], seeds=2, reset_modes=(False,), progress=False)
+        run_crosscheck(store, [load_config(None, "Cr")], seeds=2, reset_modes=(False,), progress=False, write_report=write_report)
     (interrupted_run,) = store.list(kind="crosscheck")
     calls.clear()
-    run = run_crosscheck(store, [], resume=interrupted_run.id, progress=False)
+    run = run_crosscheck(store, [], resume=interrupted_run.id, progress=False, write_report=write_report)
     assert calls == [(1, False)]  # seed 0 was stored before the interruption
     assert run.status == "complete" and len(run.read_json("summary.json")["runs"]) == 2
 

@@ -49,6 +49,39 @@ def test_shipped_netlists_run_unchanged_in_ngspice_batch(name_):
     assert "l2a0" in output
 
 
+def run_plain_batch(path: Path) -> str:
+    """``ngspice -b <file>`` exactly as a user types it (no -r), from the file's folder; the output,
+    after checking the run exited 0, printed no error and simulated its analysis."""
+    done = subprocess.run(["ngspice", "-b", path.name], cwd=path.parent, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{path.name}: exit {done.returncode}\n{output}"
+    assert not [line for line in output.splitlines() if "error" in line.lower()], f"{path.name}:\n{output}"
+    assert "no simulations run" not in output, f"{path.name}:\n{output}"
+    return output
+
+
+def test_every_netlist_writer_runs_in_plain_ngspice_batch(tmp_path):
+    """The transient netlists too: ngspice -b skips a .tran with nothing to print."""
+    from circuitnn.circuits.characterize import CharacterizationCircuit, sine_sweep
+    from circuitnn.circuits.program import ProgrammingCircuit, PulseSpec
+    from circuitnn.devices.base import presets
+
+    t, v = sine_sweep(1.0, 1e3, cycles=1, points_per_cycle=50)
+    texts = {
+        "characterize.cir": CharacterizationCircuit(preset("W")).netlist(t, v),
+        "characterize_series.cir": CharacterizationCircuit(preset("C"), r_series_ohm=100.0).netlist(t, v),
+    }
+    for name_, model in presets().items():  # every device model on its programming path and in an array
+        texts[f"program_{name_}.cir"] = ProgrammingCircuit(model).netlist(0.3, PulseSpec(1.0, 1e-6, 1e-7))
+        texts[f"crossbar_{name_}.cir"] = Crossbar(default_spec(model)).netlist(np.full(30, 0.5), np.zeros(9))
+    for file_name, text in texts.items():
+        (tmp_path / file_name).write_text(text)
+        output = run_plain_batch(tmp_path / file_name)
+        if ".tran" in text:
+            assert "Transient Analysis" in output, file_name
+
+
 @pytest.mark.parametrize("bad", ["a\nb", ".control", "x y", "1abc", "", "a;b", "v(a)", "shell", "a" * 70])
 def test_names_must_be_plain_identifiers(bad):
     if bad == "shell":  # a plain word is a fine name: it cannot start a line as a command

@@ -2,27 +2,42 @@
 
 import pytest
 
+from circuitnn.reports import write_report
+
 from circuitnn.cli import main
 from circuitnn.store import RunStore
+from report_checks import assert_report_folder
 
 
-def test_networks_run_reports_float_and_device_accuracy(tmp_path, capsys):
-    assert main(["networks", "--store", str(tmp_path), "--network", "mlp", "--epochs", "2",
+@pytest.fixture(scope="module")
+def networks_run(tmp_path_factory):
+    store = tmp_path_factory.mktemp("networks")
+    assert main(["networks", "--store", str(store), "--network", "mlp", "--epochs", "2",
                  "--repeats", "2", "--quiet"]) == 0
-    (info,) = RunStore(tmp_path).list(kind="networks")
-    run = RunStore(tmp_path).open(info.id)
+    (info,) = RunStore(store).list(kind="networks")
+    return RunStore(store).open(info.id)
+
+
+def test_networks_run_reports_float_and_device_accuracy(networks_run):
+    run, info = networks_run, networks_run.info
     rows = run.read_json("results.json")
     assert {(r["training"], r["device"]) for r in rows} == {
         ("plain", "msdc"), ("plain", "pcm"), ("noise injection", "msdc"), ("noise injection", "pcm")}
     for row in rows:
         assert row["accuracy_float"] > 0.85  # the 8x8 digits default
         assert 0.5 < row["accuracy_device"] <= 1.0
-    assert "accuracy.png" in run.files and "with device effects" in run.read_text("report.md")
+    assert "figures/accuracy.png" in run.files and "with device effects" in run.read_text("report.md")
     assert info.labels["dataset"] == "digits-8x8"
     wires = run.read_csv("wires.csv")
     assert sorted(set(zip(wires["tile"].tolist(), wires["r_line_ohm"].tolist()))) == [
         (64, 0.0), (64, 1.0), (64, 2.0), (256, 0.0), (256, 1.0), (256, 2.0)]
-    assert "wires.png" in run.files and "Reading through the wires" in run.read_text("report.md")
+    assert "figures/wires.png" in run.files and "Reading through the wires" in run.read_text("report.md")
+
+
+def test_cli_report_of_a_networks_run(networks_run, tmp_path):
+    assert main(["report", networks_run.id, "--store", str(networks_run.path.parent), "--out", str(tmp_path)]) == 0
+    markdown = assert_report_folder(tmp_path / networks_run.id, min_tables=2)
+    assert "accuracy with device effects (%)" in markdown and "line resistance per segment (Ω)" in markdown
 
 
 def test_networks_bad_line_resistance_exits_2_before_training(tmp_path, capsys):
@@ -51,12 +66,12 @@ def test_an_interrupted_networks_run_resumes_without_retraining(tmp_path, monkey
 
     monkeypatch.setattr(experiment, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        experiment.run_networks(store, None, epochs=1, repeats=1, kinds=("mlp",), progress=False,
+        experiment.run_networks(store, None, epochs=1, repeats=1, kinds=("mlp",), progress=False, write_report=write_report,
                                 line_resistances_ohm=())
     (info,) = store.list(kind="networks")
     first = store.open(info.id).read_json("parts/mlp-noise0/msdc.json")
     trained.clear()
-    run = experiment.run_networks(store, None, resume=info.id, progress=False)
+    run = experiment.run_networks(store, None, resume=info.id, progress=False, write_report=write_report)
     assert trained == [0.1]  # only the network the interruption stopped is trained again
     rows = run.read_json("results.json")
     assert len(rows) == 4 and rows[0] == first and run.status == "complete"

@@ -10,6 +10,7 @@ from circuitnn.cli import main
 from circuitnn.experiments import reproduction
 from circuitnn.reports.onchip_report import build_report, table_csv, write_report, write_report_to
 from circuitnn.store import CorruptRunError, RunStore
+from report_checks import assert_report_folder, assert_valid_markdown
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,17 @@ def test_run_holds_config_versions_netlists_results_and_report(stored):
     assert run.info.summary["Cr_noreset_accuracy"] >= 0.9
 
 
+def test_every_stored_netlist_runs_unchanged_in_plain_ngspice_batch(stored):
+    from test_netlists import run_plain_batch
+
+    store, run_id = stored
+    run = store.open(run_id)
+    netlists = sorted(rel for rel in run.files if rel.startswith("netlists/"))
+    assert any("program" in rel for rel in netlists) and len(netlists) >= 4
+    for rel in netlists:
+        run_plain_batch(run.path / rel)
+
+
 def test_report_rebuilds_identically_from_the_stored_run(stored, tmp_path):
     store, run_id = stored
     run = store.open(run_id)
@@ -50,7 +62,26 @@ def test_report_rebuilds_identically_from_the_stored_run(stored, tmp_path):
     assert "Eslami et al. 2024" in (tmp_path / "report" / "report.md").read_text()
 
 
-def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored, monkeypatch):
+def test_cli_report_of_a_reproduction_run_is_valid_markdown_with_units(stored, tmp_path, capsys):
+    store, run_id = stored
+    assert main(["report", run_id, "--store", str(store.root), "--out", str(tmp_path)]) == 0
+    markdown = assert_report_folder(tmp_path / run_id, min_tables=5)
+    assert markdown == store.open(run_id).read_text("report.md")  # the same report the run wrote
+    tables = assert_valid_markdown(markdown)
+    headers = [cell for table in tables for cell in table[0]]
+    assert "max relative conductance error (%)" in headers and "chip accuracy (%)" in headers
+    assert not any("e-16" in cell or "e-17" in cell for table in tables for row in table for cell in row)
+    # The training time is shown split, controller overhead included.
+    split = next(t for t in tables if "controller overhead (s)" in t[0])
+    columns = split[0]
+    for row in split[2:]:
+        if row[columns.index("source")] == "":
+            parts = sum(float(row[columns.index(c)]) for c in ("pulses (s)", "verify reads (s)", "controller overhead (s)"))
+            assert parts == pytest.approx(float(row[columns.index("training time (s)")]), rel=2e-3)
+    assert "controller overhead" in markdown.split("## Notes")[1]
+
+
+def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored, monkeypatch, capsys):
     store = RunStore(tmp_path / "runs")
     calls = {"n": 0}
     original = reproduction.onchip.train_on_chip
@@ -68,8 +99,13 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored
         reproduction.run_reproduction(store, [small_config], "train", progress=False, write_report=write_report)
     monkeypatch.setattr(reproduction.onchip, "train_on_chip", original)
     (info,) = store.list()
-    assert info.status == "failed" and info.latest_checkpoint == "Cr-reset"
-    run = reproduction.run_reproduction(store, [small_config], "train", resume=info.id, progress=False, write_report=write_report)
+    assert info.status == "interrupted" and info.latest_checkpoint == "Cr-reset"
+    # Nothing finished yet: the report says so in one line, and how to continue.
+    assert main(["report", info.id, "--store", str(store.root), "--out", str(tmp_path / "r")]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and "no finished tuning part" in message and f"--resume {info.id}" in message
+    run = reproduction.run_reproduction(store, [small_config], "train", resume=info.id, progress=False,
+                                        write_report=write_report)
     assert run.status == "complete"
     # The resumed run equals the uninterrupted one exactly: every stored number of both parts,
     # completion times, retention and inference energy included.
@@ -101,7 +137,18 @@ def test_cli_lists_and_filters_runs(stored, capsys):
     assert main(["runs", "--store", str(store.root), "--label", "media=Cr"]) == 0
     assert run_id in capsys.readouterr().out
     assert main(["runs", "--store", str(store.root), "--kind", "train"]) == 0
-    assert run_id not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert run_id not in out and out.strip() == f"no runs in {store.root} matching kind=train"
+
+
+def test_cli_report_of_an_unknown_kind_exits_2_in_one_line(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs")
+    with store.create("sweep", {}, seed=0) as run:
+        run.complete({})
+    assert main(["report", run.id, "--store", str(store.root), "--out", str(tmp_path / "r")]) == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and "'sweep'" in message and "calibration" in message
+    assert not (tmp_path / "r").exists()
 
 
 def test_cli_unknown_medium_exits_2(tmp_path, capsys):

@@ -161,6 +161,8 @@ class CharacterizationCircuit:
         net.card(".options", "method=gear", "reltol=1e-5")
         step, stop, max_step = self.transient(t)
         net.card(".tran", number(step), number(stop), "0", number(max_step))
+        # Plain `ngspice -b` skips a transient with nothing to print; the engine (shared mode) ignores it.
+        net.card(".print", "tran", f"v({self.top_node})")
         return net.text()
 
     @staticmethod

@@ -100,8 +100,8 @@ class Netlist:
         self.lines.append(f".include {relative_path}")
 
     def card(self, keyword: str, *values: str) -> None:
-        """A dot card from the fixed set circuitnn writes (.model, .options, .op, .tran, .end)."""
-        if keyword not in (".model", ".options", ".op", ".tran"):
+        """A dot card from the fixed set circuitnn writes (.model, .options, .op, .tran, .print, .end)."""
+        if keyword not in (".model", ".options", ".op", ".tran", ".print"):
             raise NetlistError(f"circuitnn does not write {keyword!r} cards")
         self.lines.append(" ".join([keyword, *values]))
 

@@ -211,6 +211,8 @@ def write_path(net: Netlist, path: ProgrammingPath, source: list[str], device: D
     net.card(".options", "method=gear noinit")
     step, stop, max_step = transient
     net.card(".tran", number(step), number(stop), "0", number(max_step))
+    # Plain `ngspice -b` skips a transient with nothing to print; the engine (shared mode) ignores it.
+    net.card(".print", "tran", "v(top)", "v(bot)")
 
 
 def pulse_values(pulse: PulseSpec) -> list[str]:

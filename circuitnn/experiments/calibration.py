@@ -2,13 +2,13 @@
 
 The run holds ``calibration.json`` (the fitted ``SurrogateCalibration``, named after the run, which
 every surrogate result then names), ``errors.csv`` (held-out errors, uncalibrated and calibrated,
-against the issue's targets), ``experiments.npz`` (the SPICE and surrogate values) and parity
-plots.
+against the targets), ``experiments.npz`` (the SPICE and surrogate values) and the report with its
+parity plots (``reports/calibration_report.py``).
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
 
 from .config import Config
 from ..store import Run, RunStore
@@ -16,7 +16,8 @@ from . import calibration_fit as cal
 from ..surrogate.calibration_params import SurrogateCalibration
 
 
-def run_calibration(store: RunStore, config: Config, seed: int | None = None, progress: bool = True) -> Run:
+def run_calibration(store: RunStore, config: Config, seed: int | None = None, progress: bool = True,
+                    write_report: Callable[[Run], dict] | None = None) -> Run:
     seed = config.seed if seed is None else seed
     medium = config.device.medium
     with store.create("calibration", {"medium": config.as_dict()}, seed=seed, labels={"medium": medium},
@@ -42,9 +43,8 @@ def run_calibration(store: RunStore, config: Config, seed: int | None = None, pr
         run.write_csv("errors.csv", rows)
         run.write_npz("experiments.npz", **{f"spice_{k}": v for k, v in spice_held.items()},
                       **{f"surrogate_{k}": v for k, v in predicted.items()})
-        run.save_figure("parity.png", _parity_figure(spice_held, predicted, medium))
-        run.complete({"calibration": run.id, **{f"{k}": v for k, v in after.items()},
-                      "optimizer": solution.message, **{k: getattr(calibration, k) for k in cal.FREE}})
+        reported = write_report(run) if write_report is not None else {}
+        run.complete({**reported, "optimizer": solution.message, **{k: getattr(calibration, k) for k in cal.FREE}})
     return run
 
 
@@ -53,21 +53,6 @@ def load_calibration(store: RunStore, run_id: str) -> SurrogateCalibration:
     return SurrogateCalibration(**store.open(run_id).read_json("calibration.json"))
 
 
-def _parity_figure(spice: dict[str, np.ndarray], surrogate: dict[str, np.ndarray], medium: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, key, scale, label in ((axes[0], "currents_A", 1e6, "column current (µA)"),
-                                  (axes[1], "states", 1.0, "state after pulse"),
-                                  (axes[2], "energy_source_J", 1e9, "pulse energy with drivers (nJ)")):
-        a, b = spice[key] * scale, surrogate[key] * scale
-        ax.plot(a, b, ".", ms=3)
-        low, high = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
-        ax.plot([low, high], [low, high], "k:", lw=1)
-        ax.set(xlabel=f"SPICE: {label}", ylabel=f"surrogate: {label}")
-    figure.suptitle(f"Surrogate against SPICE on held-out experiments, medium {medium}")
-    figure.tight_layout()
-    return figure
+def calibration_medium(store: RunStore, run_id: str) -> str | None:
+    """The medium a stored calibration was fitted to (its run's ``medium`` label)."""
+    return store.open(run_id).info.labels.get("medium")

@@ -164,7 +164,7 @@ class Config:
         return self.tuning.pulse(+1, self.tuning.pulse_width_s)
 
     def reset_pulse(self) -> PulseSpec:
-        return self.tuning.pulse(-1, self.tuning.pulse_width_s)
+        return self.tuning.pulse(-1, self.tuning.width_s(-1, 0))
 
     def software_training(self) -> SoftwareTrainingConfig:
         """The software trainer's settings, for this circuit's layer sizes and this seed."""

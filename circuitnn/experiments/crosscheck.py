@@ -1,6 +1,6 @@
 """The surrogate cross-check: the on-chip reproduction on SpiceChip and SurrogateChip, over seeds.
 
-The criterion (issue 4): on the same task, from the same device states, the surrogate's run matches
+The criterion: on the same task, from the same device states, the surrogate's run matches
 the SPICE run within 2 points of accuracy and 5 % in training time and energy. For each medium, seed
 (the seed draws the as-found device states and trains the software network) and reset mode, the
 same write-verify tuning and test-set inference run on both backends, and every verify read the
@@ -16,12 +16,13 @@ the two relative errors and their distance to the edge, rather than hidden in an
 over seeds shows whether the backends agree where no edge is hit.
 
 Stored as a run (``crosscheck``): one part per medium/seed/mode written as it finishes (``--resume``
-skips them), ``crosscheck.csv``, ``summary.json``, ``agreement.png`` and ``report.md``.
+skips them), ``crosscheck.csv``, ``summary.json`` and the report (``reports/crosscheck_report.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -120,8 +121,9 @@ def _one(config: Config, initial_reset: bool, calibration: SurrogateCalibration)
 
 def run_crosscheck(store: RunStore, configs: list[Config], seeds: int = 4, reset_modes=(False, True),
                    calibration: SurrogateCalibration | None = None, resume: str | None = None,
-                   progress: bool = True) -> Run:
-    """Cross-check every medium of ``configs`` over ``seeds`` seeds (config.seed, +1, …)."""
+                   progress: bool = True, write_report: Callable[[Run], dict] | None = None) -> Run:
+    """Cross-check every medium of ``configs`` over ``seeds`` seeds (config.seed, +1, …).
+    ``write_report(run) -> summary`` writes the report into the run before it completes."""
     if isinstance(seeds, bool) or not isinstance(seeds, int) or not 1 <= seeds <= 1000:
         raise ConfigError("crosscheck.seeds", seeds, "an integer in [1, 1000]")
     if resume:
@@ -148,10 +150,7 @@ def run_crosscheck(store: RunStore, configs: list[Config], seeds: int = 4, reset
         summary = summarize(rows)
         run.write_csv("crosscheck.csv", [{k: v for k, v in r.items() if k != "divergence"} for r in rows])
         run.write_json("summary.json", {"calibration": calibration.as_dict(), "groups": summary, "runs": rows})
-        run.save_figure("agreement.png", _figure(rows))
-        run.write_text("report.md", _markdown(run.id, calibration, summary, rows))
-        run.complete({"runs": len(rows), "within_target": int(sum(r["within_target"] for r in rows)),
-                      "divergent": int(sum(r["divergent"] for r in rows))})
+        run.complete(write_report(run) if write_report is not None else {"groups": summary})
     return run
 
 
@@ -179,69 +178,3 @@ def summarize(rows: list[dict]) -> list[dict]:
                 and all(abs(entry[f"mean_{k}_relative_difference"]) <= TARGET_RELATIVE for k in COMPARED[:2]))
             groups.append(entry)
     return groups
-
-
-def _figure(rows: list[dict]):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    media = list(dict.fromkeys(r["medium"] for r in rows))
-    for ax, key, label in zip(axes, COMPARED[:2], ("training time", "training energy (drivers)")):
-        for m, medium in enumerate(media):
-            for reset, marker in ((False, "o"), (True, "s")):
-                group = [r for r in rows if r["medium"] == medium and r["initial_reset"] == reset]
-                if not group:
-                    continue
-                x = [r["seed"] + 0.15 * m + (0.05 if reset else 0.0) for r in group]
-                y = [100 * r[f"{key}_relative_difference"] for r in group]
-                edges = ["black" if r["divergent"] else f"C{m}" for r in group]
-                ax.scatter(x, y, marker=marker, color=f"C{m}", edgecolors=edges, linewidths=1.2,
-                           label=f"{medium} {'reset' if reset else 'no reset'}")
-        ax.axhspan(-100 * TARGET_RELATIVE, 100 * TARGET_RELATIVE, color="0.9", zorder=0)
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.set(xlabel="seed", title=f"{label}: surrogate vs SPICE")
-    axes[0].set_ylabel("surrogate / SPICE − 1 (%)")
-    axes[1].legend(fontsize=7, title="black edge: divergent at a tolerance edge", title_fontsize=7)
-    figure.tight_layout()
-    return figure
-
-
-def _markdown(run_id: str, calibration: SurrogateCalibration, groups: list[dict], rows: list[dict]) -> str:
-    pct = lambda v: f"{100 * v:+.2f} %"  # noqa: E731
-    lines = [f"# Surrogate cross-check: {run_id}", "",
-             f"Surrogate calibration: `{calibration.name}` ({calibration.source}).",
-             f"Target (issue 4): accuracy within {100 * TARGET_ACCURACY_POINTS:.0f} points, training time and "
-             f"energy within {100 * TARGET_RELATIVE:.0f} %.", "",
-             "| medium | reset | runs | within target | divergent | mean Δtime | mean Δenergy | worst Δtime | "
-             "worst Δenergy | max Δaccuracy |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for g in groups:
-        lines.append(
-            f"| {g['medium']} | {'yes' if g['initial_reset'] else 'no'} | {g['runs']} | {g['within_target']} | "
-            f"{g['divergent']} | {pct(g['mean_training_time_s_relative_difference'])} | "
-            f"{pct(g['mean_training_energy_total_J_relative_difference'])} | "
-            f"{pct(g['worst_training_time_s_relative_difference'])} | "
-            f"{pct(g['worst_training_energy_total_J_relative_difference'])} | "
-            f"{100 * g['max_accuracy_difference']:.1f} pts |")
-    divergent = sorted((r for r in rows if r["divergent"]),
-                       key=lambda r: (r["within_target"], -abs(r["training_time_s_relative_difference"])))
-    lines += ["", "## Divergent runs", "",
-              "A run diverges where one verify read falls on different sides of the tolerance edge on the two "
-              "backends (within their numerical error); from there the controllers pulse differently. Runs "
-              "outside the target first, then by size of the time difference.", ""]
-    if not divergent:
-        lines.append("None: on every run both controllers took the same decision after every verify read.")
-    for r in divergent:
-        d = r["divergence"]
-        lines.append(
-            ("* **outside the target** — " if not r["within_target"] else "* ")
-            + f"{r['medium']}, seed {r['seed']}, {'reset' if r['initial_reset'] else 'no reset'}: device "
-            f"{d['device']}, verify read {d['read_of_device']} — SPICE read {100 * d['error_spice']:+.3f} %, "
-            f"surrogate {100 * d['error_surrogate']:+.3f} % of the target, tolerance ±{100 * d['tolerance']:g} % "
-            f"({100 * d['distance_to_edge']:.3f} points from the edge). Pulses {r['pulses_spice']} vs "
-            f"{r['pulses_surrogate']}; time {pct(r['training_time_s_relative_difference'])}, energy "
-            f"{pct(r['training_energy_total_J_relative_difference'])}.")
-    lines += ["", "![agreement](agreement.png)", ""]
-    return "\n".join(lines)

@@ -9,6 +9,8 @@ MNIST from IDX files when a folder is given; scikit-learn's 8×8 digits otherwis
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ..data.mnist import load_dataset
@@ -27,8 +29,10 @@ PERIPHERY = {"r_driver_ohm": 10.0, "r_sense_ohm": 10.0, "r_switch_on_ohm": 100.0
 def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: int = 3,
                  max_examples: int | None = 10_000, weight_noise: float = 0.1, repeats: int = 3,
                  kinds: tuple[str, ...] = ("mlp", "cnn"), progress: bool = True,
-                 line_resistances_ohm: tuple[float, ...] = LINE_RESISTANCES_OHM, resume: str | None = None) -> Run:
+                 line_resistances_ohm: tuple[float, ...] = LINE_RESISTANCES_OHM, resume: str | None = None,
+                 write_report: Callable[[Run], dict] | None = None) -> Run:
     """Train and evaluate ``kinds``; then, unless ``line_resistances_ohm`` is empty, the wire sweep.
+    ``write_report(run) -> summary`` writes the report into the run before it completes.
 
     Every trained network (its weights) and every evaluation is stored as a part when it finishes;
     ``resume`` (a run id) continues an interrupted run with its own settings, skipping stored parts.
@@ -78,14 +82,9 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
                                                                  label if progress else None)))
         run.write_csv("results.csv", rows)
         run.write_json("results.json", rows)
-        run.save_figure("accuracy.png", _figure(rows, name))
         if wire_rows:
             run.write_csv("wires.csv", wire_rows)
-            run.save_figure("wires.png", _wire_figure(wire_rows, name))
-        run.write_text("report.md", _markdown(run.id, name, rows, wire_rows))
-        best = max(rows, key=lambda r: r["accuracy_device"])
-        run.complete({"dataset": name, "best_device_accuracy": best["accuracy_device"],
-                      "best": f"{best['network']} {best['training']} on {best['device']}"})
+        run.complete(write_report(run) if write_report is not None else {"rows": len(rows)})
     return run
 
 
@@ -111,68 +110,5 @@ def _device_row(network, X_test, y_test, kind: str, noise: float, device: str, s
             "accuracy_drop": result["accuracy_drop"], "n_tiles": result["n_tiles"]}
 
 
-def _figure(rows: list[dict], dataset: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, ax = plt.subplots(figsize=(9, 4))
-    labels = [f"{r['network']}\n{r['training']}\n{r['device']}" for r in rows]
-    x = np.arange(len(rows))
-    ax.bar(x - 0.2, [r["accuracy_float"] for r in rows], 0.4, label="float (no device effects)")
-    ax.bar(x + 0.2, [r["accuracy_device"] for r in rows], 0.4, yerr=[r["accuracy_device_std"] for r in rows],
-           label="on tiles with device effects")
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylim(min(r["accuracy_device"] for r in rows) - 0.05, 1.0)
-    ax.set(ylabel="test accuracy", title=f"{dataset}: accuracy with and without device effects")
-    ax.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
 def _print_epoch(epoch: int, loss: float, accuracy: float, seconds: float) -> None:
     print(f"  epoch {epoch + 1}: loss {loss:.4f}, training accuracy {accuracy:.4f} ({seconds:.1f} s)", flush=True)
-
-
-def _wire_figure(rows: list[dict], dataset: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kinds = list(dict.fromkeys(r["network"] for r in rows))
-    figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.6), squeeze=False)
-    for ax, kind in zip(axes[0], kinds):
-        for size in dict.fromkeys(r["tile"] for r in rows):
-            group = [r for r in rows if r["network"] == kind and r["tile"] == size]
-            ax.plot([r["r_line_ohm"] for r in group], [r["accuracy_device"] for r in group], "o-",
-                    label=f"{size}×{size} tiles")
-        ax.axhline(group[0]["accuracy_float"], color="0.5", ls="--", label="float")
-        ax.set(xlabel="line resistance per crosspoint (Ω)", ylabel="test accuracy",
-               title=f"{kind}, M-SDC (Cr), {dataset}")
-        ax.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
-
-
-def _markdown(run_id: str, dataset: str, rows: list[dict], wire_rows: list[dict] = ()) -> str:
-    lines = [f"# Large networks on crossbar tiles: {run_id}", "", f"Dataset: {dataset}.", "",
-             "| network | training | device | float | with device effects | drop |", "|---|---|---|---|---|---|"]
-    lines += [f"| {r['network']} | {r['training']} | {r['device']} | {r['accuracy_float']:.4f} | "
-              f"{r['accuracy_device']:.4f} ± {r['accuracy_device_std']:.4f} | {r['accuracy_drop']:.4f} |" for r in rows]
-    lines += ["", "![accuracy](accuracy.png)", ""]
-    if wire_rows:
-        lines += ["## Reading through the wires", "",
-                  "The hardware-aware networks on M-SDC (Cr) tiles with their default effects, every tile read "
-                  "through its solved circuit: line resistance per crosspoint segment on rows and columns, row "
-                  f"driver {PERIPHERY['r_driver_ohm']:g} Ω, sense {PERIPHERY['r_sense_ohm']:g} Ω, 1T1R switch "
-                  f"{PERIPHERY['r_switch_on_ohm']:g} Ω (one programming draw each). The circuits are solved by "
-                  "the surrogate's nodal array model (`surrogate/array.py`, identity calibration: reads have no "
-                  "free parameter that changes column currents), which matches ngspice on the same tile netlists "
-                  "to ~1e-12 of the largest current (`tests/test_tile_circuit.py`, `benchmarks/bench_mvm.py`).", "",
-                  "| network | tile | R_line (Ω) | float | on tiles through wires |", "|---|---|---|---|---|"]
-        lines += [f"| {r['network']} | {r['tile']}×{r['tile']} | {r['r_line_ohm']:g} | {r['accuracy_float']:.4f} | "
-                  f"{r['accuracy_device']:.4f} |" for r in wire_rows]
-        lines += ["", "![wires](wires.png)", ""]
-    return "\n".join(lines)

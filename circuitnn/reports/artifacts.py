@@ -68,13 +68,17 @@ def write_device_curves(out: Path, curves_list: list[DeviceCurves], configs: lis
         left.plot(h["voltage_V"], h["current_A"] * 1e3, label="SPICE")
         left.plot(h["voltage_V"], h["current_numpy_A"] * 1e3, "--", label="NumPy model")
         left.set(xlabel="voltage (V)", ylabel="current (mA)",
-                 title=f"{curves.medium}: {config.curves.sweep_frequency_Hz:g} Hz sweep")
+                 title=f"{curves.medium}: ±{config.curves.sweep_amplitude_V:g} V, "
+                       f"{config.curves.sweep_frequency_Hz:g} Hz sine sweep")
         left.legend()
         pl = curves.pulses
         right.plot(pl["pulse"], pl["state_spice"], "o-", ms=3, label="SPICE")
         right.plot(pl["pulse"], pl["state_numpy"], "x--", ms=4, label="NumPy model")
-        right.set(xlabel="pulse number (SET, then RESET)", ylabel="state x",
-                  title=f"{curves.medium}: {config.tuning.pulse_width_s * 1e6:g} us pulses")
+        set_pulse, reset_pulse = config.set_pulse(), config.reset_pulse()
+        right.set(xlabel=f"pulse number ({config.curves.pulses} SET, then {config.curves.pulses} RESET)",
+                  ylabel="state x (0 = off, 1 = on)",
+                  title=f"{curves.medium}: SET {set_pulse.amplitude_V:+g} V × {set_pulse.width_s * 1e6:g} µs / "
+                        f"RESET {reset_pulse.amplitude_V:+g} V × {reset_pulse.width_s * 1e6:g} µs")
         right.legend()
         figure.tight_layout()
         png = out / f"{curves.medium}_curves.png"

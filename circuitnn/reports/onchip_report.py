@@ -1,82 +1,149 @@
-"""The reproduction report: tables (CSV), figures (PNG), Markdown and HTML, from stored results only.
+"""The reproduction report (``train`` and ``compare-media`` runs), from stored results only.
 
 Nothing here simulates: every number is read from a run's ``parts/`` files, so the same run always
 gives the same report. The paper's published values stand beside ours, labelled as the paper's, and
-where they disagree the report says so.
+where they disagree the report says so. A run that has not finished yet is reported for the parts
+it finished, and says which are missing.
 """
 
 from __future__ import annotations
 
-import html
-import io
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 
 import numpy as np
 
 from ..experiments.onchip import PAPER
 from ..store import Run
-
-TUNING_COLUMNS = (
-    ("medium", "medium"), ("initial_reset", "initial reset"), ("chip_accuracy", "accuracy (chip)"),
-    ("software_accuracy", "accuracy (software)"), ("training_time_s", "training time (s)"),
-    ("training_energy_device_J", "energy, devices (J)"), ("training_energy_total_J", "energy, with drivers (J)"),
-    ("pulses", "pulses"), ("reads", "reads"), ("converged_devices", "devices within tolerance"),
-    ("max_relative_conductance_error", "max |ΔG/G|"), ("retention_max_state_drift", "max drift of x"),
-    ("retention_accuracy_after_rest", "accuracy after rest"),
+from .document import (
+    Report, ReportError, provenance, resume_command, pyplot, without_float_noise, write_into_run, write_to_folder,
 )
 
+# Re-exported: tests and callers render tables through this module.
+from .document import html_page, markdown, table_csv  # noqa: F401
 
-@dataclass
-class Report:
-    run_id: str
-    tables: dict[str, list[dict]] = field(default_factory=dict)
-    figures: dict[str, object] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    header: dict = field(default_factory=dict)
+_TUNING = re.compile(r"(?P<medium>[A-Za-z]+)-(?P<mode>reset|noreset)$")
 
 
-def _parts(run: Run) -> list[str]:
-    return run.read_json("plan.json")["parts"]
+def _percent(fraction) -> float:
+    return without_float_noise(100.0 * float(fraction), 6)
+
+
+def _finished(run: Run, parts: list[str]) -> list[str]:
+    return [p for p in parts if f"parts/{p}/summary.json" in run.files]
 
 
 def build_report(run: Run) -> Report:
-    """Tables and figures of one stored reproduction run."""
-    info = run.info
+    """Tables, figures and notes of one stored reproduction run (finished parts only)."""
     plan = run.read_json("plan.json")
     calibration = plan.get("calibration") or {}
-    report = Report(run.id, header={"kind": info.kind, "created": info.created, "seed": info.seed,
-                                    "versions": info.versions, "media": plan["media"],
-                                    "backend": plan.get("backend", "spice"),
-                                    "calibration": calibration.get("name", "none (SPICE)"),
-                                    "calibration_source": calibration.get("source", "")})
-    parts = _parts(run)
-    tuning = [p for p in parts if p.endswith("-reset") or p.endswith("-noreset")]
+    backend = plan.get("backend", "spice")
+    parts = _finished(run, plan["parts"])
+    tuning = [p for p in parts if _TUNING.match(p)]
+    if not tuning:
+        raise ReportError(f"run {run.id} ({run.status}) has no finished tuning part yet, so there is nothing "
+                          f"to report; resume it with `{resume_command(run)}`")
     summaries = {p: run.read_json(f"parts/{p}/summary.json") for p in tuning}
-    ours = f"ours ({report.header['backend']})"
-    report.tables["tuning"] = [{label: summaries[p].get(key, "") for key, label in TUNING_COLUMNS} | {"source": ours}
-                               for p in tuning]
-    report.tables["tuning"].append({
-        "medium": "Cr", "initial reset": "not stated", "accuracy (chip)": f"up to {PAPER['best_accuracy']}",
-        "training time (s)": PAPER["cr_training_time_s"], "energy, with drivers (J)": PAPER["cr_training_energy_J"],
-        "source": PAPER["source"]})
-    report.tables["reset_savings"] = _reset_savings(summaries)
+    phases = {p: run.read_csv(f"parts/{p}/phases.csv") for p in tuning}
+    overheads = {m: float(c["timing"]["controller_overhead_s"]) for m, c in run.info.config["media"].items()}
+    report = Report(run.id, f"circuitnn reproduction report: {run.id}", header=provenance(run))
+    report.header.append(f"Media {', '.join(plan['media'])}; backend {backend}; surrogate calibration "
+                         f"{calibration.get('name', 'none (SPICE)')}"
+                         + (f" ({calibration['source']})" if calibration.get("source") else "") + ".")
+    missing = [p for p in plan["parts"] if p not in parts]
+    if missing:
+        report.header.append(f"Incomplete run ({run.status}): not finished yet: {', '.join(missing)}. "
+                             f"Resume with `{resume_command(run)}`.")
+
+    ours = f"ours ({backend})"
+    report.tables["tuning"] = [_tuning_row(summaries[p], ours) for p in tuning] + [{
+        "medium": "Cr", "initial reset": "not stated", "chip accuracy (%)": f"up to {100 * PAPER['best_accuracy']:g}",
+        "training time (s)": PAPER["cr_training_time_s"],
+        "energy, with drivers (µJ)": PAPER["cr_training_energy_J"] * 1e6, "source": PAPER["source"]}]
+    report.captions["tuning"] = (
+        "Write-verify tuning of the 30 devices, then inference of the noisy test images through the array. "
+        "Accuracies are percentages of the test images; the relative conductance error is |G/G_target − 1|; "
+        "the state x runs from 0 (off) to 1 (on).")
+    split = [_time_split(summaries[p], phases[p], overheads[summaries[p]["medium"]]) for p in tuning]
+    report.tables["training_time"] = split + [{
+        "medium": "Cr", "initial reset": "not stated", "training time (s)": PAPER["cr_training_time_s"],
+        "source": PAPER["source"]}]
+    report.captions["training_time"] = (
+        "Where the training time goes: the simulated pulses and verify reads, and the controller overhead "
+        "assumed per operation (timing.controller_overhead_s, our choice: the paper gives none).")
+    savings = _reset_savings(summaries)
+    if savings:
+        report.tables["reset_savings"] = savings
     report.tables["paper_comparison"] = _paper_comparison(summaries, run, parts)
     errors = [p for p in parts if p.endswith("-errors")]
     if errors:
         report.tables["conductance_errors"] = _error_table(run, errors)
+        report.captions["conductance_errors"] = (
+            "Accuracy through the array when every programmed conductance is off by a relative error drawn "
+            "from N(0, σ²): mean and standard deviation over the draws, in % of the test images.")
     if "heatmap" in parts:
         grid = run.read_npz("parts/heatmap/grid.npz")
         report.tables["noise_heatmap"] = [
-            {"training noise": float(a), **{f"test {b:.2f}": float(grid["chip_accuracy"][i, j])
-                                            for j, b in enumerate(grid["test_noise"])}}
+            {"training noise (pixel-flip probability)": float(a),
+             **{f"accuracy (%) at test noise {b:.2f}": _percent(grid["chip_accuracy"][i, j])
+                for j, b in enumerate(grid["test_noise"])}}
             for i, a in enumerate(grid["training_noise"])]
-    report.figures = _figures(run, parts, summaries)
-    report.notes = _notes(summaries)
+        report.captions["noise_heatmap"] = (
+            f"Chip accuracy (% of test images) of the {_heatmap_medium(run, plan)} network trained at each "
+            "training-noise level (rows) and tested at each test-noise level (columns); noise is the "
+            "probability that a pixel is flipped.")
+    report.figures = _figures(run, parts, summaries, split)
+    report.captions.update(_figure_captions(report.figures, backend))
+    report.notes = _notes(summaries, split, calibration, plan)
     if "heatmap" in parts:
         report.notes.append(_heatmap_note(run.read_npz("parts/heatmap/grid.npz")))
+    report.summary = summary_of(summaries)
     return report
+
+
+def _heatmap_medium(run: Run, plan: dict) -> str:
+    return plan.get("heatmap_medium") or "?"
+
+
+def _tuning_row(s: dict, source: str) -> dict:
+    return {
+        "medium": s["medium"], "initial reset": bool(s["initial_reset"]),
+        "chip accuracy (%)": _percent(s["chip_accuracy"]),
+        "software accuracy (%)": _percent(s["software_accuracy"]),
+        "training time (s)": s["training_time_s"],
+        "energy, devices (µJ)": s["training_energy_device_J"] * 1e6,
+        "energy, with drivers (µJ)": s["training_energy_total_J"] * 1e6,
+        "pulses": s["pulses"], "verify reads": s["reads"],
+        "devices within tolerance (of 30)": s["converged_devices"],
+        "max relative conductance error (%)": _percent(s["max_relative_conductance_error"]),
+        "max state drift at rest (Δx)": s.get("retention_max_state_drift"),
+        "accuracy after rest (%)": (_percent(s["retention_accuracy_after_rest"])
+                                    if "retention_accuracy_after_rest" in s else None),
+        "source": source,
+    }
+
+
+def _time_split(s: dict, phases: dict, overhead_s: float) -> dict:
+    """Training time split into pulses, reads and controller overhead (from the phase totals)."""
+    by_phase = {str(name): i for i, name in enumerate(phases["phase"])}
+
+    def total(phase: str, column: str) -> float:
+        return float(phases[column][by_phase[phase]]) if phase in by_phase else 0.0
+
+    reads = total("read", "operations")
+    pulse_ops = total("reset", "operations") + total("program", "operations")
+    controller = (reads + pulse_ops) * overhead_s
+    read_time = total("read", "time_s") - reads * overhead_s
+    pulse_time = total("reset", "time_s") + total("program", "time_s") - pulse_ops * overhead_s
+    time = s["training_time_s"]
+    return {
+        "medium": s["medium"], "initial reset": bool(s["initial_reset"]), "training time (s)": time,
+        "pulses (s)": without_float_noise(pulse_time, 12), "verify reads (s)": without_float_noise(read_time, 12),
+        "controller overhead (s)": without_float_noise(controller, 12),
+        "controller overhead (% of time)": _percent(controller / time) if time else None,
+        "operations (pulses + reads)": int(reads + pulse_ops),
+        "overhead per operation (ms)": overhead_s * 1e3,
+    }
 
 
 def _heatmap_note(grid: dict) -> str:
@@ -89,8 +156,8 @@ def _heatmap_note(grid: dict) -> str:
     best_noise, best = max(helpful, key=lambda item: item[1])
     verdict = "agrees with" if best > clean else "does not reproduce"
     note = (f"Training noise: at test noise {float(grid['test_noise'][-1]):.2f}, the best training noise "
-            f"below 15 % ({best_noise:.2f}) gives {best:.3f} against {clean:.3f} without training noise; this "
-            f"{verdict} the paper's finding that < 15 % training noise helps.")
+            f"below 15 % ({best_noise:.2f}) gives {100 * best:.1f} % against {100 * clean:.1f} % without training "
+            f"noise; this {verdict} the paper's finding that < 15 % training noise helps.")
     if best <= clean:
         note += (" A likely reason: our task (X against +, 8 of 9 pixels different) is solved near the "
                  "best possible accuracy by clean training already, leaving noise nothing to improve.")
@@ -106,11 +173,12 @@ def _reset_savings(summaries: dict[str, dict]) -> list[dict]:
         if without is None:
             continue
         row = {"medium": with_reset["medium"]}
-        for key, label in (("pulses", "pulses"), ("training_time_s", "time"),
-                           ("training_energy_total_J", "energy")):
-            row[f"{label} with reset"] = with_reset[key]
-            row[f"{label} without reset"] = without[key]
-            row[f"{label} saved"] = 1 - without[key] / with_reset[key] if with_reset[key] else 0.0
+        for key, label, scale in (("pulses", "pulses", 1), ("training_time_s", "time (s)", 1),
+                                  ("training_energy_total_J", "energy with drivers (µJ)", 1e6)):
+            row[f"{label}, with reset"] = with_reset[key] * scale
+            row[f"{label}, without reset"] = without[key] * scale
+            saved = 1 - without[key] / with_reset[key] if with_reset[key] else 0.0
+            row[f"{label.split(' (')[0]} saved (%)"] = _percent(saved)
         rows.append(row)
     return rows
 
@@ -118,38 +186,58 @@ def _reset_savings(summaries: dict[str, dict]) -> list[dict]:
 def _paper_comparison(summaries: dict[str, dict], run: Run, parts: list[str]) -> list[dict]:
     rows = []
     best = max((s["chip_accuracy"] for s in summaries.values()), default=float("nan"))
-    rows.append({"quantity": "best accuracy on noisy test images", "paper": PAPER["best_accuracy"], "ours": best})
+    rows.append({"quantity": "best accuracy on noisy test images (%)", "paper": 100 * PAPER["best_accuracy"],
+                 "ours": _percent(best)})
     cr = summaries.get("Cr-noreset")
     if cr is not None:
-        for key, paper_key, label in (("training_time_s", "cr_training_time_s", "Cr training time (s)"),
-                                      ("training_energy_total_J", "cr_training_energy_J", "Cr training energy (J)")):
-            rows.append({"quantity": label + ", without reset", "paper": PAPER[paper_key], "ours": cr[key],
-                         "ours / paper": cr[key] / PAPER[paper_key]})
+        for key, paper_key, label, scale in (
+                ("training_time_s", "cr_training_time_s", "Cr training time, without reset (s)", 1.0),
+                ("training_energy_total_J", "cr_training_energy_J", "Cr training energy, without reset (µJ)", 1e6)):
+            rows.append({"quantity": label, "paper": PAPER[paper_key] * scale, "ours": cr[key] * scale,
+                         "ours / paper (ratio)": cr[key] / PAPER[paper_key]})
+    if len({s["medium"] for s in summaries.values()}) > 1:
         fastest = min(summaries.values(), key=lambda s: s["training_time_s"])
         rows.append({"quantity": "fastest medium to train", "paper": "Cr", "ours": fastest["medium"]})
     for part in (p for p in parts if p.endswith("-errors")):
         sweep = run.read_csv(f"parts/{part}/sweep.csv")
         clean = sweep["accuracy_mean"][0]
         at_10 = float(np.interp(0.10, sweep["sigma"], sweep["accuracy_mean"]))
-        rows.append({"quantity": f"{part.split('-')[0]}: accuracy loss at 10 % conductance error",
-                     "paper": "no significant loss", "ours": clean - at_10})
+        rows.append({"quantity": f"{part.split('-')[0]}: accuracy lost at 10 % conductance error (points)",
+                     "paper": "no significant loss", "ours": _percent(clean - at_10)})
     return rows
 
 
 def _error_table(run: Run, parts: list[str]) -> list[dict]:
     sweeps = {p.split("-")[0]: run.read_csv(f"parts/{p}/sweep.csv") for p in parts}
     sigmas = next(iter(sweeps.values()))["sigma"]
-    return [{"sigma": float(s), **{f"{m} accuracy": float(sw["accuracy_mean"][i]) for m, sw in sweeps.items()},
-             **{f"{m} std": float(sw["accuracy_std"][i]) for m, sw in sweeps.items()}}
+    return [{"conductance error σ (%)": _percent(s),
+             **{f"{m} accuracy, mean (%)": _percent(sw["accuracy_mean"][i]) for m, sw in sweeps.items()},
+             **{f"{m} accuracy, std (points)": _percent(sw["accuracy_std"][i]) for m, sw in sweeps.items()}}
             for i, s in enumerate(sigmas)]
 
 
-def _notes(summaries: dict[str, dict]) -> list[str]:
+def _calibration_medium(calibration: dict) -> str | None:
+    """The medium a stored calibration was fitted to, as its source sentence states it
+    (experiments/calibration.py writes "... SPICE experiments of medium Cr, ...")."""
+    match = re.search(r"of medium (\w+)", calibration.get("source", ""))
+    return match.group(1) if match else None
+
+
+def _notes(summaries: dict[str, dict], split: list[dict], calibration: dict, plan: dict) -> list[str]:
     notes = [
         "Training time is the simulated pulse and read schedule plus the controller overhead "
         "(timing.controller_overhead_s per operation); energies are integrated from the simulated "
         "V·I of every pulse and read, for the devices alone and including the driver, switch and sense path.",
     ]
+    cr_split = next((row for row in split if row["medium"] == "Cr" and not row["initial reset"]), None)
+    if cr_split is not None:
+        notes.append(
+            f"Of our Cr training time without reset ({cr_split['training time (s)']:.3g} s), "
+            f"{cr_split['controller overhead (% of time)']:.1f} % is the assumed controller overhead "
+            f"({cr_split['overhead per operation (ms)']:g} ms for each of {cr_split['operations (pulses + reads)']} "
+            f"pulses and reads); the simulated pulses take {cr_split['pulses (s)']:.3g} s and the verify reads "
+            f"{cr_split['verify reads (s)']:.3g} s. The comparison with the paper's {PAPER['cr_training_time_s']:g} s "
+            "is therefore mostly a comparison of controller assumptions, not of device physics.")
     cr = summaries.get("Cr-noreset")
     if cr is not None:
         ratio = cr["training_energy_total_J"] / PAPER["cr_training_energy_J"]
@@ -158,30 +246,66 @@ def _notes(summaries: dict[str, dict]) -> list[str]:
             "implies about 7.9 mW on average over 2.4 s, far more than memristors and drivers dissipate at "
             "these currents; it most likely includes the microcontroller and other peripherals, which we "
             "do not simulate.")
+    fitted_to = _calibration_medium(calibration)
+    others = [m for m in plan["media"] if fitted_to and m != fitted_to]
+    if others:
+        notes.append(f"Warning: the surrogate calibration {calibration.get('name')} was fitted to medium "
+                     f"{fitted_to} and is applied here to {', '.join(others)} as well.")
     return notes
 
 
-def _figures(run: Run, parts: list[str], summaries: dict[str, dict]) -> dict[str, object]:
-    import matplotlib
+def _figure_captions(figures: dict, backend: str) -> dict[str, str]:
+    captions = {
+        "tuning_cost.png": "Pulses, training time and energy of the write-verify tuning per medium, with and "
+                           "without the initial reset (energy on a log scale), and where the training time goes.",
+        "conductance_errors.png": "Accuracy through the array against the relative conductance error σ, "
+                                  "mean ± standard deviation over the draws.",
+        "noise_heatmap.png": f"Accuracy ({backend}) for each training-noise and test-noise level "
+                             "(pixel-flip probability).",
+    }
+    return {name: captions[name] for name in figures if name in captions}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def _figures(run: Run, parts: list[str], summaries: dict[str, dict], split: list[dict]) -> dict[str, object]:
+    plt = pyplot()
     figures = {}
     media = list(dict.fromkeys(s["medium"] for s in summaries.values()))
-    figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, key, label in zip(axes, ("pulses", "training_time_s", "training_energy_total_J"),
-                              ("pulses", "training time (s)", "energy with drivers (J)")):
-        for offset, reset in ((-0.2, "reset"), (0.2, "noreset")):
-            values = [summaries.get(f"{m}-{reset}", {}).get(key, np.nan) for m in media]
-            ax.bar(np.arange(len(media)) + offset, values, width=0.4,
-                   label="with reset" if reset == "reset" else "without reset")
-        ax.set_xticks(range(len(media)), media)
-        ax.set_ylabel(label)
-    axes[1].axhline(PAPER["cr_training_time_s"], color="k", ls=":", label="paper, Cr")
-    axes[0].legend(fontsize=8)
-    axes[1].legend(fontsize=8)
-    figure.suptitle("Write-verify tuning of the 30 devices in SPICE")
+    x = np.arange(len(media))
+    figure, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    modes = (("reset", "with reset", -0.2), ("noreset", "without reset", 0.2))
+    for ax, key, label, scale in zip(axes[:3], ("pulses", "training_time_s", "training_energy_total_J"),
+                                     ("pulses", "training time (s)", "energy with drivers (J)"), (1, 1, 1)):
+        for mode, mode_label, offset in modes:
+            values = [summaries.get(f"{m}-{mode}", {}).get(key, np.nan) * scale for m in media]
+            ax.bar(x + offset, values, width=0.4, label=mode_label)
+        ax.set_xticks(x, media)
+        ax.set(xlabel="medium", ylabel=label)
+    time_ax, energy_ax = axes[1], axes[2]
+    energy_ax.set_yscale("log")
+    if "Cr" in media:
+        cr = media.index("Cr")
+        span = (cr - 0.45, cr + 0.45)
+        time_ax.hlines(PAPER["cr_training_time_s"], *span, color="k", ls=":", lw=1.5, label="paper, Cr")
+        energy_ax.hlines(PAPER["cr_training_energy_J"], *span, color="k", ls=":", lw=1.5, label="paper, Cr")
+        energy_ax.set_ylim(top=PAPER["cr_training_energy_J"] * 5)
+    for ax in axes[:2]:
+        ax.legend(fontsize=8)
+    energy_ax.legend(fontsize=8, loc="center right")  # between the bars and the paper's line
+    axes[0].set_title("pulses")
+    time_ax.set_title("training time")
+    energy_ax.set_title("training energy (log scale)")
+    # Where the time goes, without reset: the split the comparison with the paper needs.
+    split_ax = axes[3]
+    rows = {row["medium"]: row for row in split if not row["initial reset"]}
+    bottom = np.zeros(len(media))
+    for key, colour in (("pulses (s)", "C2"), ("verify reads (s)", "C4"), ("controller overhead (s)", "0.6")):
+        values = np.array([rows[m][key] if m in rows else np.nan for m in media])
+        split_ax.bar(x, values, bottom=bottom, width=0.5, color=colour, label=key.replace(" (s)", ""))
+        bottom = bottom + np.nan_to_num(values)
+    split_ax.set_xticks(x, media)
+    split_ax.set(xlabel="medium", ylabel="training time (s)", title="time split, without reset")
+    split_ax.legend(fontsize=8)
+    figure.suptitle("Write-verify tuning of the 30 devices")
     figure.tight_layout()
     figures["tuning_cost.png"] = figure
 
@@ -190,139 +314,57 @@ def _figures(run: Run, parts: list[str], summaries: dict[str, dict]) -> dict[str
         figure, ax = plt.subplots(figsize=(6, 4))
         for part in errors:
             sweep = run.read_csv(f"parts/{part}/sweep.csv")
-            ax.errorbar(sweep["sigma"] * 100, sweep["accuracy_mean"], yerr=sweep["accuracy_std"],
+            ax.errorbar(sweep["sigma"] * 100, sweep["accuracy_mean"] * 100, yerr=sweep["accuracy_std"] * 100,
                         marker="o", capsize=3, label=part.split("-")[0])
         ax.axvline(10, color="k", ls=":", label="paper: 10 % tolerated")
-        ax.set(xlabel="conductance error σ (%)", ylabel="accuracy (SPICE inference)",
+        ax.set(xlabel="conductance error σ (%)", ylabel="accuracy (% of test images)",
                title="Accuracy under conductance error")
         ax.legend()
         figure.tight_layout()
         figures["conductance_errors.png"] = figure
 
     if "heatmap" in parts:
-        grid = run.read_npz("parts/heatmap/grid.npz")
-        figure, ax = plt.subplots(figsize=(6, 5))
-        image = ax.imshow(grid["chip_accuracy"], origin="lower", cmap="viridis", vmin=0.5, vmax=1.0)
-        ticks = [f"{v:.2f}" for v in grid["test_noise"]]
-        ax.set_xticks(range(len(ticks)), ticks, rotation=45)
-        ax.set_yticks(range(len(ticks)), [f"{v:.2f}" for v in grid["training_noise"]])
-        for i in range(grid["chip_accuracy"].shape[0]):
-            for j in range(grid["chip_accuracy"].shape[1]):
-                ax.text(j, i, f"{grid['chip_accuracy'][i, j]:.2f}", ha="center", va="center", fontsize=7, color="w")
-        ax.set(xlabel="test noise", ylabel="training noise", title="Accuracy in SPICE (paper: < 15 % training noise helps)")
-        figure.colorbar(image, ax=ax)
-        figure.tight_layout()
-        figures["noise_heatmap.png"] = figure
+        figures["noise_heatmap.png"] = _heatmap_figure(run.read_npz("parts/heatmap/grid.npz"))
     return figures
 
 
-# -- rendering ---------------------------------------------------------------------------------------
-def _cell(value) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def _heatmap_figure(grid: dict):
+    plt = pyplot()
+    accuracy = 100 * grid["chip_accuracy"]
+    figure, ax = plt.subplots(figsize=(6.4, 5.2))
+    # The colour scale spans the data (from the 10 % step below its minimum): a fixed 0-100 % scale
+    # paints 86 % and 100 % in nearly the same colour. The colour bar says where it starts.
+    low, high = float(np.clip(np.floor((accuracy.min() - 2.0) / 10.0) * 10.0, 0.0, 90.0)), 100.0
+    image = ax.imshow(accuracy, origin="lower", cmap="viridis", vmin=low, vmax=high)
+    ax.set_xticks(range(len(grid["test_noise"])), [f"{v:.2f}" for v in grid["test_noise"]], rotation=45)
+    ax.set_yticks(range(len(grid["training_noise"])), [f"{v:.2f}" for v in grid["training_noise"]])
+    for i in range(accuracy.shape[0]):
+        for j in range(accuracy.shape[1]):
+            # viridis is dark below the middle of its range and light (yellow) above it.
+            light = (accuracy[i, j] - low) / (high - low) > 0.55
+            ax.text(j, i, f"{accuracy[i, j]:.1f}", ha="center", va="center", fontsize=7.5,
+                    color="black" if light else "white")
+    ax.set(xlabel="test noise (pixel-flip probability)", ylabel="training noise (pixel-flip probability)",
+           title="Chip accuracy (paper: < 15 % training noise helps)")
+    bar = figure.colorbar(image, ax=ax)
+    bar.set_label("accuracy (% of test images)")
+    figure.tight_layout()
+    return figure
 
 
-def _columns(rows: list[dict]) -> list[str]:
-    return list(dict.fromkeys(key for row in rows for key in row))
-
-
-def markdown(report: Report) -> str:
-    lines = [f"# circuitnn reproduction report: {report.run_id}", "",
-             f"Kind {report.header['kind']}, created {report.header['created']}, seed {report.header['seed']}.",
-             f"Backend: {report.header['backend']}; surrogate calibration: {report.header['calibration']}"
-             + (f" ({report.header['calibration_source']})" if report.header["calibration_source"] else "") + ".",
-             "Versions: " + ", ".join(f"{k} {v}" for k, v in report.header["versions"].items()) + ".", ""]
-    for name, rows in report.tables.items():
-        columns = _columns(rows)
-        lines += [f"## {name.replace('_', ' ')}", "", "| " + " | ".join(columns) + " |",
-                  "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
-        lines += ["", f"(CSV: tables/{name}.csv)", ""]
-    for name in report.figures:
-        lines += [f"![{name}](figures/{name})", ""]
-    lines += ["## Notes", ""] + [f"* {note}" for note in report.notes] + [""]
-    return "\n".join(lines)
-
-
-def html_page(report: Report) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>circuitnn {report.run_id}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #bbb;padding:3px 6px;font-size:13px}</style></head><body>",
-             f"<h1>circuitnn reproduction report: {html.escape(report.run_id)}</h1>",
-             f"<p>Backend: {html.escape(report.header['backend'])}; surrogate calibration: "
-             f"{html.escape(report.header['calibration'])}</p>"]
-    for name, rows in report.tables.items():
-        columns = _columns(rows)
-        parts.append(f"<h2>{html.escape(name.replace('_', ' '))}</h2><table><tr>"
-                     + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr>")
-        for row in rows:
-            parts.append("<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c, '')))}</td>" for c in columns) + "</tr>")
-        parts.append("</table>")
-    for name in report.figures:
-        parts.append(f"<p><img src='figures/{html.escape(name)}' style='max-width:100%'></p>")
-    parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in report.notes) + "</ul>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
-
-
-def table_csv(rows: list[dict]) -> str:
-    columns = _columns(rows)
-    lines = [",".join(columns)] + [",".join(_cell(row.get(c, "")).replace(",", ";") for c in columns) for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def render(report: Report, write_text: Callable[[str, str], object],
-           write_figure: Callable[[str, object], object]) -> None:
-    for name, rows in report.tables.items():
-        write_text(f"tables/{name}.csv", table_csv(rows))
-    for name, figure in report.figures.items():
-        write_figure(f"figures/{name}", figure)
-    write_text("report.md", markdown(report))
-    write_text("report.html", html_page(report))
+def summary_of(summaries: dict[str, dict]) -> dict:
+    """What run.json keeps of a reproduction: accuracy, time and energy per medium and mode."""
+    return {f"{s['medium']}_{'reset' if s['initial_reset'] else 'noreset'}_{key}": s[field]
+            for s in summaries.values()
+            for key, field in (("accuracy", "chip_accuracy"), ("time_s", "training_time_s"),
+                               ("energy_J", "training_energy_total_J"))}
 
 
 def write_report(run: Run) -> dict:
     """Write the report into a running run (at the end of the reproduction); returns its summary."""
-    import matplotlib.pyplot as plt
-
-    report = build_report(run)
-    render(report, run.write_text, lambda rel, fig: run.save_figure(rel, fig))
-    for figure in report.figures.values():
-        plt.close(figure)
-    return summary_of(report)
+    return write_into_run(run, build_report(run))
 
 
 def write_report_to(run: Run, out: Path) -> list[Path]:
     """Regenerate a stored run's report into ``out`` without simulating."""
-    import matplotlib.pyplot as plt
-
-    report = build_report(run)
-    written = []
-
-    def text(rel: str, content: str) -> None:
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-        written.append(path)
-
-    def figure(rel: str, fig) -> None:
-        path = out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=150)
-        path.write_bytes(buffer.getvalue())
-        plt.close(fig)
-        written.append(path)
-
-    render(report, text, figure)
-    return written
-
-
-def summary_of(report: Report) -> dict:
-    rows = [r for r in report.tables["tuning"] if str(r.get("source", "")).startswith("ours")]
-    return {f"{r['medium']}_{'reset' if r['initial reset'] else 'noreset'}_{key}": r[label]
-            for r in rows for key, label in (("accuracy", "accuracy (chip)"), ("time_s", "training time (s)"),
-                                             ("energy_J", "energy, with drivers (J)"))}
+    return write_to_folder(build_report(run), out)

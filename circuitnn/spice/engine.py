@@ -129,6 +129,7 @@ class SpiceEngine:
         theirs.close()
         ours.settimeout(self.timeout_s)
         self._connection = ours
+        self._in_sync = True
 
     def _stop_worker(self) -> None:
         if self._process is None:
@@ -169,6 +170,10 @@ class SpiceEngine:
         try:
             worker.send_message(self._connection, request)
             return worker.receive_message(self._connection, self.spin_s)
+        except KeyboardInterrupt:
+            # An answer (or part of one) may be left in the socket: no further exchange can be trusted.
+            self._in_sync = False
+            raise
         except TimeoutError:
             return ("crash", f"no answer within {self.timeout_s:g} s")
         except (EOFError, OSError) as exc:
@@ -265,8 +270,8 @@ class SpiceEngine:
         return self._call(("rss",))[1]
 
     def close(self) -> None:
-        """Stop the worker."""
-        if self._connection is not None and self._process.poll() is None:
+        """Stop the worker (politely, unless an interrupted exchange left the socket out of step)."""
+        if self._connection is not None and self._process.poll() is None and getattr(self, "_in_sync", True):
             try:
                 self._connection.settimeout(2)
                 worker.send_message(self._connection, ("stop",))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import signal
 import socket
 import struct
 import time
@@ -238,6 +239,9 @@ def serve(connection: socket.socket, library_path: str | None = None, spin_s: fl
 
 def main(argv: list[str]) -> None:
     """``python -m circuitnn.spice.worker FD SPIN_S [LIBRARY]``: serve on the inherited socket FD."""
+    # Ctrl-C reaches the whole process group; the parent owns it (it stops this worker). Here it would
+    # only print tracebacks from inside ngspice's callbacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve(socket.socket(fileno=int(argv[1])), argv[3] if len(argv) > 3 else None, float(argv[2]))
 
 

@@ -13,7 +13,8 @@ filtering fast; it is rebuilt from the directories whenever it is missing or dam
         run.complete({"accuracy": 0.93})
     print(format_run_table(listing := store.list(labels={"medium": "Cr"}), listing.skipped))
 
-An exception leaving the ``with`` block marks the run failed; ``store.resume(run_id)`` reopens it
+An exception leaving the ``with`` block marks the run failed (Ctrl-C: interrupted, raising
+``RunInterrupted``); ``store.resume(run_id)`` reopens it
 and ``run.load_checkpoint()`` returns the latest (state, arrays) to continue from.
 """
 
@@ -22,11 +23,12 @@ from .runs import (
     Run,
     RunInfo,
     RunListing,
+    RunInterrupted,
     RunStore,
     StoreError,
     format_run_table,
     write_atomic,
 )
 
-__all__ = ["CorruptRunError", "Run", "RunInfo", "RunListing", "RunStore", "StoreError", "format_run_table",
-           "write_atomic"]
+__all__ = ["CorruptRunError", "Run", "RunInfo", "RunInterrupted", "RunListing", "RunStore", "StoreError",
+           "format_run_table", "write_atomic"]

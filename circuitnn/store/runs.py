@@ -3,7 +3,7 @@
 ``<root>/<run_id>/`` holds::
 
     run.json            the record: id, kind, name, created (UTC ISO 8601), status ("running" |
-                        "complete" | "failed"), config, seed, labels, versions, files (relative path →
+                        "complete" | "failed" | "interrupted"), config, seed, labels, versions, files (relative path →
                         bytes, every file written through the run), checkpoints, summary, error
     netlists/*.cir      the netlists the run simulated
     anything.csv/.npz/.png/.json/.txt   results and figures, at relative paths the experiment chooses
@@ -17,6 +17,7 @@ writer has stopped).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -24,6 +25,8 @@ import os
 import platform
 import re
 import secrets
+import signal
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +43,7 @@ from .index import RunIndex
 RUN_FILE = "run.json"
 INDEX_FILE = "index.sqlite"
 CHECKPOINTS = "checkpoints"
-STATUSES = ("running", "complete", "failed")
+STATUSES = ("running", "complete", "failed", "interrupted")
 _REQUIRED = {"id": str, "kind": str, "created": str, "status": str, "config": dict, "seed": int,
              "labels": dict, "versions": dict, "files": dict}
 _STATE_KEY = "__state_json__"  # the checkpoint's JSON state, stored beside its arrays in one .npz
@@ -50,6 +53,15 @@ _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 class StoreError(CircuitnnError):
     """The store cannot do what was asked: a path outside the run, a finished run written or resumed,
     an unknown run id. The message says what to do instead."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped a run while it was being written. The run is marked "interrupted",
+    keeps everything it saved and resumes from its checkpoints; ``run`` is that Run."""
+
+    def __init__(self, run: Run):
+        super().__init__(f"run {run.id} interrupted")
+        self.run = run
 
 
 class CorruptRunError(StoreError):
@@ -83,6 +95,27 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> int:
         temporary.unlink(missing_ok=True)
         raise
     return size
+
+
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Hold Ctrl-C (SIGINT) until the block is done, then deliver it.
+
+    A file and run.json's record of it are two writes; interrupted between them, the record would
+    name another size than the file has and the run could not be opened again. Only the main thread
+    receives signals, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        signal.raise_signal(signal.SIGINT)  # to the handler restored above (KeyboardInterrupt by default)
 
 
 def _jsonable(value):
@@ -172,7 +205,7 @@ class RunInfo:
     kind: str                  # "train", "compare-media", ...
     name: str | None
     created: str               # UTC, ISO 8601 with microseconds
-    status: str                # "running" | "complete" | "failed"
+    status: str                # "running" | "complete" | "failed" | "interrupted"
     config: dict
     seed: int
     labels: dict[str, str]     # e.g. {"medium": "Cr"}
@@ -204,7 +237,8 @@ class Run:
     Paths are relative to the run directory (``"figures/loss.png"``); absolute paths, ``..``, names
     starting with "." (the store's temporary files) and run.json itself are refused. Each write is
     atomic and then recorded in run.json's ``files``, so a later ``open`` notices missing files.
-    Used as a context manager, an exception leaving the block marks the run failed (and resumable).
+    Used as a context manager, an exception leaving the block marks the run failed, and Ctrl-C
+    (KeyboardInterrupt) marks it interrupted and raises ``RunInterrupted``; both resume.
     """
 
     def __init__(self, path: Path, record: dict):
@@ -334,9 +368,10 @@ class Run:
         self._require_running(f"save checkpoint {name!r}")
         key, path = self._resolve(PurePath(CHECKPOINTS, f"{name}.npz"), reserved_ok=True)
         contents = {_STATE_KEY: np.array(state_json), **arrays}
-        size = write_atomic(path, lambda handle: np.savez(handle, **contents))
-        self._save_record(files={**self._record["files"], key: size}, latest_checkpoint=name,
-                          checkpoints={**self._record.get("checkpoints", {}), name: _now()})
+        with _deferred_interrupt():
+            size = write_atomic(path, lambda handle: np.savez(handle, **contents))
+            self._save_record(files={**self._record["files"], key: size}, latest_checkpoint=name,
+                              checkpoints={**self._record.get("checkpoints", {}), name: _now()})
         return path
 
     def load_checkpoint(self, name: str | None = None) -> tuple[dict, dict[str, np.ndarray]] | None:
@@ -360,16 +395,27 @@ class Run:
         self._require_running("mark it failed")
         self._save_record(status="failed", error=str(message), finished=_now())
 
+    def interrupt(self) -> None:
+        """Mark the run interrupted (stopped by the user, not by an error); it can then be resumed."""
+        self._require_running("mark it interrupted")
+        self._save_record(status="interrupted", error="interrupted by the user (Ctrl-C)", finished=_now())
+
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if error is not None and self.status == "running":
-            self.fail(f"{kind.__name__}: {error}")
+        if error is None or self.status != "running":
+            return
+        if isinstance(error, KeyboardInterrupt):
+            self.interrupt()
+            if not isinstance(error, RunInterrupted):
+                raise RunInterrupted(self) from error
+            return
+        self.fail(f"{kind.__name__}: {error}")
 
     # -- internals ---------------------------------------------------------------------------------------
     def _reopen(self) -> None:
-        """Set a failed or still-"running" (interrupted) run running again, keeping what happened."""
+        """Set a failed, interrupted or still-"running" (killed) run running again, keeping what happened."""
         resumed = {"at": _now(), "status": self.status, "error": self._record.get("error")}
         self._save_record(status="running", error=None, finished=None,
                           resumed=[*self._record.get("resumed", []), resumed])
@@ -377,7 +423,7 @@ class Run:
     def _require_running(self, action: str) -> None:
         if self.status != "running":
             raise StoreError(f"cannot {action}: run {self.id} is {self.status}; "
-                             "its files are final (start a new run, or resume a failed one)")
+                             "its files are final (start a new run, or resume an interrupted or failed one)")
 
     def _resolve(self, rel: str | PurePath, reserved_ok: bool = False) -> tuple[str, Path]:
         """(key in run.json 'files', absolute path) of ``rel``, refused unless it stays in the run.
@@ -406,17 +452,19 @@ class Run:
     def _write(self, rel: str | PurePath, write: Callable[[BinaryIO], object]) -> Path:
         self._require_running(f"write {rel}")
         key, path = self._resolve(rel)
-        size = write_atomic(path, write)
-        # Recorded after the file is in place: a crash between the two leaves an unrecorded file, harmless.
-        self._save_record(files={**self._record["files"], key: size})
+        with _deferred_interrupt():
+            size = write_atomic(path, write)
+            # Recorded after the file is in place: a crash between the two leaves an unrecorded file, harmless.
+            self._save_record(files={**self._record["files"], key: size})
         return path
 
     def _save_record(self, **changes) -> None:
         """Write run.json with ``changes`` applied; the object changes only once the file has, and
         then holds what the file says (NumPy values as plain numbers), as a later ``open`` would."""
         data = _json_bytes({**self._record, **changes}, RUN_FILE)
-        write_atomic(self.path / RUN_FILE, lambda handle: handle.write(data))
-        self._record = json.loads(data)
+        with _deferred_interrupt():
+            write_atomic(self.path / RUN_FILE, lambda handle: handle.write(data))
+            self._record = json.loads(data)
 
 
 def _table_rows(table, what: str) -> tuple[list[str], list[list]]:
@@ -507,12 +555,12 @@ class RunStore:
         return Run(run_dir, record)
 
     def resume(self, run_id: str) -> Run:
-        """Reopen a "running" (interrupted) or "failed" run for writing; continue from
+        """Reopen an "interrupted", "failed" or still-"running" (killed) run for writing; continue from
         ``run.load_checkpoint()``. A complete run is final: StoreError."""
         run = self.open(run_id)
         if run.status == "complete":
             raise StoreError(f"run {run_id} is complete and cannot be resumed; start a new run "
-                             "(only running or failed runs resume from their checkpoints)")
+                             "(only interrupted, failed or running runs resume from their checkpoints)")
         run._reopen()
         return run
 
@@ -573,6 +621,8 @@ def format_run_table(infos: Iterable[RunInfo], skipped: Iterable[CorruptRunError
     def summary_text(info: RunInfo) -> str:
         if info.status == "failed":
             return f"error: {info.error or '?'}"[:70]
+        if info.status == "interrupted":
+            return f"interrupted; latest checkpoint: {info.latest_checkpoint or 'none'}"
         scalars = [(key, value) for key, value in (info.summary or {}).items()
                    if isinstance(value, (int, float, str, bool))]
         return " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
