@@ -195,7 +195,7 @@ def spice_subckt(p: MsdcParams) -> str:
     an operating point returns the *stored* state (without the gate, ``.op`` solves dx/dt = 0 and
     silently returns the equilibrium state) and a transient starts from x0 without ``uic``.
     """
-    from ..circuits.netlist import number  # local: circuits renders numbers, devices own equations
+    from ..circuits.netlist import comment, number  # local: circuits renders text, devices own equations
 
     values = {
         "ron": number(p.r_on_ohm), "roff": number(p.r_off_ohm), "von": number(p.v_on_V),
@@ -206,7 +206,7 @@ def spice_subckt(p: MsdcParams) -> str:
     params = " ".join(f"{k}={v}" for k, v in values.items())
     return "\n".join([
         f"* M-SDC memristor, medium {p.medium}: mean metastable-switch model (Knowm), generalized form.",
-        f"* {p.provenance}" if p.provenance else "*",
+        comment(p.provenance) if p.provenance else "*",
         "* Pins: p (top electrode) n (bottom electrode). Positive V(p,n) drives x toward ON.",
         "* Internal node x holds the state in [0,1]. Set the stored state with x0 (or alter v.<inst>.vx0).",
         f".subckt {subckt_name(p)} p n params: x0=0 {params}",
