@@ -14,7 +14,9 @@ filtering fast; it is rebuilt from the directories whenever it is missing or dam
     print(format_run_table(listing := store.list(labels={"medium": "Cr"}), listing.skipped))
 
 An exception leaving the ``with`` block marks the run failed; ``store.resume(run_id)`` reopens it
-and ``run.load_checkpoint()`` returns the latest (state, arrays) to continue from.
+and ``run.load_checkpoint()`` returns the latest (state, arrays) to continue from. A run is locked
+while one process writes it (``RunLockedError`` for a second writer); every file is checked against
+the SHA-256 run.json records; a kill at any point leaves a run that opens, reports and resumes.
 """
 
 from .runs import (
@@ -22,11 +24,13 @@ from .runs import (
     Run,
     RunInfo,
     RunListing,
+    RunLock,
+    RunLockedError,
     RunStore,
     StoreError,
     format_run_table,
     write_atomic,
 )
 
-__all__ = ["CorruptRunError", "Run", "RunInfo", "RunListing", "RunStore", "StoreError", "format_run_table",
-           "write_atomic"]
+__all__ = ["CorruptRunError", "Run", "RunInfo", "RunListing", "RunLock", "RunLockedError", "RunStore",
+           "StoreError", "format_run_table", "write_atomic"]
