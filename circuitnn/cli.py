@@ -1,19 +1,24 @@
 """The ``circuitnn`` command: a thin layer over the library; every command is one library call.
 
-Exit status: 0 done, 2 bad input (config, parameters, files), 1 simulation failure.
+Exit status: 0 done, 2 bad input (config, parameters, files, folders), 1 simulation failure or
+missing ngspice, 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). Every failure is
+one line on stderr; a stopped run is left resumable (``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .errors import CircuitnnError, ConfigError, NetlistError, SimulationError
+from .errors import CircuitnnError, ConfigError, NetlistError, NgspiceNotFoundError, SimulationError
 from .store import StoreError
 
 
@@ -36,6 +41,16 @@ def _floats(text: str, field: str) -> np.ndarray:
         return np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
     except ValueError:
         raise ConfigError(field, text, "comma-separated numbers") from None
+
+
+def _write_output(path: str, text: str, option: str = "--out") -> None:
+    """``text`` into the file ``path`` (its folder made if needed); ConfigError naming the option."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError as exc:
+        raise ConfigError(option, path, f"a file that can be written ({exc.strerror})") from None
 
 
 def cmd_netlist(args) -> None:
@@ -72,8 +87,7 @@ def cmd_simulate(args) -> None:
     }
     text = json.dumps(report, indent=2)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        _write_output(args.out, text + "\n")
     print(text)
 
 
@@ -115,6 +129,14 @@ def cmd_onchip(args) -> None:
 
     one_medium = args.command == "train"
     configs = [_config(args)] if one_medium else _media_configs(args)
+    heatmap_medium = None
+    if not one_medium and args.heatmap_medium:
+        from .config import _medium_name
+
+        heatmap_medium = _medium_name(args.heatmap_medium, "--heatmap-medium")
+        media = [config.device.medium for config in configs]
+        if heatmap_medium not in media:
+            raise ConfigError("--heatmap-medium", args.heatmap_medium, "one of the media run: " + ", ".join(media))
     store = _store(args)
     calibration = None
     if args.calibration:
@@ -122,7 +144,7 @@ def cmd_onchip(args) -> None:
 
         calibration = load_calibration(store, args.calibration)
     run = run_reproduction(store, configs, args.command,
-                           heatmap_medium=None if one_medium else args.heatmap_medium,
+                           heatmap_medium=heatmap_medium,
                            resume=args.resume, progress=not args.quiet, backend=args.backend,
                            calibration=calibration)
     print(f"run {run.id}: {run.path / 'report.md'}")
@@ -154,6 +176,9 @@ def cmd_crosscheck(args) -> None:
 
 def cmd_networks(args) -> None:
     from .experiments.networks import run_networks
+    from .validation import check_range
+
+    check_range("--seed", args.seed, 0, 2**32 - 1, True)
 
     run = run_networks(_store(args), args.mnist, seed=args.seed, epochs=args.epochs,
                        max_examples=args.max_examples, weight_noise=args.weight_noise,
@@ -167,19 +192,32 @@ def cmd_networks(args) -> None:
 
 def cmd_report(args) -> None:
     from .reports.onchip_report import write_report_to
+    from .store import CorruptRunError
 
     store = _store(args)
     for run_id in args.runs:
         run = store.open(run_id)
         out = Path(args.out) / run_id
-        write_report_to(run, out)
+        try:
+            write_report_to(run, out)
+        except CircuitnnError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            # The named checks of the report cover the files it reads; this is the net behind them.
+            raise CorruptRunError(run.path, f"the report cannot be built from its files "
+                                  f"({type(exc).__name__}: {str(exc)[:120]})") from None
         print(out / "report.md")
 
 
 def cmd_runs(args) -> None:
     from .store import format_run_table
 
-    labels = dict(item.split("=", 1) for item in args.label or [])
+    labels = {}
+    for item in args.label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--label", item, "KEY=VALUE, e.g. media=Cr")
+        labels[key] = value
     listing = _store(args).list(kind=args.kind, status=args.status, labels=labels or None)
     print(format_run_table(listing, listing.skipped))
 
@@ -316,21 +354,81 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is (like KeyboardInterrupt for SIGINT), so a run
+    being written is marked failed and resumable and the workers are stopped on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum, _frame) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGTERM and SIGHUP raise ``Stopped`` while the command runs (main thread only)."""
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _raise_stopped)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _say(text: str) -> None:
+    """One line on stderr; quietly nothing if stderr is gone (a closed terminal after SIGHUP)."""
+    try:
+        print(text.replace("\n", " ")[:2000], file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        args.func(args)
-    except (ConfigError, NetlistError, StoreError, ValueError, FileNotFoundError) as exc:
-        print(f"circuitnn: error: {exc}", file=sys.stderr)
-        return 2
+        with _stop_signals():
+            args.func(args)
+    except NgspiceNotFoundError as exc:
+        _say(f"circuitnn: error: {exc}")
+        return 1
     except SimulationError as exc:
-        print(f"circuitnn: simulation failed: {exc}", file=sys.stderr)
+        # The first line names circuit, step and cause; ngspice's own words follow with --verbose.
+        _say(f"circuitnn: simulation failed: {str(exc).splitlines()[0]}")
+        if args.verbose and exc.output:
+            with contextlib.suppress(OSError, ValueError):
+                print(f"--- ngspice said ---\n{exc.output}", file=sys.stderr)
         return 1
+    except (ConfigError, NetlistError, StoreError, ValueError) as exc:
+        _say(f"circuitnn: error: {exc}")
+        return 2
     except CircuitnnError as exc:
-        print(f"circuitnn: error: {exc}", file=sys.stderr)
+        _say(f"circuitnn: error: {exc}")
         return 1
+    except BrokenPipeError:
+        # stdout was closed (`circuitnn runs | head`): nothing left to say to anyone.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(f"circuitnn: error: {where}{exc.strerror or exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say("circuitnn: interrupted (a stored run can be continued with --resume)")
+        return 128 + signal.SIGINT
+    except Stopped as exc:
+        _say(f"circuitnn: stopped by {exc} (a stored run can be continued with --resume)")
+        return 128 + exc.signum
     return 0
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments.onchip import PAPER
-from ..store import Run
+from ..store import CorruptRunError, Run
 
 TUNING_COLUMNS = (
     ("medium", "medium"), ("initial_reset", "initial reset"), ("chip_accuracy", "accuracy (chip)"),
@@ -38,13 +38,56 @@ class Report:
 
 
 def _parts(run: Run) -> list[str]:
-    return run.read_json("plan.json")["parts"]
+    return _plan(run)["parts"]
+
+
+# What the report computes with: a stored file without it (edited by hand, from another version) is
+# named with the missing or non-numeric field instead of failing somewhere inside a table.
+SUMMARY_NUMBERS = ("chip_accuracy", "training_time_s", "training_energy_total_J", "pulses")
+SWEEP_COLUMNS = ("sigma", "accuracy_mean", "accuracy_std")
+GRID_ARRAYS = ("training_noise", "test_noise", "chip_accuracy")
+
+
+def _plan(run: Run) -> dict:
+    plan = run.read_json("plan.json")
+    if not (isinstance(plan, dict) and isinstance(plan.get("parts"), list) and isinstance(plan.get("media"), list)
+            and all(isinstance(p, str) for p in plan["parts"])):
+        raise CorruptRunError(run.path, "plan.json lacks its lists 'parts' and 'media'")
+    return plan
+
+
+def _summary(run: Run, part: str) -> dict:
+    rel = f"parts/{part}/summary.json"
+    summary = run.read_json(rel)
+    if not isinstance(summary, dict) or not isinstance(summary.get("medium"), str):
+        raise CorruptRunError(run.path, f"{rel} has no text field 'medium'")
+    for key in SUMMARY_NUMBERS:
+        value = summary.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CorruptRunError(run.path, f"{rel}, field {key!r}: {value!r:.40} is not a number")
+    return summary
+
+
+def _sweep(run: Run, part: str) -> dict:
+    return run.read_csv(f"parts/{part}/sweep.csv", numeric=SWEEP_COLUMNS)
+
+
+def _grid(run: Run) -> dict:
+    rel = "parts/heatmap/grid.npz"
+    grid = run.read_npz(rel)
+    for key in GRID_ARRAYS:
+        if key not in grid or grid[key].dtype.kind not in "fiu":
+            raise CorruptRunError(run.path, f"{rel} has no numeric array {key!r}")
+    if grid["chip_accuracy"].shape != (len(grid["training_noise"]), len(grid["test_noise"])):
+        raise CorruptRunError(run.path, f"{rel}: chip_accuracy is {grid['chip_accuracy'].shape}, not "
+                              "training_noise × test_noise")
+    return grid
 
 
 def build_report(run: Run) -> Report:
     """Tables and figures of one stored reproduction run."""
     info = run.info
-    plan = run.read_json("plan.json")
+    plan = _plan(run)
     calibration = plan.get("calibration") or {}
     report = Report(run.id, header={"kind": info.kind, "created": info.created, "seed": info.seed,
                                     "versions": info.versions, "media": plan["media"],
@@ -53,7 +96,7 @@ def build_report(run: Run) -> Report:
                                     "calibration_source": calibration.get("source", "")})
     parts = _parts(run)
     tuning = [p for p in parts if p.endswith("-reset") or p.endswith("-noreset")]
-    summaries = {p: run.read_json(f"parts/{p}/summary.json") for p in tuning}
+    summaries = {p: _summary(run, p) for p in tuning}
     ours = f"ours ({report.header['backend']})"
     report.tables["tuning"] = [{label: summaries[p].get(key, "") for key, label in TUNING_COLUMNS} | {"source": ours}
                                for p in tuning]
@@ -67,7 +110,7 @@ def build_report(run: Run) -> Report:
     if errors:
         report.tables["conductance_errors"] = _error_table(run, errors)
     if "heatmap" in parts:
-        grid = run.read_npz("parts/heatmap/grid.npz")
+        grid = _grid(run)
         report.tables["noise_heatmap"] = [
             {"training noise": float(a), **{f"test {b:.2f}": float(grid["chip_accuracy"][i, j])
                                             for j, b in enumerate(grid["test_noise"])}}
@@ -75,7 +118,7 @@ def build_report(run: Run) -> Report:
     report.figures = _figures(run, parts, summaries)
     report.notes = _notes(summaries)
     if "heatmap" in parts:
-        report.notes.append(_heatmap_note(run.read_npz("parts/heatmap/grid.npz")))
+        report.notes.append(_heatmap_note(_grid(run)))
     return report
 
 
@@ -128,7 +171,7 @@ def _paper_comparison(summaries: dict[str, dict], run: Run, parts: list[str]) ->
         fastest = min(summaries.values(), key=lambda s: s["training_time_s"])
         rows.append({"quantity": "fastest medium to train", "paper": "Cr", "ours": fastest["medium"]})
     for part in (p for p in parts if p.endswith("-errors")):
-        sweep = run.read_csv(f"parts/{part}/sweep.csv")
+        sweep = _sweep(run, part)
         clean = sweep["accuracy_mean"][0]
         at_10 = float(np.interp(0.10, sweep["sigma"], sweep["accuracy_mean"]))
         rows.append({"quantity": f"{part.split('-')[0]}: accuracy loss at 10 % conductance error",
@@ -137,7 +180,7 @@ def _paper_comparison(summaries: dict[str, dict], run: Run, parts: list[str]) ->
 
 
 def _error_table(run: Run, parts: list[str]) -> list[dict]:
-    sweeps = {p.split("-")[0]: run.read_csv(f"parts/{p}/sweep.csv") for p in parts}
+    sweeps = {p.split("-")[0]: _sweep(run, p) for p in parts}
     sigmas = next(iter(sweeps.values()))["sigma"]
     return [{"sigma": float(s), **{f"{m} accuracy": float(sw["accuracy_mean"][i]) for m, sw in sweeps.items()},
              **{f"{m} std": float(sw["accuracy_std"][i]) for m, sw in sweeps.items()}}
@@ -189,7 +232,7 @@ def _figures(run: Run, parts: list[str], summaries: dict[str, dict]) -> dict[str
     if errors:
         figure, ax = plt.subplots(figsize=(6, 4))
         for part in errors:
-            sweep = run.read_csv(f"parts/{part}/sweep.csv")
+            sweep = _sweep(run, part)
             ax.errorbar(sweep["sigma"] * 100, sweep["accuracy_mean"], yerr=sweep["accuracy_std"],
                         marker="o", capsize=3, label=part.split("-")[0])
         ax.axvline(10, color="k", ls=":", label="paper: 10 % tolerated")
@@ -200,7 +243,7 @@ def _figures(run: Run, parts: list[str], summaries: dict[str, dict]) -> dict[str
         figures["conductance_errors.png"] = figure
 
     if "heatmap" in parts:
-        grid = run.read_npz("parts/heatmap/grid.npz")
+        grid = _grid(run)
         figure, ax = plt.subplots(figsize=(6, 5))
         image = ax.imshow(grid["chip_accuracy"], origin="lower", cmap="viridis", vmin=0.5, vmax=1.0)
         ticks = [f"{v:.2f}" for v in grid["test_noise"]]
