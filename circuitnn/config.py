@@ -8,6 +8,8 @@ preset and overrides what it wants. Unknown keys, wrong types and out-of-range v
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import tomllib
 import types
 import typing
@@ -37,7 +39,7 @@ class DeviceConfig:
         base = medium(self.medium)
         for key in self.overrides:
             if key not in MODEL_FIELDS:
-                raise ConfigError(f"device.overrides.{key}", self.overrides[key],
+                raise ConfigError(_join("device.overrides", key), self.overrides[key],
                                   "a model field: " + ", ".join(MODEL_FIELDS))
         if not self.overrides:
             return base
@@ -303,4 +305,11 @@ def _convert(hint, value, path: str):
 
 
 def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    """``path.key``; a key that is not a plain name (a line break, a quote, a dot) is shown quoted
+    and escaped, ``path["a b"]``, so the dotted path stays one unambiguous line."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(str(key))[:80]}]"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

@@ -22,6 +22,7 @@ import numpy as np
 from ..devices import pcm
 from ..devices.pcm import PcmParams, PcmPulseParams
 from ..errors import ConfigError
+from ..validation import is_real
 from .netlist import Netlist, number, tran_command
 from .program import INSTANCE, SOURCE, ProgrammingPath, PulseSpec, pulse_text, pulse_values, write_path
 
@@ -129,7 +130,7 @@ class PcmProgrammingCircuit:
 
 
 def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_real(value)
 
 
 def _check_drift(nu: float, t_since_prog_s: float) -> None:

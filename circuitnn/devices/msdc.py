@@ -195,7 +195,7 @@ def spice_subckt(p: MsdcParams) -> str:
     an operating point returns the *stored* state (without the gate, ``.op`` solves dx/dt = 0 and
     silently returns the equilibrium state) and a transient starts from x0 without ``uic``.
     """
-    from ..circuits.netlist import comment, number  # local: circuits renders text, devices own equations
+    from ..circuits.netlist import check_model_text, comment, number  # local: circuits renders text
 
     values = {
         "ron": number(p.r_on_ohm), "roff": number(p.r_off_ohm), "von": number(p.v_on_V),
@@ -204,7 +204,7 @@ def spice_subckt(p: MsdcParams) -> str:
         "ar": number(p.alpha_r_A), "br": number(p.beta_r_per_V),
     }
     params = " ".join(f"{k}={v}" for k, v in values.items())
-    return "\n".join([
+    return check_model_text("\n".join([
         f"* M-SDC memristor, medium {p.medium}: mean metastable-switch model (Knowm), generalized form.",
         comment(p.provenance) if p.provenance else "*",
         "* Pins: p (top electrode) n (bottom electrode). Positive V(p,n) drives x toward ON.",
@@ -218,7 +218,7 @@ def spice_subckt(p: MsdcParams) -> str:
         "Bm p n I = phi*V(p,n)*(V(x)/ron + (1-V(x))/roff)"
         " + (1-phi)*(af*(exp(bf*V(p,n))-1) - ar*(exp(-br*V(p,n))-1))",
         f".ends {subckt_name(p)}",
-    ])
+    ]), f"the {p.medium!r:.40} subcircuit")
 
 
 # ---- integration under a driven waveform -------------------------------------------------------------

@@ -48,7 +48,7 @@ from scipy.special import expit
 
 from .. import __version__
 from ..errors import ConfigError
-from ..validation import check_range
+from ..validation import check_range, is_real
 
 # The polynomial coefficients were fitted with conductances in µS at g_max = 25 µS.
 _FIT_G_MAX_S = 25e-6
@@ -103,7 +103,7 @@ class PcmDeviceState:
 
 
 def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_real(value)
 
 
 def _check_time(t_s) -> np.ndarray:
