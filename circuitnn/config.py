@@ -213,12 +213,18 @@ def load_config(path: str | Path | None = None, medium_name: str | None = None) 
     return from_dict(Config, merged, "")
 
 
+MAX_CONFIG_BYTES = 2**20
+
+
 def _read_toml(path: Path) -> dict:
     """The TOML document at ``path``; ConfigError naming the file if it cannot be read or parsed."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:  # bounded: --config /dev/zero must not fill the memory
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), "(file)", f"a readable file ({exc.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), "(file)", f"a config file of at most {MAX_CONFIG_BYTES // 2**20} MiB")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

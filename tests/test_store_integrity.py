@@ -18,7 +18,6 @@ import pytest
 
 from circuitnn.spice import batch
 from circuitnn.store import CorruptRunError, RunLockedError, RunStore, StoreError, format_run_table
-from circuitnn.store import runs as runs_module
 
 ROOT = Path(__file__).resolve().parents[1]
 

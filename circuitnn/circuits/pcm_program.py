@@ -14,7 +14,6 @@ read-noise factor, all sampled in NumPy.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -261,7 +262,14 @@ def main(argv: list[str]) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the engine decides what it means (it
     # kills this worker if a call was interrupted), so the worker itself ignores it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    serve(socket.socket(fileno=int(argv[1])), argv[3] if len(argv) > 3 else None, float(argv[2]))
+    folder = os.getcwd()
+    try:
+        serve(socket.socket(fileno=int(argv[1])), argv[3] if len(argv) > 3 else None, float(argv[2]))
+    finally:
+        # The engine's private folder (see engine._private_folder): gone with the worker, even when
+        # the engine's process was killed and could not remove it.
+        if os.path.basename(folder).startswith("circuitnn-ngspice-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
