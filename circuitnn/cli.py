@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -386,7 +387,8 @@ def _stop_signals():
 def _say(text: str) -> None:
     """One line on stderr; quietly nothing if stderr is gone (a closed terminal after SIGHUP)."""
     try:
-        print(text.replace("\n", " ")[:2000], file=sys.stderr)
+        # A path or value in the message may hold line breaks of any kind (a file name can).
+        print(re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text)[:2000], file=sys.stderr)
     except (OSError, ValueError):
         pass
 

@@ -149,3 +149,23 @@ def test_unvalidated_load_is_really_raw(engine, tmp_path):
     engine.load_unvalidated("raw", f"t\nr1 a 0 1\nv1 a 0 dc 1\n.control\nshell touch {marker}\n.endc\n.end\n")
     assert marker.exists()
     assert any("ngspice" in line.lower() or line for line in engine.command_unvalidated("version"))
+
+
+def test_trace_file_name_cannot_run_a_command_through_a_fitted_model(tmp_path, monkeypatch):
+    """The reported chain: a trace whose file name holds a .control block, fitted, then simulated."""
+    from circuitnn.circuits.characterize import simulate_trace, sine_sweep
+    from circuitnn.devices import msdc
+    from circuitnn.devices.fit import fit_msdc, load_trace_csv
+
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("CIRCUITNN_TEST_MARKER", str(marker))  # ngspice's shell expands it
+    t, v = sine_sweep(1.0, 100.0, 1, 60)
+    _, _, i = msdc.simulate_waveform(medium("Cr"), 0.2, t, v)
+    path = tmp_path / "trace\n.control\nshell touch $CIRCUITNN_TEST_MARKER\n.endc\n* .csv"
+    path.write_text("time_s,voltage_V,current_A\n" + "".join(f"{a:.17g},{b:.17g},{c:.17g}\n" for a, b, c in zip(t, v, i)))
+    result = fit_msdc(*load_trace_csv(path), medium("Cr"), source=str(path), max_evaluations=3)
+    assert ".control" in result.params.provenance and "\n" in result.params.provenance
+    with SpiceEngine(timeout_s=60) as engine:
+        trace = simulate_trace(result.params, t, v, engine)
+    assert trace.x.shape == t.shape
+    assert not marker.exists()

@@ -91,20 +91,28 @@ class RunResult:
     solve_time_s: float
 
 
-@functools.lru_cache(maxsize=65536)
 def _checked_target(target: str) -> str:
-    # A chip alters the same few hundred names over and over: check each once.
-    if not isinstance(target, str) or not _ALTER_TARGET.fullmatch(target):
+    if not isinstance(target, str) or not _target_ok(target):
         raise NetlistError(f"refusing to alter {target!r:.80}: not an instance or @parameter name")
     return target
 
 
-@functools.lru_cache(maxsize=65536)
 def _checked_vector(name: str) -> str:
-    if not isinstance(name, str) or not _VECTOR.fullmatch(name):
+    if not isinstance(name, str) or not _vector_ok(name):
         raise NetlistError(f"refusing vector name {name!r:.80}: a node (l1a0), instance node (xdut.x), "
                            "branch current (vprog#branch) or device parameter (@brefl1[i])")
     return name
+
+
+# A chip alters and reads the same few hundred names over and over: check each once.
+@functools.lru_cache(maxsize=65536)
+def _target_ok(target: str) -> bool:
+    return bool(_ALTER_TARGET.fullmatch(target))
+
+
+@functools.lru_cache(maxsize=65536)
+def _vector_ok(name: str) -> bool:
+    return bool(_VECTOR.fullmatch(name))
 
 
 def alter_command(target: str, value: str) -> str:
@@ -350,6 +358,8 @@ class SpiceEngine:
             raise SimulationError("no circuit loaded", self.circuit_name or "?", step or str(analysis)[:80])
         check_analysis(analysis)
         names = check_vectors(vectors)
+        if isinstance(alter_sets, Mapping) or not all(isinstance(a, Mapping) for a in alter_sets):
+            raise NetlistError("alter_sets must be a list of mappings (target → value), one per run")
         started = time.perf_counter()
         commands = [[alter_command(t, v) for t, v in alters.items()] for alters in alter_sets]
         before = dict(self._persistent)
