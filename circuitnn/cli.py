@@ -124,6 +124,15 @@ def _store(args):
     return RunStore(Path(args.store))
 
 
+def _check_resume(store, args, kinds: tuple[str, ...]) -> None:
+    """``--resume`` names a run this command wrote: another kind's plan would not be understood."""
+    if getattr(args, "resume", None):
+        kind = store.open(args.resume).info.kind
+        if kind not in kinds:
+            raise ConfigError("--resume", args.resume, f"a {' or '.join(kinds)} run; this one is a {kind!r} "
+                              f"run (resume it with the command that started it)")
+
+
 def cmd_onchip(args) -> None:
     """``train`` (one medium) and ``compare-media`` (all, with the noise heat-map)."""
     from .experiments.reproduction import run_reproduction
@@ -139,6 +148,7 @@ def cmd_onchip(args) -> None:
         if heatmap_medium not in media:
             raise ConfigError("--heatmap-medium", args.heatmap_medium, "one of the media run: " + ", ".join(media))
     store = _store(args)
+    _check_resume(store, args, ("train", "compare-media"))
     calibration = None
     if args.calibration:
         from .experiments.calibration import load_calibration
@@ -163,6 +173,7 @@ def cmd_crosscheck(args) -> None:
     from .experiments.crosscheck import run_crosscheck
 
     store = _store(args)
+    _check_resume(store, args, ("crosscheck",))
     calibration = None
     if args.calibration:
         from .experiments.calibration import load_calibration
@@ -180,6 +191,7 @@ def cmd_networks(args) -> None:
     from .validation import check_range
 
     check_range("--seed", args.seed, 0, 2**32 - 1, True)
+    _check_resume(_store(args), args, ("networks",))
 
     run = run_networks(_store(args), args.mnist, seed=args.seed, epochs=args.epochs,
                        max_examples=args.max_examples, weight_noise=args.weight_noise,
@@ -198,6 +210,9 @@ def cmd_report(args) -> None:
     store = _store(args)
     for run_id in args.runs:
         run = store.open(run_id)
+        if run.info.kind not in ("train", "compare-media"):
+            raise ConfigError("RUN_ID", run_id, f"a train or compare-media run; this is a {run.info.kind!r} run, "
+                              f"whose results are in {run.path}")
         out = Path(args.out) / run_id
         try:
             write_report_to(run, out)
@@ -240,8 +255,17 @@ def cmd_reproduce(args) -> None:
         print(path)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option reported like every other bad input: one line, exit 2
+    (``circuitnn <command> -h`` shows the usage)."""
+
+    def error(self, message: str):
+        _say(f"{self.prog}: error: {message} (see {self.prog} -h)")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="circuitnn", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="circuitnn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log engine restarts and progress")
     sub = parser.add_subparsers(dest="command", required=True)
 

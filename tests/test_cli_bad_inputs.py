@@ -108,6 +108,29 @@ def test_bad_arguments_name_the_option(tmp_path, capfd):
     assert not (tmp_path / "s").exists() or RunStore(tmp_path / "s").list() == []
 
 
+def test_bad_options_are_one_line_too(capfd):
+    _one_line(capfd, _exit_code(["crosscheck", "--seeds", "abc"]), "--seeds", "abc")
+    _one_line(capfd, _exit_code(["no-such-command"]), "no-such-command")
+    _one_line(capfd, _exit_code([]), "command")
+
+
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def test_runs_of_another_kind_are_named(tmp_path, capfd):
+    store = RunStore(tmp_path)
+    other = store.create("networks", {}, 0)
+    other.fail("stopped")
+    for argv in (["train", "--resume", other.id], ["crosscheck", "--resume", other.id],
+                 ["compare-media", "--resume", other.id], ["report", other.id]):
+        _one_line(capfd, main([*argv, "--store", str(tmp_path)]), other.id, "'networks' run")
+    assert store.open(other.id).status == "failed"  # refused before anything was reopened
+
+
 def test_missing_libngspice_is_one_line(monkeypatch, capfd):
     monkeypatch.setenv("CIRCUITNN_NGSPICE_LIBRARY", "/nonexistent/libngspice.so.0")
     _one_line(capfd, main(["simulate", "--medium", "Cr"]), "libngspice.so.0 not found",
