@@ -119,6 +119,10 @@ class RunLock:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             os.close(fd)
             raise RunLockedError(run_dir, int(holder) if holder.isdigit() else None) from None
+        except OSError as err:  # a filesystem without locks (some network mounts)
+            os.close(fd)
+            raise StoreError(f"cannot lock run {Path(run_dir).name} for writing: {self.path}: "
+                             f"{err.strerror}") from None
         except BaseException:
             os.close(fd)
             raise
