@@ -1,20 +1,26 @@
 """The ``circuitnn`` command: a thin layer over the library; every command is one library call.
 
-Exit status: 0 done, 2 bad input (config, parameters, files), 1 simulation failure, 130 interrupted.
+Exit status: 0 done, 2 bad input (config, parameters, files, folders), 1 simulation failure or
+missing ngspice, 128 + N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). Every failure is
+one line on stderr; an interrupted or stopped run is left resumable (``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import re
+import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .errors import CircuitnnError, ConfigError, NetlistError, SimulationError
+from .errors import CircuitnnError, ConfigError, NetlistError, NgspiceNotFoundError, SimulationError
 from .store import RunInterrupted, StoreError
 from .store.runs import STATUSES
 
@@ -26,7 +32,7 @@ DESCRIPTION = ("Co-simulate analog neural-network circuits in ngspice, train the
                "scale them with a calibrated NumPy surrogate.")
 EPILOG = (f"Runs are stored in {DEFAULT_STORE}/ unless --store says otherwise; `circuitnn runs` lists them and "
           "`circuitnn report RUN_ID` rebuilds their reports. Exit status: 0 done, 1 simulation failure, "
-          "2 bad input, 130 interrupted (the run stays resumable with --resume).")
+          "2 bad input, 128 + N stopped by signal N (130 Ctrl-C; the run stays resumable with --resume).")
 
 
 def _config(args):
@@ -50,6 +56,16 @@ def _floats(text: str, field: str) -> np.ndarray:
         return np.array([float(v) for v in text.replace(";", ",").split(",") if v.strip()])
     except ValueError:
         raise ConfigError(field, text, "comma-separated numbers") from None
+
+
+def _write_output(path: str, text: str, option: str = "--out") -> None:
+    """``text`` into the file ``path`` (its folder made if needed); ConfigError naming the option."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError as exc:
+        raise ConfigError(option, path, f"a file that can be written ({exc.strerror})") from None
 
 
 def cmd_netlist(args) -> None:
@@ -86,8 +102,7 @@ def cmd_simulate(args) -> None:
     }
     text = json.dumps(report, indent=2)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        _write_output(args.out, text + "\n")
     print(text)
 
 
@@ -133,7 +148,7 @@ def _store(args):
 
 
 def _warn(message: str) -> None:
-    print(f"circuitnn: warning: {message}", file=sys.stderr)
+    _say(f"circuitnn: warning: {message}")
 
 
 def _calibration(args, store, media: list[str]):
@@ -152,6 +167,15 @@ def _calibration(args, store, media: list[str]):
     return calibration
 
 
+def _check_resume(store, args, kinds: tuple[str, ...]) -> None:
+    """``--resume`` names a run this command wrote: another kind's plan would not be understood."""
+    if getattr(args, "resume", None):
+        kind = store.open(args.resume).info.kind
+        if kind not in kinds:
+            raise ConfigError("--resume", args.resume, f"a {' or '.join(kinds)} run; this one is a {kind!r} "
+                              f"run (resume it with the command that started it)")
+
+
 def cmd_onchip(args) -> None:
     """``train`` (one medium) and ``compare-media`` (all, with the noise heat-map)."""
     from .experiments.reproduction import run_reproduction
@@ -162,10 +186,19 @@ def cmd_onchip(args) -> None:
         raise ValueError("--calibration needs --backend surrogate: a calibration tunes the surrogate, "
                          "SPICE runs have none")
     configs = [_config(args)] if one_medium else _media_configs(args)
+    heatmap_medium = None
+    if not one_medium and args.heatmap_medium:
+        from .experiments.config import _medium_name
+
+        heatmap_medium = _medium_name(args.heatmap_medium, "--heatmap-medium")
+        media = [config.device.medium for config in configs]
+        if heatmap_medium not in media:
+            raise ConfigError("--heatmap-medium", args.heatmap_medium, "one of the media run: " + ", ".join(media))
     store = _store(args)
+    _check_resume(store, args, ("train", "compare-media"))
     calibration = None if args.resume else _calibration(args, store, [c.device.medium for c in configs])
     run = run_reproduction(store, configs, args.command,
-                           heatmap_medium=None if one_medium else args.heatmap_medium,
+                           heatmap_medium=heatmap_medium,
                            resume=args.resume, progress=not args.quiet, backend=args.backend,
                            calibration=calibration, write_report=write_report)
     print(f"run {run.id}: {run.path / 'report.md'}")
@@ -193,6 +226,7 @@ def cmd_crosscheck(args) -> None:
     from .reports import write_report
 
     store = _store(args)
+    _check_resume(store, args, ("crosscheck",))
     configs = _media_configs(args)
     calibration = None if args.resume else _calibration(args, store, [c.device.medium for c in configs])
     modes = {"both": (False, True), "noreset": (False,), "reset": (True,)}[args.modes]
@@ -206,6 +240,10 @@ def cmd_crosscheck(args) -> None:
 def cmd_networks(args) -> None:
     from .experiments.networks import run_networks
     from .reports import write_report
+    from .validation import check_range
+
+    check_range("--seed", args.seed, 0, 2**32 - 1, True)
+    _check_resume(_store(args), args, ("networks",))
 
     run = run_networks(_store(args), args.mnist, seed=args.seed, epochs=args.epochs,
                        max_examples=args.max_examples, weight_noise=args.weight_noise,
@@ -220,9 +258,20 @@ def cmd_networks(args) -> None:
 def cmd_report(args) -> None:
     from .reports import build_report
     from .reports.document import write_to_folder
+    from .store import CorruptRunError
 
     store = _store(args)
-    reports = [build_report(store.open(run_id)) for run_id in args.runs]  # every one checked before writing
+    reports = []
+    for run_id in args.runs:  # every one built (and so checked) before anything is written
+        run = store.open(run_id)
+        try:
+            reports.append(build_report(run))
+        except CircuitnnError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            # The named checks of the reports cover the files they read; this is the net behind them.
+            raise CorruptRunError(run.path, f"the report cannot be built from its files "
+                                  f"({type(exc).__name__}: {str(exc)[:120]})") from None
     for report in reports:
         out = Path(args.out) / report.run_id
         write_to_folder(report, out)
@@ -272,8 +321,17 @@ def cmd_reproduce(args) -> None:
     print(f"run {run.id} is stored in {out / 'runs'}; `circuitnn runs{store}` lists it")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option reported like every other bad input: one line, exit 2
+    (``circuitnn <command> -h`` shows the usage)."""
+
+    def error(self, message: str):
+        _say(f"{self.prog}: error: {message} (see {self.prog} -h)")
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="circuitnn", description=DESCRIPTION, epilog=EPILOG)
+    parser = _Parser(prog="circuitnn", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("-v", "--verbose", action="store_true", help="log engine restarts and progress")
     parser.add_argument("--version", action="version", version=f"circuitnn {__version__}",
                         help="print circuitnn's version and exit")
@@ -425,29 +483,90 @@ def _interrupted(args, run) -> str:
     return f"circuitnn: interrupted; run {run.id} saved {saved} in {run.path} (status interrupted); {_resume_hint(args, run)}"
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP, raised where the program is (like KeyboardInterrupt for SIGINT), so a run
+    being written is marked failed and resumable and the workers are stopped on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum, _frame) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGTERM and SIGHUP raise ``Stopped`` while the command runs (main thread only)."""
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, _raise_stopped)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _say(text: str) -> None:
+    """One line on stderr; quietly nothing if stderr is gone (a closed terminal after SIGHUP)."""
+    try:
+        # A path or value in the message may hold line breaks of any kind (a file name can).
+        print(re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", text)[:2000], file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     # A progress bar may have the cursor mid-line: the message about an interrupt starts a line of its own.
-    newline = "" if getattr(args, "quiet", True) else "\n"
+    newline = not getattr(args, "quiet", True)
     try:
-        args.func(args)
+        with _stop_signals():
+            args.func(args)
     except RunInterrupted as stop:
-        print(newline + _interrupted(args, stop.run), file=sys.stderr)
+        if newline:
+            with contextlib.suppress(OSError, ValueError):
+                print(file=sys.stderr)
+        _say(_interrupted(args, stop.run))
         return 130
-    except KeyboardInterrupt:
-        print(newline + "circuitnn: interrupted before any run was stored; nothing to resume", file=sys.stderr)
-        return 130
-    except (ConfigError, NetlistError, StoreError, ValueError, FileNotFoundError) as exc:
-        print(f"circuitnn: error: {exc}", file=sys.stderr)
-        return 2
+    except NgspiceNotFoundError as exc:
+        _say(f"circuitnn: error: {exc}")
+        return 1
     except SimulationError as exc:
-        print(f"circuitnn: simulation failed: {exc}", file=sys.stderr)
+        # The first line names circuit, step and cause; ngspice's own words follow with --verbose.
+        _say(f"circuitnn: simulation failed: {str(exc).splitlines()[0]}")
+        if args.verbose and exc.output:
+            with contextlib.suppress(OSError, ValueError):
+                print(f"--- ngspice said ---\n{exc.output}", file=sys.stderr)
         return 1
+    except (ConfigError, NetlistError, StoreError, ValueError) as exc:
+        _say(f"circuitnn: error: {exc}")
+        return 2
     except CircuitnnError as exc:
-        print(f"circuitnn: error: {exc}", file=sys.stderr)
+        _say(f"circuitnn: error: {exc}")
         return 1
+    except BrokenPipeError:
+        # stdout was closed (`circuitnn runs | head`): nothing left to say to anyone.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        _say(f"circuitnn: error: {where}{exc.strerror or exc}")
+        return 2
+    except KeyboardInterrupt:
+        _say("circuitnn: interrupted (a stored run can be continued with --resume)")
+        return 128 + signal.SIGINT
+    except Stopped as exc:
+        _say(f"circuitnn: stopped by {exc} (a stored run can be continued with --resume)")
+        return 128 + exc.signum
     return 0
 
 

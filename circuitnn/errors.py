@@ -14,11 +14,25 @@ class ConfigError(CircuitnnError, ValueError):
 
     def __init__(self, path: str, value: object, allowed: str):
         self.path, self.value, self.allowed = path, value, allowed
-        super().__init__(f"{path} = {value!r} is invalid: allowed {allowed}")
+        super().__init__(f"{path} = {_shown(value)} is invalid: allowed {allowed}")
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` on one line, shortened past ``limit`` characters (a 400-digit number, a
+    pasted paragraph), so an error message stays one readable line."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 20]}... ({len(text)} characters)"
 
 
 class NetlistError(CircuitnnError, ValueError):
     """A name or value cannot be written into a netlist, or ngspice could not parse the circuit."""
+
+
+class NgspiceNotFoundError(CircuitnnError, FileNotFoundError):
+    """ngspice is not installed: the ``ngspice`` executable or libngspice is missing. The message
+    says what to install."""
 
 
 class SimulationError(CircuitnnError, RuntimeError):

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 from .errors import ConfigError
 
 
+def is_real(value) -> bool:
+    """A finite real number (not a bool); an integer too large for a float is not one."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_range(path: str, value, low: float, high: float, low_inclusive: bool = False) -> None:
     """Raise ConfigError unless ``value`` is a real number in (low, high] (or [low, high])."""
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-          and (low <= value if low_inclusive else low < value) and value <= high)
+    ok = is_real(value) and (low <= value if low_inclusive else low < value) and value <= high
     if not ok:
         raise ConfigError(path, value, f"{'[' if low_inclusive else '('}{low:g}, {high:g}]")
 
 
 def check_choice(path: str, value, choices) -> None:
-    if value not in choices:
+    if isinstance(value, bool) or value not in choices:
         raise ConfigError(path, value, "one of " + ", ".join(map(str, choices)))

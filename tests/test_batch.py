@@ -13,7 +13,7 @@ from circuitnn.circuits.program import ProgrammingCircuit, PulseSpec
 from circuitnn.circuits.netlist import subcircuit_lines
 from circuitnn.devices.media import MEDIA
 from circuitnn.errors import CircuitRejectedError, ConvergenceError, SimulationError
-from circuitnn.spice.batch import NgspiceNotFoundError, ngspice_version, run_batch
+from circuitnn.spice.batch import NgspiceNotFoundError, ngspice_version, run_batch, run_batch_unvalidated
 from circuitnn.spice.rawfile import read_raw
 
 # Same ngspice (39.3) on both paths, so agreement should be near round-off; 1e-6 is the contract.
@@ -100,7 +100,7 @@ def test_relative_include_resolves_in_the_workdir(tmp_path):
 
 
 def test_without_workdir_files_go_to_a_kept_temporary_folder():
-    result = run_batch(RC_NETLIST, "rc temp")
+    result = run_batch_unvalidated(RC_NETLIST, "rc temp")
     try:
         assert result.cir_path.name == "rc_temp.cir"
         assert result.cir_path.exists() and result.raw_path.exists() and result.log_path.exists()
@@ -111,7 +111,7 @@ def test_without_workdir_files_go_to_a_kept_temporary_folder():
 
 
 def test_multi_plot_complex_file_matches_the_analytic_rc_filter(tmp_path):
-    result = run_batch(RC_NETLIST, "rc", workdir=tmp_path)
+    result = run_batch_unvalidated(RC_NETLIST, "rc", workdir=tmp_path)
     assert sorted(p.plotname for p in result.plots) == ["AC Analysis", "Operating Point",
                                                          "Transient Analysis"]
     assert result.plot("operating point").variables["out"][0] == pytest.approx(1.0, rel=1e-9)
@@ -123,9 +123,9 @@ def test_multi_plot_complex_file_matches_the_analytic_rc_filter(tmp_path):
 
 
 def _ascii_and_binary(monkeypatch, tmp_path, text, name):
-    binary = run_batch(text, name, workdir=tmp_path / "binary")
+    binary = run_batch_unvalidated(text, name, workdir=tmp_path / "binary")
     monkeypatch.setenv("SPICE_ASCIIRAWFILE", "1")
-    ascii_ = run_batch(text, name, workdir=tmp_path / "ascii")
+    ascii_ = run_batch_unvalidated(text, name, workdir=tmp_path / "ascii")
     assert b"\nBinary:\n" in binary.raw_path.read_bytes()
     assert b"\nValues:\n" in ascii_.raw_path.read_bytes()
     return binary.plots, ascii_.plots
@@ -170,11 +170,11 @@ def test_parallel_voltage_sources_do_not_converge(tmp_path):
 def test_a_run_past_the_timeout_is_stopped(tmp_path):
     endless = RC_NETLIST.replace(".op\n.ac dec 5 10 10k\n.tran 10u 1m", ".tran 1n 100")
     with pytest.raises(SimulationError, match=r"circuit 'endless', batch: ngspice gave no result within"):
-        run_batch(endless, "endless", workdir=tmp_path, timeout_s=0.5)
+        run_batch_unvalidated(endless, "endless", workdir=tmp_path, timeout_s=0.5)
 
 
 def test_a_stale_raw_file_is_never_read_as_the_result(tmp_path):
-    run_batch(RC_NETLIST, "stale", workdir=tmp_path)
+    run_batch_unvalidated(RC_NETLIST, "stale", workdir=tmp_path)
     with pytest.raises(SimulationError, match="wrote no raw file"):
         run_batch("no analysis\nr1 a 0 1k\nv1 a 0 dc 1\n.end\n", "stale", workdir=tmp_path)
 
@@ -182,7 +182,7 @@ def test_a_stale_raw_file_is_never_read_as_the_result(tmp_path):
 def test_missing_ngspice_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(NgspiceNotFoundError, match=r"apt-get install ngspice libngspice0"):
-        run_batch(RC_NETLIST, "rc", workdir=tmp_path)
+        run_batch_unvalidated(RC_NETLIST, "rc", workdir=tmp_path)
     with pytest.raises(FileNotFoundError, match="ngspice"):
         ngspice_version()
 
@@ -196,10 +196,10 @@ def test_ngspice_version_is_read_from_its_banner():
 def raw_files(tmp_path_factory):
     """A valid binary and a valid ASCII raw file of the RC filter (op, ac, tran)."""
     folder = tmp_path_factory.mktemp("raw")
-    binary = run_batch(RC_NETLIST, "rc_binary", workdir=folder).raw_path.read_bytes()
+    binary = run_batch_unvalidated(RC_NETLIST, "rc_binary", workdir=folder).raw_path.read_bytes()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SPICE_ASCIIRAWFILE", "1")
-        ascii_ = run_batch(RC_NETLIST, "rc_ascii", workdir=folder).raw_path.read_bytes()
+        ascii_ = run_batch_unvalidated(RC_NETLIST, "rc_ascii", workdir=folder).raw_path.read_bytes()
     return binary, ascii_
 
 

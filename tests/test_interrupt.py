@@ -84,16 +84,14 @@ def test_ctrl_c_between_a_file_and_its_record_leaves_a_run_that_resumes(tmp_path
     from circuitnn.store import RunInterrupted, runs
 
     written = []
-    original = runs.write_atomic
+    original = runs._replace
 
-    def write_then_interrupt(path, write):
-        size = original(path, write)
+    def replace_then_interrupt(temporary, path):
+        original(temporary, path)
         written.append(path.name)
         if path.name == "a.npz" and written.count("a.npz") == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C, between the two writes
-        return size
-
-    monkeypatch.setattr(runs, "write_atomic", write_then_interrupt)
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C, between the file and its record
+    monkeypatch.setattr(runs, "_replace", replace_then_interrupt)
     store = RunStore(tmp_path)
     with pytest.raises(RunInterrupted):
         with store.create("train", {}, seed=0) as run:

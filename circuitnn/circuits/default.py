@@ -13,6 +13,7 @@ only clip when k·z > 10, where the sigmoid is already saturated.
 from __future__ import annotations
 
 from ..devices.base import DeviceModel
+from ..validation import check_range
 from .crossbar import CrossbarSpec, LayerSpec, NeuronSpec
 
 V_READ_V = 0.1              # ≤ 0.1 V keeps reads far below the 0.5–0.65 V switching thresholds
@@ -23,6 +24,10 @@ W_FULL_SCALE = 4.0          # software weight of a device at the edge of its win
 def feedback_resistance_ohm(device: DeviceModel, v_read_V: float = V_READ_V,
                             activation_gain_per_V: float = ACTIVATION_GAIN_PER_V,
                             w_full_scale: float = W_FULL_SCALE) -> float:
+    """The design rule above, in Ω; each input checked (with the config's dotted path) before use."""
+    check_range("circuit.v_read_V", v_read_V, 0.0, 0.3)
+    check_range("circuit.neuron.activation_gain_per_V", activation_gain_per_V, 0.0, 1e3)
+    check_range("circuit.neuron.w_full_scale", w_full_scale, 0.0, 1e3)
     half_window_S = 0.5 * (device.g_high_S - device.g_low_S)
     return w_full_scale / (activation_gain_per_V * v_read_V * half_window_S)
 

@@ -540,6 +540,8 @@ def load_trace_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise TraceError(f"{path}: cannot read the trace ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not UTF-8 text (byte {exc.start}); save the trace as UTF-8 CSV") from None
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:

@@ -47,7 +47,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..errors import ConfigError
-from ..validation import check_range
+from ..validation import check_range, is_real
 from .base import Retention, SpiceSubcircuit, TwoRateModel
 
 # The polynomial coefficients were fitted with conductances in µS at g_max = 25 µS.
@@ -103,7 +103,7 @@ class PcmDeviceState:
 
 
 def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_real(value)
 
 
 def _check_time(t_s) -> np.ndarray:

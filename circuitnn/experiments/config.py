@@ -8,6 +8,8 @@ preset and overrides what it wants. Unknown keys, wrong types and out-of-range v
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import tomllib
 import types
 import typing
@@ -38,7 +40,7 @@ class DeviceConfig:
         fields = base.parameter_fields
         for key in self.overrides:
             if key not in fields:
-                raise ConfigError(f"device.overrides.{key}", self.overrides[key],
+                raise ConfigError(_join("device.overrides", key), self.overrides[key],
                                   f"a model field of {base.medium}: " + ", ".join(fields))
         if not self.overrides:
             return base
@@ -117,7 +119,8 @@ class Config:
         check_range("seed", self.seed, 0, 2**32 - 1, True)
         c = self.curves
         check_range("curves.sweep_amplitude_V", c.sweep_amplitude_V, 0.0, 10.0)
-        check_range("curves.sweep_frequency_Hz", c.sweep_frequency_Hz, 0.0, 1e9)
+        # At least 1 mHz: a slower sweep would simulate longer than the engine's transient limit.
+        check_range("curves.sweep_frequency_Hz", c.sweep_frequency_Hz, 1e-3, 1e9, True)
         check_range("curves.sweep_cycles", c.sweep_cycles, 0, 100)
         check_range("curves.points_per_cycle", c.points_per_cycle, 20, 100_000, True)
         check_range("curves.pulses", c.pulses, 0, 10_000)
@@ -131,6 +134,10 @@ class Config:
         check_range("onchip.initial_state_low", o.initial_state_low, 0.0, 1.0, True)
         check_range("onchip.initial_state_high", o.initial_state_high, o.initial_state_low, 1.0, True)
         check_range("onchip.error_draws", o.error_draws, 1, 10_000, True)
+        for path, values in (("onchip.conductance_errors", o.conductance_errors),
+                             ("onchip.noise_levels", o.noise_levels)):
+            if not 1 <= len(values) <= 100:
+                raise ConfigError(path, list(values), "a list of 1 to 100 values")
         for i, value in enumerate(o.conductance_errors):
             check_range(f"onchip.conductance_errors[{i}]", value, 0.0, 1.0, True)
         for i, value in enumerate(o.noise_levels):
@@ -142,11 +149,13 @@ class Config:
     # -- the objects the library works with ---------------------------------------------------------
     def crossbar_spec(self, name: str | None = None) -> CrossbarSpec:
         device, c = self.device.params(), self.circuit
-        if len(c.layers) < 2:
-            raise ConfigError("circuit.layers", list(c.layers), "at least two sizes (inputs, outputs)")
+        if not 2 <= len(c.layers) <= 16:
+            raise ConfigError("circuit.layers", list(c.layers), "2 to 16 sizes (inputs, then each layer's outputs)")
         n = c.neuron
-        r_f = n.r_feedback_ohm or feedback_resistance_ohm(device, c.v_read_V, n.activation_gain_per_V,
-                                                           n.w_full_scale)
+        # Only an omitted value means "the design rule"; an explicit one (0 included) is checked as given.
+        r_f = n.r_feedback_ohm
+        if r_f is None:
+            r_f = feedback_resistance_ohm(device, c.v_read_V, n.activation_gain_per_V, n.w_full_scale)
         neuron = NeuronSpec(r_f, n.open_loop_gain, n.v_rail_V, n.v_offset_V, n.activation,
                             n.activation_gain_per_V)
         neuron.validate("circuit.neuron")
@@ -188,23 +197,57 @@ def preset_text(name: str) -> str:
 def load_config(path: str | Path | None = None, medium_name: str | None = None) -> Config:
     """A ``Config`` from a TOML file, a preset (``medium_name``), or both (file overrides preset).
 
-    A file may name its preset with ``preset = "W"``; with neither, the Cr preset is used.
+    A file may name its preset with ``preset = "W"``; with neither, the Cr preset is used. With
+    ``medium_name`` the file's ``preset`` and ``device.medium`` are still checked (they are replaced,
+    never ignored unread).
     """
     user: dict = {}
     if path is not None:
-        try:
-            user = tomllib.loads(Path(path).read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(path), "(file)", f"valid TOML ({exc})") from None
-        except OSError as exc:
-            raise ConfigError(str(path), "(file)", f"a readable file ({exc.strerror})") from None
-    preset = medium_name or user.pop("preset", None) or "Cr"
-    user.pop("preset", None)
+        user = _read_toml(Path(path))
+    file_preset = user.pop("preset", None)
+    if file_preset is not None:
+        _medium_name(file_preset, "preset")
+    device = user.get("device")
+    if device is not None and not isinstance(device, dict):
+        raise ConfigError("device", device, "a table")
+    if device is not None and "medium" in device:
+        _medium_name(device["medium"], "device.medium")
+    preset = _medium_name(medium_name, "device.medium") if medium_name else file_preset or "Cr"
     base = tomllib.loads(preset_text(preset))
     merged = _merge(base, user)
     if medium_name:
-        merged.setdefault("device", {})["medium"] = device_preset(medium_name).medium
+        merged.setdefault("device", {})["medium"] = preset
     return from_dict(Config, merged, "")
+
+
+MAX_CONFIG_BYTES = 2**20
+
+
+def _read_toml(path: Path) -> dict:
+    """The TOML document at ``path``; ConfigError naming the file if it cannot be read or parsed."""
+    try:
+        with open(path, "rb") as handle:  # bounded: --config /dev/zero must not fill the memory
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(str(path), "(file)", f"a readable file ({exc.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), "(file)", f"a config file of at most {MAX_CONFIG_BYTES // 2**20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "(file)", f"UTF-8 text (byte {exc.start} is not UTF-8)") from None
+    try:
+        return tomllib.loads(text)
+    except (ValueError, RecursionError) as exc:  # TOMLDecodeError, or an integer past Python's digit limit
+        raise ConfigError(str(path), "(file)", f"valid TOML ({str(exc).splitlines()[0][:120]})") from None
+
+
+def _medium_name(value, path: str) -> str:
+    """The canonical name of a registered preset ('W', 'Cr', 'PCM', ...); ConfigError naming ``path`` otherwise."""
+    names = presets()
+    if not isinstance(value, str) or not any(value.lower() == key.lower() for key in names):
+        raise ConfigError(path, value, "one of " + ", ".join(names))
+    return device_preset(value).medium
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -245,6 +288,8 @@ def _convert(hint, value, path: str):
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(path, value, "a list")
+        if len(value) > 10_000:
+            raise ConfigError(path, f"a list of {len(value)} values", "at most 10000 values")
         item = typing.get_args(hint)[0]
         return tuple(_convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
     if hint is dict or origin is dict:
@@ -258,7 +303,10 @@ def _convert(hint, value, path: str):
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(path, value, "a number")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise ConfigError(path, value, "a number of magnitude at most 1e308") from None
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(path, value, "an integer")
@@ -271,4 +319,11 @@ def _convert(hint, value, path: str):
 
 
 def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+    """``path.key``; a key that is not a plain name (a line break, a quote, a dot) is shown quoted
+    and escaped, ``path["a b"]``, so the dotted path stays one unambiguous line."""
+    if isinstance(key, str) and _PLAIN_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(str(key))[:80]}]"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments.onchip import PAPER
-from ..store import Run
+from ..store import CorruptRunError, Run
 from .document import (
     Report, ReportError, provenance, resume_command, pyplot, without_float_noise, write_into_run, write_to_folder,
 )
@@ -29,13 +29,56 @@ def _percent(fraction) -> float:
     return without_float_noise(100.0 * float(fraction), 6)
 
 
+# What the report computes with: a stored file without it (edited by hand, from another version) is
+# named with the missing or non-numeric field instead of failing somewhere inside a table.
+SUMMARY_NUMBERS = ("chip_accuracy", "training_time_s", "training_energy_total_J", "pulses")
+SWEEP_COLUMNS = ("sigma", "accuracy_mean", "accuracy_std")
+GRID_ARRAYS = ("training_noise", "test_noise", "chip_accuracy")
+
+
+def _plan(run: Run) -> dict:
+    plan = run.read_json("plan.json")
+    if not (isinstance(plan, dict) and isinstance(plan.get("parts"), list) and isinstance(plan.get("media"), list)
+            and all(isinstance(p, str) for p in plan["parts"])):
+        raise CorruptRunError(run.path, "plan.json lacks its lists 'parts' and 'media'")
+    return plan
+
+
+def _summary(run: Run, part: str) -> dict:
+    rel = f"parts/{part}/summary.json"
+    summary = run.read_json(rel)
+    if not isinstance(summary, dict) or not isinstance(summary.get("medium"), str):
+        raise CorruptRunError(run.path, f"{rel} has no text field 'medium'")
+    for key in SUMMARY_NUMBERS:
+        value = summary.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CorruptRunError(run.path, f"{rel}, field {key!r}: {value!r:.40} is not a number")
+    return summary
+
+
+def _sweep(run: Run, part: str) -> dict:
+    return run.read_csv(f"parts/{part}/sweep.csv", numeric=SWEEP_COLUMNS)
+
+
+def _grid(run: Run) -> dict:
+    rel = "parts/heatmap/grid.npz"
+    grid = run.read_npz(rel)
+    for key in GRID_ARRAYS:
+        if key not in grid or grid[key].dtype.kind not in "fiu":
+            raise CorruptRunError(run.path, f"{rel} has no numeric array {key!r}")
+    if grid["chip_accuracy"].shape != (len(grid["training_noise"]), len(grid["test_noise"])):
+        raise CorruptRunError(run.path, f"{rel}: chip_accuracy is {grid['chip_accuracy'].shape}, not "
+                              "training_noise × test_noise")
+    return grid
+
+
 def _finished(run: Run, parts: list[str]) -> list[str]:
     return [p for p in parts if f"parts/{p}/summary.json" in run.files]
 
 
 def build_report(run: Run) -> Report:
     """Tables, figures and notes of one stored reproduction run (finished parts only)."""
-    plan = run.read_json("plan.json")
+    plan = _plan(run)
     calibration = plan.get("calibration") or {}
     backend = plan.get("backend", "spice")
     parts = _finished(run, plan["parts"])
@@ -43,8 +86,8 @@ def build_report(run: Run) -> Report:
     if not tuning:
         raise ReportError(f"run {run.id} ({run.status}) has no finished tuning part yet, so there is nothing "
                           f"to report; resume it with `{resume_command(run)}`")
-    summaries = {p: run.read_json(f"parts/{p}/summary.json") for p in tuning}
-    phases = {p: run.read_csv(f"parts/{p}/phases.csv") for p in tuning}
+    summaries = {p: _summary(run, p) for p in tuning}
+    phases = {p: run.read_csv(f"parts/{p}/phases.csv", numeric=("time_s",)) for p in tuning}
     overheads = {m: float(c["timing"]["controller_overhead_s"]) for m, c in run.info.config["media"].items()}
     report = Report(run.id, f"circuitnn reproduction report: {run.id}", header=provenance(run))
     report.header.append(f"Media {', '.join(plan['media'])}; backend {backend}; surrogate calibration "
@@ -82,7 +125,7 @@ def build_report(run: Run) -> Report:
             "Accuracy through the array when every programmed conductance is off by a relative error drawn "
             "from N(0, σ²): mean and standard deviation over the draws, in % of the test images.")
     if "heatmap" in parts:
-        grid = run.read_npz("parts/heatmap/grid.npz")
+        grid = _grid(run)
         report.tables["noise_heatmap"] = [
             {"training noise (pixel-flip probability)": float(a),
              **{f"accuracy (%) at test noise {b:.2f}": _percent(grid["chip_accuracy"][i, j])
@@ -96,7 +139,7 @@ def build_report(run: Run) -> Report:
     report.captions.update(_figure_captions(report.figures, backend))
     report.notes = _notes(summaries, split, calibration, plan)
     if "heatmap" in parts:
-        report.notes.append(_heatmap_note(run.read_npz("parts/heatmap/grid.npz")))
+        report.notes.append(_heatmap_note(_grid(run)))
     report.summary = summary_of(summaries)
     return report
 
@@ -199,7 +242,7 @@ def _paper_comparison(summaries: dict[str, dict], run: Run, parts: list[str]) ->
         fastest = min(summaries.values(), key=lambda s: s["training_time_s"])
         rows.append({"quantity": "fastest medium to train", "paper": "Cr", "ours": fastest["medium"]})
     for part in (p for p in parts if p.endswith("-errors")):
-        sweep = run.read_csv(f"parts/{part}/sweep.csv")
+        sweep = _sweep(run, part)
         clean = sweep["accuracy_mean"][0]
         at_10 = float(np.interp(0.10, sweep["sigma"], sweep["accuracy_mean"]))
         rows.append({"quantity": f"{part.split('-')[0]}: accuracy lost at 10 % conductance error (points)",
@@ -208,7 +251,7 @@ def _paper_comparison(summaries: dict[str, dict], run: Run, parts: list[str]) ->
 
 
 def _error_table(run: Run, parts: list[str]) -> list[dict]:
-    sweeps = {p.split("-")[0]: run.read_csv(f"parts/{p}/sweep.csv") for p in parts}
+    sweeps = {p.split("-")[0]: _sweep(run, p) for p in parts}
     sigmas = next(iter(sweeps.values()))["sigma"]
     return [{"conductance error σ (%)": _percent(s),
              **{f"{m} accuracy, mean (%)": _percent(sw["accuracy_mean"][i]) for m, sw in sweeps.items()},
@@ -313,7 +356,7 @@ def _figures(run: Run, parts: list[str], summaries: dict[str, dict], split: list
     if errors:
         figure, ax = plt.subplots(figsize=(6, 4))
         for part in errors:
-            sweep = run.read_csv(f"parts/{part}/sweep.csv")
+            sweep = _sweep(run, part)
             ax.errorbar(sweep["sigma"] * 100, sweep["accuracy_mean"] * 100, yerr=sweep["accuracy_std"] * 100,
                         marker="o", capsize=3, label=part.split("-")[0])
         ax.axvline(10, color="k", ls=":", label="paper: 10 % tolerated")
@@ -324,7 +367,7 @@ def _figures(run: Run, parts: list[str], summaries: dict[str, dict], split: list
         figures["conductance_errors.png"] = figure
 
     if "heatmap" in parts:
-        figures["noise_heatmap.png"] = _heatmap_figure(run.read_npz("parts/heatmap/grid.npz"))
+        figures["noise_heatmap.png"] = _heatmap_figure(_grid(run))
     return figures
 
 

@@ -6,6 +6,12 @@ between runs: a useful cross-check of the engine, a fallback where libngspice is
 way to run netlists that ``.include`` model files. Failures are recognised exactly as the engine does
 (``worker.classify`` on ngspice's output), because ngspice's exit code alone does not say why it
 failed.
+
+ngspice starts with ``-n``: no ``.spiceinit`` (or ``spice.rc``) is read from the working folder,
+$HOME or SPICE_USERINIT_DIR, so a folder holding one cannot run commands through circuitnn. Its
+standard ``spinit`` (code models, from the installation or SPICE_LIB_DIR / SPICE_SCRIPTS) is read.
+``run_batch`` takes only netlists that parse as circuitnn writes them; ``run_batch_unvalidated``
+runs any text (``.control`` blocks included) for experts.
 """
 
 from __future__ import annotations
@@ -18,17 +24,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CircuitnnError, CircuitRejectedError, ConvergenceError, SimulationError
+from ..circuits.netlist import check_netlist
+from ..errors import CircuitRejectedError, ConvergenceError, NgspiceNotFoundError, SimulationError
 from . import worker
 from .rawfile import RawPlot, read_raw
 
 NGSPICE = "ngspice"
 INSTALL_HINT = "install it (Debian/Ubuntu: apt-get install ngspice libngspice0) or put it on PATH"
 _OUTPUT_TAIL_CHARS = 4000
-
-
-class NgspiceNotFoundError(CircuitnnError, FileNotFoundError):
-    """The ``ngspice`` executable is not on PATH."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def ngspice_executable() -> str:
 
 def ngspice_version() -> str:
     """ngspice's version as its banner states it (``'39'`` for Debian's 39.3), for run provenance."""
-    completed = subprocess.run([ngspice_executable(), "--version"], stdin=subprocess.DEVNULL,
+    completed = subprocess.run([ngspice_executable(), "-n", "--version"], stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, errors="replace", timeout=60)
     match = re.search(r"ngspice-(\S+)", completed.stdout + completed.stderr)
     if match is None:
@@ -71,7 +74,21 @@ def ngspice_version() -> str:
 
 def run_batch(netlist_text: str, circuit_name: str, workdir: Path | None = None,
               timeout_s: float = 300.0) -> BatchResult:
-    """Simulate a netlist (with its own analysis cards) in a fresh ngspice process.
+    """Simulate a netlist written by circuitnn.circuits (with its own analysis cards) in a fresh
+    ngspice process.
+
+    The text must pass ``circuits.netlist.check_netlist`` (NetlistError before anything runs
+    otherwise); ``.include`` of a relative ``.lib`` path is allowed. Everything else as
+    ``run_batch_unvalidated``.
+    """
+    check_netlist(netlist_text, f"circuit {circuit_name!r}")
+    return run_batch_unvalidated(netlist_text, circuit_name, workdir, timeout_s)
+
+
+def run_batch_unvalidated(netlist_text: str, circuit_name: str, workdir: Path | None = None,
+                          timeout_s: float = 300.0) -> BatchResult:
+    """Simulate any netlist text, UNVALIDATED (its ``.control`` blocks and shell commands run), in a
+    fresh ngspice process. For experts' own netlists; never pass text from a file or a user here.
 
     The netlist is written to ``<workdir>/<circuit_name>.cir`` and ngspice runs with ``workdir`` as
     its current directory, so relative ``.include`` paths resolve against it. One run at a time per
@@ -89,13 +106,14 @@ def run_batch(netlist_text: str, circuit_name: str, workdir: Path | None = None,
     folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="circuitnn-batch-"))
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", circuit_name).lstrip(".") or "circuit"
     cir_path, raw_path, log_path = (folder / f"{stem}{suffix}" for suffix in (".cir", ".raw", ".log"))
-    cir_path.write_text(netlist_text if netlist_text.endswith("\n") else netlist_text + "\n")
+    cir_path.write_text(netlist_text if netlist_text.endswith("\n") else netlist_text + "\n", encoding="utf-8")
     # A raw file left by an earlier run must never be read as this run's result.
     raw_path.unlink(missing_ok=True)
     try:
         # One stream for the log and for classify (ngspice block-buffers stdout in a pipe, so the
         # order between its stdout and stderr lines is only approximate).
-        completed = subprocess.run([executable, "-b", "-r", raw_path.name, cir_path.name], cwd=folder,
+        # -n: no .spiceinit from the folder, $HOME or SPICE_USERINIT_DIR (see the module docstring).
+        completed = subprocess.run([executable, "-b", "-n", "-r", raw_path.name, cir_path.name], cwd=folder,
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:

@@ -4,6 +4,20 @@
 values) on the parent's side. When the worker dies, hangs or ngspice asks to be detached, the engine
 starts a new worker, loads the circuit again, re-applies those alters and repeats the run once, so
 a long experiment survives a crash inside the simulator. Restarts are counted and logged.
+
+Nothing reaches ngspice unchecked: ``load`` takes only netlists that parse as circuitnn writes them
+(``circuits.netlist.check_netlist``), and every vector name, ``alter`` and analysis command matches a
+strict grammar in full. ``load_unvalidated`` and ``command_unvalidated`` pass raw text, for experts
+and diagnostics; nothing in circuitnn calls them with user text.
+
+The worker runs in a private, empty folder holding only circuitnn's own empty ``.spiceinit``:
+libngspice reads ``.spiceinit`` from the current folder, else from the home folder of the password
+database (not $HOME), so an init file in the user's folder or home never runs. ngspice's standard
+``spinit`` (from its installation, or SPICE_LIB_DIR / SPICE_SCRIPTS if the user set them) is read.
+
+A call interrupted in the middle of a round trip (Ctrl-C, a signal turned into an exception) kills
+the worker; the next call starts a new one with the state the engine knows, so no answer to an old
+request can be taken for the answer to a new one (requests and replies also carry a sequence number).
 """
 
 from __future__ import annotations
@@ -12,9 +26,11 @@ import functools
 import logging
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from collections.abc import Mapping, Sequence
@@ -22,10 +38,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..circuits.netlist import NUMBER_TEXT, check_analysis, check_netlist
 from ..errors import (
     CircuitRejectedError,
     ConvergenceError,
     EngineCrashedError,
+    NetlistError,
+    NgspiceNotFoundError,
     SimulationError,
 )
 from . import worker
@@ -36,13 +55,17 @@ log = logging.getLogger("circuitnn.spice")
 # their answers are caught by polling; longer runs fall through to a sleeping recv after it.
 DEFAULT_SPIN_S = 2e-3
 
-# What may follow 'alter' and what an analysis command may look like. Everything the engine sends is
-# produced by circuitnn.circuits; these checks make sure nothing else (a newline, 'shell', 'quit',
-# a second command) can reach ngspice even if a caller bypasses that layer.
+# What may follow 'alter', what may be saved and read, what an analysis command may look like.
+# Everything the engine sends is produced by circuitnn.circuits; these checks make sure nothing else
+# (a newline, ';', a backquote, 'shell', 'quit', a second command, a NUL that ends the C string early,
+# a number ngspice cannot hold) can reach ngspice even if a caller bypasses that layer.
 # fullmatch, not match with ^…$: "$" also matches before a final newline.
-_ALTER_TARGET = re.compile(r"@?[a-z][a-z0-9_.#]*(\[[a-z0-9_]+\])?", re.IGNORECASE)
-_ALTER_VALUE = re.compile(r"= *\[[0-9eE+\-. ]+\]|[a-z]+ *= *[0-9eE+\-.]+|= *[0-9eE+\-.]+", re.IGNORECASE)
-_ANALYSIS = re.compile(r"op|tran( [0-9eE+\-.]+){2,4}")
+_ALTER_TARGET = re.compile(r"@?[A-Za-z][A-Za-z0-9_.#]{0,199}(\[[A-Za-z0-9_]{1,32}\])?")
+_ALTER_VALUE = re.compile(rf"= ?\[(?: {NUMBER_TEXT}){{1,64}} \]|[A-Za-z]{{1,16}} ?= ?{NUMBER_TEXT}|= ?{NUMBER_TEXT}")
+# A node (l1a0), a node inside an instance (xdut.x), a branch current (vprog#branch), a device
+# parameter (@brefl1[i]).
+_VECTOR = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z][A-Za-z0-9_]{0,63}){0,8}(#branch)?"
+                     r"|@[A-Za-z][A-Za-z0-9_.]{0,199}\[[A-Za-z0-9_]{1,32}\]")
 
 
 @dataclass
@@ -68,20 +91,63 @@ class RunResult:
     solve_time_s: float
 
 
-@functools.lru_cache(maxsize=65536)
 def _checked_target(target: str) -> str:
-    # A chip alters the same few hundred names over and over: check each once.
-    if not isinstance(target, str) or not _ALTER_TARGET.fullmatch(target):
-        raise ValueError(f"refusing to alter {target!r}: not an instance or @parameter name")
+    if not isinstance(target, str) or not _target_ok(target):
+        raise NetlistError(f"refusing to alter {target!r:.80}: not an instance or @parameter name")
     return target
 
 
+def _checked_vector(name: str) -> str:
+    if not isinstance(name, str) or not _vector_ok(name):
+        raise NetlistError(f"refusing vector name {name!r:.80}: a node (l1a0), instance node (xdut.x), "
+                           "branch current (vprog#branch) or device parameter (@brefl1[i])")
+    return name
+
+
+# A chip alters and reads the same few hundred names over and over: check each once.
+@functools.lru_cache(maxsize=65536)
+def _target_ok(target: str) -> bool:
+    return bool(_ALTER_TARGET.fullmatch(target))
+
+
+@functools.lru_cache(maxsize=65536)
+def _vector_ok(name: str) -> bool:
+    return bool(_VECTOR.fullmatch(name))
+
+
 def alter_command(target: str, value: str) -> str:
-    """``alter <target> <value>`` after checking both parts cannot carry another command."""
+    """``alter <target> <value>`` after checking both parts cannot carry another command, and that
+    every number is one ``circuits.netlist.number`` could have written (finite, |x| ≤ 1e300)."""
     _checked_target(target)
     if not isinstance(value, str) or not _ALTER_VALUE.fullmatch(value):
-        raise ValueError(f"refusing alter value {value!r} for {target!r}: only numbers may be set")
+        raise NetlistError(f"refusing alter value {value!r:.80} for {target!r}: only numbers written by "
+                           "circuits.netlist.number may be set")
     return f"alter {target} {value}"
+
+
+def check_vectors(vectors: Sequence[str]) -> list[str]:
+    """The vector names as a list, each checked (NetlistError names the first bad one)."""
+    if isinstance(vectors, str):
+        raise NetlistError(f"vectors must be a list of names, not the string {vectors!r:.80}")
+    return [_checked_vector(name) for name in vectors]
+
+
+def _reply_text(reply: tuple) -> tuple[str, str]:
+    """(message, ngspice's output) of a failed reply: ('crash', why), or (status, kind, message,
+    output) for 'error' and 'dead'."""
+    if len(reply) >= 4:
+        return str(reply[2]), str(reply[3])
+    return (str(reply[1]) if len(reply) > 1 else "no reason given"), ""
+
+
+def _private_folder() -> Path:
+    """A new empty folder (mode 0700) holding an empty ``.spiceinit``: the worker's current folder.
+
+    libngspice sources ``./.spiceinit`` if it exists and otherwise the one in the password
+    database's home folder; ours is there so neither the user's folder nor their home is read."""
+    folder = Path(tempfile.mkdtemp(prefix="circuitnn-ngspice-"))
+    (folder / ".spiceinit").write_text("* circuitnn: no user init file is read\n")
+    return folder
 
 
 class SpiceEngine:
@@ -111,6 +177,9 @@ class SpiceEngine:
         self._persistent: dict[str, str] = {}
         self._process: subprocess.Popen | None = None
         self._connection = None
+        self._folder: Path | None = None
+        self._ready = False
+        self._sequence = 0
         self._start_worker()
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -121,15 +190,38 @@ class SpiceEngine:
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+        self._folder = _private_folder()
+        # Builds without the password database read $HOME or SPICE_USERINIT_DIR instead: both point
+        # at the private folder too.
+        env["HOME"] = env["SPICE_USERINIT_DIR"] = str(self._folder)
         command = [sys.executable, "-m", "circuitnn.spice.worker", str(theirs.fileno()), repr(self.spin_s / 4)]
         if self.library_path:
             command.append(self.library_path)
-        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env=env,
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        theirs.close()
+        try:
+            self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env=env, cwd=self._folder,
+                                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        except BaseException:
+            ours.close()
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
+        finally:
+            theirs.close()
         ours.settimeout(self.timeout_s)
         self._connection = ours
-        self._in_sync = True
+        self._ready = False
+
+    def _await_ready(self) -> None:
+        """Take the worker's first message (sent once libngspice is loaded) before the first request.
+
+        Waiting here rather than in ``_start_worker`` lets two engines start their workers in
+        parallel. A library that cannot be loaded raises NgspiceNotFoundError (one line)."""
+        if self._ready:
+            return
+        hello = worker.receive_message(self._connection)
+        if hello[0] == "fatal":
+            self._stop_worker()
+            raise NgspiceNotFoundError(hello[1])
+        self._ready = True
 
     def _stop_worker(self) -> None:
         if self._process is None:
@@ -139,63 +231,99 @@ class SpiceEngine:
         self._process.wait(timeout=10)
         self._connection.close()
         self._process = self._connection = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
-    def _restart(self, reason: str, persistent: dict[str, str] | None = None) -> None:
-        """New worker, circuit reloaded, ``persistent`` alters (default: all so far) re-applied."""
+    def _restart(self, reason: str, persistent: dict[str, str] | None = None, step: str = "restart") -> None:
+        """New worker, circuit reloaded, ``persistent`` alters (default: all so far) re-applied.
+
+        EngineCrashedError names the circuit and ``step`` (the call that needed the restart) if the
+        new worker cannot load the circuit or take its state again."""
         self.restarts += 1
         log.warning("ngspice worker restarted (%s) for circuit %r; restarts so far: %d",
                     reason, self.circuit_name, self.restarts)
         self._stop_worker()
         self._start_worker()
         if self._netlist_lines is not None:
-            reply = self._call(("load", self._netlist_lines))
+            try:
+                reply = self._call(("load", self._netlist_lines))
+            except NgspiceNotFoundError as exc:
+                raise EngineCrashedError(f"could not restart ngspice ({reason}): {exc}",
+                                         self.circuit_name or "?", f"{step} (reload)") from None
             if reply[0] != "ok":
-                raise EngineCrashedError(
-                    f"could not reload the circuit after a restart: {reply[2]}",
-                    self.circuit_name or "?", "reload", reply[3],
-                )
+                message, output = _reply_text(reply)
+                raise EngineCrashedError(f"could not reload the circuit after a restart ({reason}): {message}",
+                                         self.circuit_name or "?", f"{step} (reload)", output)
             state = self._persistent if persistent is None else persistent
             if state:
                 alters = [alter_command(t, v) for t, v in state.items()]
                 reply = self._call(("run", alters, "op", []))
                 # The op only proves the re-applied state is loadable; its result is discarded.
                 if reply[0] != "ok":
-                    raise EngineCrashedError(
-                        f"could not re-apply device states after a restart: {reply[2]}",
-                        self.circuit_name or "?", "reload", reply[3],
-                    )
+                    message, output = _reply_text(reply)
+                    raise EngineCrashedError(f"could not re-apply device states after a restart: {message}",
+                                             self.circuit_name or "?", f"{step} (reload)", output)
 
     def _call(self, request: tuple) -> tuple:
-        """Send a request; ('crash', why) when the worker died or hung instead of answering."""
+        """Send a request; ('crash', why) when the worker died or hung instead of answering.
+
+        An exception in the middle (KeyboardInterrupt) leaves the worker busy with, or part-way
+        through, a request whose answer nobody will read: it is killed, and the next call starts a
+        new one from the state this engine holds."""
+        if self._process is None:
+            self._restart("an earlier call was interrupted")
+        self._sequence += 1
+        sequence = self._sequence
         try:
-            worker.send_message(self._connection, request)
-            return worker.receive_message(self._connection, self.spin_s)
-        except KeyboardInterrupt:
-            # An answer (or part of one) may be left in the socket: no further exchange can be trusted.
-            self._in_sync = False
-            raise
+            self._await_ready()
+            worker.send_message(self._connection, (sequence, *request))
+            reply = worker.receive_message(self._connection, self.spin_s)
         except TimeoutError:
             return ("crash", f"no answer within {self.timeout_s:g} s")
+        except NgspiceNotFoundError:
+            raise
         except (EOFError, OSError) as exc:
             code = self._process.poll() if self._process is not None else None
             return ("crash", f"worker died ({type(exc).__name__}, exit code {code})")
+        except BaseException:
+            self._stop_worker()
+            raise
+        if reply[0] != sequence:
+            return ("crash", f"worker answered request {reply[0]!r} when {sequence} was asked")
+        return reply[1:]
 
     # -- public API ----------------------------------------------------------------------------
     def load(self, circuit_name: str, netlist: str) -> None:
-        """Load a netlist (text written by circuitnn.circuits) and forget earlier persistent alters."""
-        lines = netlist.splitlines()
+        """Load a netlist written by circuitnn.circuits and forget earlier persistent alters.
+
+        The text must parse as circuitnn's writers write netlists (``check_netlist``: a title,
+        comments, element lines and the cards .subckt/.ends/.param/.model/.func/.options/.op/.tran,
+        ending with .end; no ``.include``, since the worker runs in a private folder): anything else
+        raises NetlistError before ngspice sees it. Use ``load_unvalidated`` for hand-written text.
+        """
+        check_netlist(netlist, f"circuit {circuit_name!r}", allow_include=False)
+        self._load(circuit_name, netlist.splitlines())
+
+    def load_unvalidated(self, circuit_name: str, netlist: str) -> None:
+        """Load raw netlist text, UNVALIDATED: ngspice runs whatever it holds, ``.control`` blocks
+        and their shell commands included. For experts with their own netlists; never pass text
+        from a file, a config or a user through it."""
+        self._load(circuit_name, netlist.splitlines())
+
+    def _load(self, circuit_name: str, lines: list[str]) -> None:
         self.circuit_name = circuit_name
         self._netlist_lines = None
         self._persistent = {}
         reply = self._call(("load", lines))
         if reply[0] == "crash":
-            self._restart(reply[1])
+            self._restart(reply[1], step="load")
             reply = self._call(("load", lines))
         if reply[0] == "dead":
-            self._restart("ngspice detached while loading")
+            self._restart("ngspice detached while loading", step="load")
         if reply[0] != "ok":
-            raise CircuitRejectedError(reply[-2] if len(reply) > 2 else reply[1],
-                                       circuit_name, "load", reply[-1] if len(reply) > 3 else "")
+            message, output = _reply_text(reply)
+            raise CircuitRejectedError(message, circuit_name, "load", output)
         self._netlist_lines = lines
 
     def run(
@@ -222,43 +350,55 @@ class SpiceEngine:
         """``run`` once per alter set, in order, in one round trip to the worker.
 
         For many reads (a test set through the array) this removes the per-run cost of talking to
-        the worker process, which is comparable to a small circuit's solve time.
+        the worker process, which is comparable to a small circuit's solve time. ``analysis`` is
+        ``op`` or a ``tran`` as ``circuits.netlist.tran_command`` writes it (within its limits);
+        a bad analysis, vector name or alter raises NetlistError before anything is sent.
         """
         if self._netlist_lines is None:
-            raise SimulationError("no circuit loaded", self.circuit_name or "?", step or analysis)
-        if not _ANALYSIS.fullmatch(analysis):
-            raise ValueError(f"refusing analysis command {analysis!r}")
+            raise SimulationError("no circuit loaded", self.circuit_name or "?", step or str(analysis)[:80])
+        check_analysis(analysis)
+        names = check_vectors(vectors)
+        if isinstance(alter_sets, Mapping) or not all(isinstance(a, Mapping) for a in alter_sets):
+            raise NetlistError("alter_sets must be a list of mappings (target → value), one per run")
         started = time.perf_counter()
         commands = [[alter_command(t, v) for t, v in alters.items()] for alters in alter_sets]
         before = dict(self._persistent)
-        request = ("run_many", commands, analysis, list(vectors))
+        request = ("run_many", commands, analysis, names)
         reply = self._call(request)
         if reply[0] in ("crash", "dead"):
-            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before)
+            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before, step or analysis)
             reply = self._call(request)
             if reply[0] in ("crash", "dead"):
-                self._restart("second failure", before)
-                raise EngineCrashedError(f"ngspice failed twice: {reply[1]}", self.circuit_name,
-                                         step or analysis, reply[-1] if reply[0] == "dead" else "")
+                self._restart("second failure", before, step or analysis)
+                message, output = _reply_text(reply)
+                raise EngineCrashedError(f"ngspice failed twice: {message}", self.circuit_name,
+                                         step or analysis, output)
         if reply[0] != "ok":
             _, kind, message, output = reply
             error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(
                 kind, SimulationError)
             raise error(message, self.circuit_name, step or analysis, output)
-        for alters in alter_sets:
-            self._persistent.update(alters)
+        try:
+            for alters in alter_sets:
+                self._persistent.update(alters)
+        except BaseException:
+            # Interrupted between the worker's answer and recording what it now holds: the two no
+            # longer agree, so the next call starts a worker from what is recorded.
+            self._stop_worker()
+            raise
         STATS.runs += len(alter_sets)
         STATS.solve_time_s += sum(reply[2])
         STATS.call_time_s += time.perf_counter() - started
         return [RunResult({name: np.array([v]) if isinstance(v, float) else v for name, v in vectors_.items()},
                           solve) for vectors_, solve in zip(reply[1], reply[2])]
 
-    def command(self, text: str) -> list[str]:
-        """Send one raw ngspice command and return what it printed. For diagnostics and tests."""
+    def command_unvalidated(self, text: str) -> list[str]:
+        """Send one raw ngspice command, UNVALIDATED, and return what it printed. For diagnostics
+        and tests: ngspice's command language runs shell commands (``shell``, backquotes)."""
         reply = self._call(("command", text))
         if reply[0] != "ok":
-            self._restart(reply[1])
-            raise EngineCrashedError(str(reply[1]), self.circuit_name or "?", text)
+            self._restart(reply[1], step=text[:80])
+            raise EngineCrashedError(str(reply[1]), self.circuit_name or "?", text[:80])
         return reply[1]
 
     def worker_pid(self) -> int:
@@ -270,11 +410,11 @@ class SpiceEngine:
         return self._call(("rss",))[1]
 
     def close(self) -> None:
-        """Stop the worker (politely, unless an interrupted exchange left the socket out of step)."""
-        if self._connection is not None and self._process.poll() is None and getattr(self, "_in_sync", True):
+        """Stop the worker."""
+        if self._connection is not None and self._process.poll() is None:
             try:
                 self._connection.settimeout(2)
-                worker.send_message(self._connection, ("stop",))
+                worker.send_message(self._connection, (0, "stop"))
                 worker.receive_message(self._connection)
             except (EOFError, OSError):
                 pass

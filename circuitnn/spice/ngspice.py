@@ -50,6 +50,14 @@ def find_library() -> str:
     return found
 
 
+def library_not_found_message(path: str | None, error: OSError) -> str:
+    """One line for a libngspice that cannot be found or opened (the worker's ``fatal`` message)."""
+    name = path or os.environ.get("CIRCUITNN_NGSPICE_LIBRARY") or "libngspice.so.0"
+    detail = f" ({error})" if path or os.environ.get("CIRCUITNN_NGSPICE_LIBRARY") else ""
+    return (f"{name} not found: install libngspice0 (scripts/setup.sh does), or set "
+            f"CIRCUITNN_NGSPICE_LIBRARY to its path{detail}")
+
+
 class NgSpiceLibrary:
     """One loaded libngspice. ``output`` collects every line ngspice prints (stdout and stderr)."""
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import shutil
 import signal
 import socket
 import struct
 import time
+import traceback
 
-from .ngspice import NgSpiceLibrary
+from .ngspice import NgSpiceLibrary, library_not_found_message
 
 # ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
 HISTORY_CLEAR_EVERY_COMMANDS = 2000
@@ -204,45 +206,70 @@ def receive_message(sock: socket.socket, spin_s: float = 0.0) -> object:
 def serve(connection: socket.socket, library_path: str | None = None, spin_s: float = 0.0) -> None:
     """Worker entry point: answer requests until the socket closes or 'stop' arrives.
 
+    The first message is ('ready', pid) once libngspice is loaded, or ('fatal', one line) when it
+    cannot be. Requests are (sequence, kind, ...) and each reply repeats the sequence number.
     ``spin_s``: after each reply, poll this long for the next request before sleeping in recv (a
     verify loop sends its next read or pulse within a fraction of a millisecond).
     """
-    server = _Server(library_path)
+    try:
+        server = _Server(library_path)
+    except OSError as exc:
+        send_message(connection, ("fatal", library_not_found_message(library_path, exc)))
+        return
+    send_message(connection, ("ready", os.getpid()))
     while True:
         try:
             request = receive_message(connection, spin_s)
-        except (EOFError, ConnectionError):
+        except (EOFError, OSError):
+            return  # the engine closed its end or died: nobody is left to answer
+        sequence, kind = request[0], request[1]
+        try:
+            reply = _answer(server, kind, request[2:])
+        except Exception as exc:  # noqa: BLE001 - a bug here must reach the caller as an error, not kill the worker
+            reply = ("error", "failed", f"worker error: {type(exc).__name__}: {exc}",
+                     traceback.format_exc()[-2000:])
+        try:
+            send_message(connection, (sequence, *reply))
+        except OSError:
             return
-        kind = request[0]
-        if kind == "load":
-            reply = server.load(request[1])
-        elif kind == "run":
-            reply = server.run(*request[1:])
-        elif kind == "run_many":
-            reply = server.run_many(*request[1:])
-        elif kind == "command":
-            # Raw commands are for tests and diagnostics only; the engine validates what it sends.
-            server.lib.output.clear()
-            server._command(request[1])
-            reply = ("ok", list(server.lib.output))
-        elif kind == "rss":
-            reply = ("ok", resident_set_bytes())
-        elif kind == "pid":
-            reply = ("ok", os.getpid())
-        elif kind == "stop":
-            send_message(connection, ("ok",))
+        if kind == "stop":
             return
-        else:
-            reply = ("error", "failed", f"unknown request {kind!r}", "")
-        send_message(connection, reply)
+
+
+def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
+    if kind == "load":
+        return server.load(*arguments)
+    if kind == "run":
+        return server.run(*arguments)
+    if kind == "run_many":
+        return server.run_many(*arguments)
+    if kind == "command":
+        # Raw commands are for tests and diagnostics only (SpiceEngine.command_unvalidated).
+        server.lib.output.clear()
+        server._command(arguments[0])
+        return ("ok", list(server.lib.output))
+    if kind == "rss":
+        return ("ok", resident_set_bytes())
+    if kind == "pid":
+        return ("ok", os.getpid())
+    if kind == "stop":
+        return ("ok",)
+    return ("error", "failed", f"unknown request {kind!r}", "")
 
 
 def main(argv: list[str]) -> None:
     """``python -m circuitnn.spice.worker FD SPIN_S [LIBRARY]``: serve on the inherited socket FD."""
-    # Ctrl-C reaches the whole process group; the parent owns it (it stops this worker). Here it would
-    # only print tracebacks from inside ngspice's callbacks.
+    # Ctrl-C in a terminal reaches the whole process group: the engine decides what it means (it
+    # kills this worker if a call was interrupted), so the worker itself ignores it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    serve(socket.socket(fileno=int(argv[1])), argv[3] if len(argv) > 3 else None, float(argv[2]))
+    folder = os.getcwd()
+    try:
+        serve(socket.socket(fileno=int(argv[1])), argv[3] if len(argv) > 3 else None, float(argv[2]))
+    finally:
+        # The engine's private folder (see engine._private_folder): gone with the worker, even when
+        # the engine's process was killed and could not remove it.
+        if os.path.basename(folder).startswith("circuitnn-ngspice-"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ filtering fast; it is rebuilt from the directories whenever it is missing or dam
     print(format_run_table(listing := store.list(labels={"medium": "Cr"}), listing.skipped))
 
 An exception leaving the ``with`` block marks the run failed (Ctrl-C: interrupted, raising
-``RunInterrupted``); ``store.resume(run_id)`` reopens it
-and ``run.load_checkpoint()`` returns the latest (state, arrays) to continue from.
+``RunInterrupted``); ``store.resume(run_id)`` reopens it and ``run.load_checkpoint()`` returns the
+latest (state, arrays) to continue from. A run is locked while one process writes it
+(``RunLockedError`` for a second writer); every file is checked against the SHA-256 run.json
+records; a kill at any point leaves a run that opens, reports and resumes.
 """
 
 from .runs import (
@@ -24,11 +26,13 @@ from .runs import (
     RunInfo,
     RunListing,
     RunInterrupted,
+    RunLock,
+    RunLockedError,
     RunStore,
     StoreError,
     format_run_table,
     write_atomic,
 )
 
-__all__ = ["CorruptRunError", "Run", "RunInfo", "RunInterrupted", "RunListing", "RunStore", "StoreError",
-           "format_run_table", "write_atomic"]
+__all__ = ["CorruptRunError", "Run", "RunInfo", "RunInterrupted", "RunListing", "RunLock", "RunLockedError",
+           "RunStore", "StoreError", "format_run_table", "write_atomic"]

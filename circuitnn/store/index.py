@@ -60,7 +60,7 @@ class RunIndex:
 
         def operation(db: sqlite3.Connection):
             _update(db, stamps, load)
-            sql, args = "SELECT record FROM runs WHERE problem IS NULL", []
+            sql, args = "SELECT id, record FROM runs WHERE problem IS NULL", []
             for column, value in (("kind", kind), ("status", status)):
                 if value is not None:
                     sql += f" AND {column} = ?"
@@ -69,7 +69,7 @@ class RunIndex:
                 sql += " AND id IN (SELECT id FROM labels WHERE key = ? AND value = ?)"
                 args += [str(key), str(value)]
             sql += " ORDER BY created DESC, id DESC"
-            records = [json.loads(text) for (text,) in db.execute(sql, args)]
+            records = [_decoded(run_id, text) for run_id, text in db.execute(sql, args)]
             problems = db.execute("SELECT id, problem FROM runs WHERE problem IS NOT NULL ORDER BY id DESC")
             return records, [tuple(row) for row in problems]
 
@@ -138,6 +138,16 @@ class RunIndex:
             damaged = Path(f"{self.path}{suffix}")
             if damaged.exists():
                 os.replace(damaged, f"{damaged}.corrupt")
+
+
+def _decoded(run_id: str, text) -> dict:
+    """A row's record; a row that is not JSON (a damaged or hand-edited index) comes back as its id
+    alone, which the store's check refuses, so it reads that run again from its directory."""
+    try:
+        record = json.loads(text)
+    except (TypeError, ValueError, RecursionError):
+        return {"id": run_id}
+    return record if isinstance(record, dict) else {"id": run_id}
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -1,24 +1,45 @@
-"""Runs on disk: one directory per experiment run, every file in it written by an atomic replace.
+"""Runs on disk: one directory per experiment run; no kill at any moment leaves a run unreadable.
 
 ``<root>/<run_id>/`` holds::
 
     run.json            the record: id, kind, name, created (UTC ISO 8601), status ("running" |
-                        "complete" | "failed" | "interrupted"), config, seed, labels, versions, files (relative path →
-                        bytes, every file written through the run), checkpoints, summary, error
+                        "complete" | "failed" | "interrupted"), config, seed, labels, versions, files
+                        (relative path → {"size": bytes, "sha256": hex} of every file written through
+                        the run), checkpoints, summary, error
+    .lock               held (flock) by the process writing the run, with its PID
     netlists/*.cir      the netlists the run simulated
     anything.csv/.npz/.png/.json/.txt   results and figures, at relative paths the experiment chooses
     checkpoints/*.npz   resumable state (``Run.checkpoint``)
 
+Writing. A file goes to a hidden temporary file, reaches the disk, and is renamed into place; run.json
+(rewritten the same way) records it afterwards. Overwriting a recorded file (a checkpoint saved again,
+a summary rewritten) takes one more step: run.json first records the new content *with the old one
+as an accepted "previous" state*, then the file is renamed into place, then run.json drops the old
+state. So at every instant run.json accepts what is on disk, and a kill anywhere leaves a run that
+opens, reports and resumes (an interrupted overwrite reads as the old or the new file, never as a
+damaged run); ``resume`` settles it. Only whole files are ever visible.
+
+Reading. Every path read comes from run.json or a caller and must stay inside the run directory
+(no absolute paths, no '..', no symbolic link leading out). Every recorded file is checked against
+its size and SHA-256 when the run is opened and again when it is read: a changed byte is a
+CorruptRunError naming the file. Runs written before hashes were recorded (``files`` maps a path to
+its size alone) stay readable, checked by size only.
+
+Locking. ``create`` and ``resume`` take an exclusive lock on ``.lock`` (``fcntl.flock``) held until
+the run is completed, failed or closed, or the process ends (the OS drops it however the process
+dies: there are no stale locks). A second writer gets RunLockedError naming the run and the PID of
+the holder. Only a locked Run writes; ``open`` gives a read-only Run.
+
 The directories are the truth; ``index.sqlite`` (index.py) only speeds up listing. The store never
-deletes or repairs anything in a run: a damaged run raises CorruptRunError naming its directory.
-It does not lock runs either: one process writes a run at a time (resume a run only once its
-writer has stopped).
+deletes or repairs a finished run: a damaged run raises CorruptRunError naming its directory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import os
@@ -43,11 +64,14 @@ from .index import RunIndex
 RUN_FILE = "run.json"
 INDEX_FILE = "index.sqlite"
 CHECKPOINTS = "checkpoints"
+LOCK_FILE = ".lock"
 STATUSES = ("running", "complete", "failed", "interrupted")
 _REQUIRED = {"id": str, "kind": str, "created": str, "status": str, "config": dict, "seed": int,
              "labels": dict, "versions": dict, "files": dict}
 _STATE_KEY = "__state_json__"  # the checkpoint's JSON state, stored beside its arrays in one .npz
-_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # write_atomic's hidden temporary files
 
 
 class StoreError(CircuitnnError):
@@ -73,6 +97,65 @@ class CorruptRunError(StoreError):
         super().__init__(f"corrupt run directory {self.run_dir}: {problem}")
 
 
+class RunLockedError(StoreError):
+    """Another process is writing the run: it holds the run's lock. ``pid`` is that process (None if
+    it has not written its PID yet)."""
+
+    def __init__(self, run_dir: Path, pid: int | None):
+        self.run_dir, self.pid = Path(run_dir), pid
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(f"run {self.run_dir.name} is being written by {holder} (lock "
+                         f"{self.run_dir / LOCK_FILE}); wait for it to end, or stop it, then resume")
+
+
+class RunLock:
+    """The exclusive lock of one run directory, held by the process writing it.
+
+    ``fcntl.flock`` on ``<run>/.lock``, taken without waiting; the holder's PID is written into the
+    file for the error message of the next writer. The OS releases the lock when the file is closed
+    or the process ends, whatever ends it; the descriptor is close-on-exec, so worker processes
+    never inherit (and so never prolong) it.
+    """
+
+    def __init__(self, run_dir: Path):
+        self._fd: int | None = None
+        self.path = Path(run_dir) / LOCK_FILE
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise StoreError(f"cannot lock run {Path(run_dir).name} for writing: {self.path}: "
+                             f"{err.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise RunLockedError(run_dir, int(holder) if holder.isdigit() else None) from None
+        except OSError as err:  # a filesystem without locks (some network mounts)
+            os.close(fd)
+            raise StoreError(f"cannot lock run {Path(run_dir).name} for writing: {self.path}: "
+                             f"{err.strerror}") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        """Give the lock up (closing the file releases the flock); the file itself stays."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.release()
+
+
 # -- writing files ---------------------------------------------------------------------------------------
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> int:
     """Write ``path`` through ``write(handle)`` atomically; returns the file's size in bytes.
@@ -82,6 +165,13 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> int:
     interrupted at any point, sees the old file or the new one, never a part; if ``write`` raises,
     the temporary file is removed and ``path`` is untouched.
     """
+    temporary, size = _write_temporary(path, write)
+    _replace(temporary, path)
+    return size
+
+
+def _write_temporary(path: Path, write: Callable[[BinaryIO], object]) -> tuple[Path, int]:
+    """The new content of ``path`` in a hidden temporary file beside it, on disk: (its path, size)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
@@ -90,11 +180,32 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> int:
             handle.flush()
             os.fsync(handle.fileno())
             size = os.fstat(handle.fileno()).st_size
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return temporary, size
+
+
+def _replace(temporary: Path, path: Path) -> None:
+    """Rename ``temporary`` over ``path`` and make the rename itself durable (the folder's fsync)."""
+    try:
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    return size
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @contextlib.contextmanager
@@ -157,13 +268,20 @@ def collect_versions() -> dict[str, str]:
 
 
 def read_record(run_dir: Path) -> dict:
-    """run.json of ``run_dir`` as a dict, checked for every required field (CorruptRunError if not)."""
+    """run.json of ``run_dir`` as a dict, checked for every field (CorruptRunError if not)."""
     try:
-        record = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        record = json.loads((run_dir / RUN_FILE).read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise CorruptRunError(run_dir, f"{RUN_FILE} is missing") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
         raise CorruptRunError(run_dir, f"{RUN_FILE} cannot be read: {err}") from None
+    check_record(record, run_dir)
+    return record
+
+
+def check_record(record, run_dir: Path) -> None:
+    """CorruptRunError unless ``record`` is a run.json of ``run_dir`` as the store writes it: every
+    field of the right type, and every file and checkpoint it names a plain path inside the run."""
     if not isinstance(record, dict):
         raise CorruptRunError(run_dir, f"{RUN_FILE} holds a {type(record).__name__}, not an object")
     missing = [key for key in _REQUIRED if key not in record]
@@ -171,26 +289,120 @@ def read_record(run_dir: Path) -> dict:
         raise CorruptRunError(run_dir, f"{RUN_FILE} is incomplete: it lacks {', '.join(missing)}")
     wrong = [f"{key} is {type(record[key]).__name__}, not {kind.__name__}"
              for key, kind in _REQUIRED.items() if not isinstance(record[key], kind)]
-    if record["status"] not in STATUSES:
-        wrong.append(f"status {record['status']!r} is not one of {', '.join(STATUSES)}")
-    if record["id"] != run_dir.name:
-        wrong.append(f"id {record['id']!r} is not the directory's name")
     if wrong:
         raise CorruptRunError(run_dir, f"{RUN_FILE} is invalid: {'; '.join(wrong)}")
-    return record
+    if isinstance(record["seed"], bool):
+        wrong.append("seed is bool, not int")
+    if record["status"] not in STATUSES:
+        wrong.append(f"status {record['status']!r:.40} is not one of {', '.join(STATUSES)}")
+    if record["id"] != run_dir.name:
+        wrong.append(f"id {record['id']!r:.80} is not the directory's name")
+    for key, kinds in (("name", str), ("summary", dict), ("error", str), ("latest_checkpoint", str),
+                       ("checkpoints", dict)):
+        if record.get(key) is not None and not isinstance(record[key], kinds):
+            wrong.append(f"{key} is {type(record[key]).__name__}, not {kinds.__name__} or null")
+    for what in ("labels", "versions"):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in record[what].items()):
+            wrong.append(f"{what} must map text to text")
+    try:
+        datetime.fromisoformat(record["created"])
+    except ValueError:
+        wrong.append(f"created {record['created']!r:.40} is not an ISO 8601 time")
+    for rel, entry in record["files"].items():
+        problem = _path_problem(rel) or _entry_problem(entry)
+        if problem:
+            wrong.append(f"files entry {rel!r:.80} {problem}")
+    checkpoints = record.get("checkpoints") or {}
+    for name in checkpoints:
+        if not _CHECKPOINT_NAME.fullmatch(name):
+            wrong.append(f"checkpoint name {name!r:.80} is not a plain name")
+    latest = record.get("latest_checkpoint")
+    if isinstance(latest, str) and latest not in checkpoints:
+        wrong.append(f"latest_checkpoint {latest!r:.80} is not among the checkpoints")
+    if wrong:
+        raise CorruptRunError(run_dir, f"{RUN_FILE} is invalid: {'; '.join(wrong)}")
+
+
+def _path_problem(rel) -> str | None:
+    """Why ``rel`` (from run.json or a caller) is not a plain relative path inside a run, or None."""
+    if not isinstance(rel, str) or not rel:
+        return "is not a relative path"
+    relative = PurePath(rel)
+    if relative.anchor or "\\" in rel:
+        return "is absolute"
+    if ".." in relative.parts:
+        return "climbs out with '..'"
+    if any(part.startswith(".") for part in relative.parts):
+        return "has a part starting with '.', kept for the store's own files"
+    if any(ord(ch) < 32 for ch in rel):
+        return "holds a control character"
+    return None
+
+
+def _entry_problem(entry) -> str | None:
+    """Why a run.json 'files' entry is not {"size", "sha256"[, "previous"]} (or an old run's size)."""
+    def plain(value) -> bool:
+        if isinstance(value, int) and not isinstance(value, bool):  # written before hashes were recorded
+            return value >= 0
+        return (isinstance(value, dict) and set(value) <= {"size", "sha256"} and isinstance(value.get("size"), int)
+                and not isinstance(value["size"], bool) and value["size"] >= 0
+                and isinstance(value.get("sha256"), str) and bool(_DIGEST.fullmatch(value["sha256"])))
+
+    if isinstance(entry, dict) and "previous" in entry:
+        if plain({k: v for k, v in entry.items() if k != "previous"}) and plain(entry["previous"]):
+            return None
+    elif plain(entry):
+        return None
+    return "is not a size and SHA-256"
+
+
+def _accepted(entry) -> list[dict]:
+    """The states of a file run.json accepts: [{"size"[, "sha256"]}], the new one first."""
+    def state(value) -> dict:
+        return {"size": value} if isinstance(value, int) else {k: value[k] for k in ("size", "sha256") if k in value}
+
+    if isinstance(entry, dict) and "previous" in entry:
+        return [state(entry), state(entry["previous"])]
+    return [state(entry)]
+
+
+def _size(entry) -> int:
+    return entry if isinstance(entry, int) else entry["size"]
+
+
+def _inside(run_dir: Path, rel: str) -> Path:
+    """The path of ``rel`` in ``run_dir`` after following links; CorruptRunError if a symbolic link
+    leads it outside the run."""
+    path = run_dir / rel
+    if not path.resolve().is_relative_to(run_dir.resolve()):
+        raise CorruptRunError(run_dir, f"{rel} leads outside the run through a symbolic link")
+    return path
+
+
+def _check_file(run_dir: Path, rel: str, entry, data: bytes | None = None) -> str | None:
+    """Why the file ``rel`` does not match its run.json entry (size, then SHA-256), or None.
+    ``data``: its bytes, if already read."""
+    path = _inside(run_dir, rel)
+    try:
+        size = len(data) if data is not None else path.stat().st_size
+    except OSError:
+        return f"{rel} is missing"
+    states = _accepted(entry)
+    if not any(state["size"] == size for state in states):
+        return f"{rel} has {size} bytes, {states[0]['size']} were written"
+    with_hash = [state for state in states if state["size"] == size and "sha256" in state]
+    if len(with_hash) < len([state for state in states if state["size"] == size]):
+        return None  # an old run's entry: its size is all there is to check
+    digest = hashlib.sha256(data).hexdigest() if data is not None else _sha256(path)
+    if not any(state["sha256"] == digest for state in with_hash):
+        return f"{rel} has changed since it was written (its SHA-256 is not the one recorded)"
+    return None
 
 
 def _check_files(run_dir: Path, record: dict) -> None:
-    """CorruptRunError if a file run.json records is missing or has another size than written."""
-    problems = []
-    for rel, size in record["files"].items():
-        try:
-            found = (run_dir / rel).stat().st_size
-        except OSError:
-            problems.append(f"{rel} is missing")
-            continue
-        if found != size:
-            problems.append(f"{rel} has {found} bytes, {size} were written")
+    """CorruptRunError if a file run.json records is missing, outside the run, or not what was written."""
+    problems = [problem for rel, entry in record["files"].items()
+                if (problem := _check_file(run_dir, rel, entry)) is not None]
     if problems:
         raise CorruptRunError(run_dir, "; ".join(problems) + " (restore the files from a copy, or start "
                               "a new run; the record of what the run wrote is run.json 'files')")
@@ -232,18 +444,22 @@ class RunListing(list):
 
 # -- one run ----------------------------------------------------------------------------------------------
 class Run:
-    """One run directory: write results while it is "running", read them at any status.
+    """One run directory: write results while it is "running" and locked, read them at any status.
 
     Paths are relative to the run directory (``"figures/loss.png"``); absolute paths, ``..``, names
-    starting with "." (the store's temporary files) and run.json itself are refused. Each write is
-    atomic and then recorded in run.json's ``files``, so a later ``open`` notices missing files.
-    Used as a context manager, an exception leaving the block marks the run failed, and Ctrl-C
-    (KeyboardInterrupt) marks it interrupted and raises ``RunInterrupted``; both resume.
+    starting with "." (the store's own files) and run.json itself are refused. Each write is atomic
+    and then recorded in run.json's ``files`` with its size and SHA-256, so a later read notices a
+    missing or changed file. A Run from ``RunStore.create`` or ``resume`` holds the run's lock until
+    ``complete``, ``fail``, ``interrupt`` or ``close`` (or the end of the process); one from ``open``
+    only reads. Used as a context manager, an exception leaving the block marks the run failed, and
+    Ctrl-C (KeyboardInterrupt) marks it interrupted and raises ``RunInterrupted``; both resume, and
+    leaving the block releases the lock.
     """
 
-    def __init__(self, path: Path, record: dict):
+    def __init__(self, path: Path, record: dict, lock: RunLock | None = None):
         self.path = Path(path)
         self._record = record
+        self._lock = lock
 
     @property
     def id(self) -> str:
@@ -260,7 +476,12 @@ class Run:
     @property
     def files(self) -> dict[str, int]:
         """Relative path → size in bytes of every file written through this run."""
-        return dict(self._record["files"])
+        return {rel: _size(entry) for rel, entry in self._record["files"].items()}
+
+    @property
+    def writable(self) -> bool:
+        """True while this Run holds the run's lock and the run is "running"."""
+        return self._lock is not None and self._lock.held and self.status == "running"
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, status={self.status!r}, path={str(self.path)!r})"
@@ -302,32 +523,56 @@ class Run:
 
     # -- reading -----------------------------------------------------------------------------------------
     def read_bytes(self, rel: str | PurePath) -> bytes:
+        """The bytes of a file the run recorded, checked against its size and SHA-256."""
         key, path = self._resolve(rel, reserved_ok=True)
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            if key in self._record["files"]:
-                raise CorruptRunError(self.path, f"{key} is missing (run.json records it)") from None
+        entry = self._record["files"].get(key)
+        if entry is None and key != RUN_FILE:
             written = sorted(self._record["files"])
-            raise StoreError(f"run {self.id} has no file {key!r}; it wrote {written}") from None
+            raise StoreError(f"run {self.id} has no file {key!r}; it wrote {written}")
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CorruptRunError(self.path, f"{key} is missing (run.json records it)") from None
+        except OSError as err:
+            raise CorruptRunError(self.path, f"{key} cannot be read: {err.strerror}") from None
+        if entry is not None:
+            problem = _check_file(self.path, key, entry, data)
+            if problem is not None:
+                raise CorruptRunError(self.path, problem)
+        return data
 
     def read_text(self, rel: str | PurePath) -> str:
-        return self.read_bytes(rel).decode("utf-8")
+        try:
+            return self.read_bytes(rel).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise CorruptRunError(self.path, f"{rel} is not UTF-8 text: {err}") from None
 
     def read_json(self, rel: str | PurePath):
         try:
             return json.loads(self.read_bytes(rel))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
             raise CorruptRunError(self.path, f"{rel} is not valid JSON: {err}") from None
 
-    def read_csv(self, rel: str | PurePath) -> dict[str, np.ndarray]:
-        """Column name → 1-D array: float64 where every cell is a number (empty cells are NaN), else str."""
+    def read_csv(self, rel: str | PurePath, numeric: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """Column name → 1-D array: float64 where every cell is a number (empty cells are NaN), else str.
+
+        ``numeric``: columns the caller computes with; each must exist and hold only numbers. A
+        missing column (here or on a later lookup) or a text cell in one is a CorruptRunError naming
+        the file, the column and the row."""
         rows = list(csv.reader(io.StringIO(self.read_text(rel))))
         if not rows or any(len(row) != len(rows[0]) for row in rows):
             raise CorruptRunError(self.path, f"{rel} is not a CSV table with one header row and equal rows")
         header, body = rows[0], rows[1:]
         columns = zip(*body, strict=True) if body else [()] * len(header)
-        return {name: _column(cells) for name, cells in zip(header, columns, strict=True)}
+        table = _Table({name: _column(cells) for name, cells in zip(header, columns, strict=True)},
+                       self.path, str(rel))
+        for name in numeric:
+            values = table[name]
+            if values.dtype.kind != "f":
+                row = next(i for i, cell in enumerate(values) if not _is_number_text(cell))
+                raise CorruptRunError(self.path, f"{rel}, column {name!r}, row {row + 2}: "
+                                      f"{str(values[row])[:40]!r} is not a number")
+        return table
 
     def read_npz(self, rel: str | PurePath) -> dict[str, np.ndarray]:
         """Name → array, all loaded into memory (the file is closed on return)."""
@@ -357,7 +602,8 @@ class Run:
         of any shape (device states, weights). Both go into one file, so no crash can pair the state
         of one save with the arrays of another. The run.json rewrite that names the latest checkpoint
         comes last: interrupted before it, the previous checkpoint stays the latest. Saving under an
-        existing name replaces that checkpoint.
+        existing name replaces that checkpoint as atomically as a new one is written: a kill at any
+        point leaves the old checkpoint or the new one, both resumable (see the module docstring).
         """
         if not isinstance(name, str) or not _CHECKPOINT_NAME.fullmatch(name):
             raise StoreError(f"checkpoint name {name!r}: use letters, digits, '_', '.', '-' ('epoch-0005')")
@@ -369,9 +615,8 @@ class Run:
         key, path = self._resolve(PurePath(CHECKPOINTS, f"{name}.npz"), reserved_ok=True)
         contents = {_STATE_KEY: np.array(state_json), **arrays}
         with _deferred_interrupt():
-            size = write_atomic(path, lambda handle: np.savez(handle, **contents))
-            self._save_record(files={**self._record["files"], key: size}, latest_checkpoint=name,
-                              checkpoints={**self._record.get("checkpoints", {}), name: _now()})
+            self._put(key, path, lambda handle: np.savez(handle, **contents), latest_checkpoint=name,
+                      checkpoints={**self._record.get("checkpoints", {}), name: _now()})
         return path
 
     def load_checkpoint(self, name: str | None = None) -> tuple[dict, dict[str, np.ndarray]] | None:
@@ -386,44 +631,72 @@ class Run:
 
     # -- status ------------------------------------------------------------------------------------------
     def complete(self, summary: Mapping) -> None:
-        """Mark the run complete with ``summary`` (JSON-able: final accuracy, energy_J, ...)."""
+        """Mark the run complete with ``summary`` (JSON-able: final accuracy, energy_J, ...); this
+        releases the lock."""
         self._require_running("complete it")
         self._save_record(status="complete", summary=dict(summary), finished=_now())
+        self.close()
 
     def fail(self, message: str) -> None:
-        """Mark the run failed with ``message`` (what went wrong); it can then be resumed."""
+        """Mark the run failed with ``message`` (what went wrong); it can then be resumed. This
+        releases the lock."""
         self._require_running("mark it failed")
         self._save_record(status="failed", error=str(message), finished=_now())
+        self.close()
+
+    def close(self) -> None:
+        """Stop writing: release the run's lock (a "running" run stays resumable). Reading goes on."""
+        if self._lock is not None:
+            self._lock.release()
 
     def interrupt(self) -> None:
-        """Mark the run interrupted (stopped by the user, not by an error); it can then be resumed."""
+        """Mark the run interrupted (stopped by the user, not by an error); it can then be resumed.
+        This releases the lock."""
         self._require_running("mark it interrupted")
         self._save_record(status="interrupted", error="interrupted by the user (Ctrl-C)", finished=_now())
+        self.close()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
-        if error is None or self.status != "running":
-            return
-        if isinstance(error, KeyboardInterrupt):
-            self.interrupt()
-            if not isinstance(error, RunInterrupted):
-                raise RunInterrupted(self) from error
-            return
-        self.fail(f"{kind.__name__}: {error}")
+        try:
+            if error is not None and self.writable:
+                if isinstance(error, KeyboardInterrupt):
+                    self.interrupt()
+                    if not isinstance(error, RunInterrupted):
+                        raise RunInterrupted(self) from error
+                    return
+                self.fail(f"{kind.__name__}: {error}")
+        finally:
+            self.close()
 
     # -- internals ---------------------------------------------------------------------------------------
     def _reopen(self) -> None:
-        """Set a failed, interrupted or still-"running" (killed) run running again, keeping what happened."""
+        """Set a failed, interrupted or still-"running" (killed) run running again, keeping what
+        happened, and settle what an interrupted writer left: an overwrite half done (keep the state
+        on disk) and its temporary files."""
+        files = {}
+        for rel, entry in self._record["files"].items():
+            if isinstance(entry, dict) and "previous" in entry:
+                new = {"size": entry["size"], "sha256": entry["sha256"]}
+                entry = new if _check_file(self.path, rel, new) is None else entry["previous"]
+            files[rel] = entry
         resumed = {"at": _now(), "status": self.status, "error": self._record.get("error")}
-        self._save_record(status="running", error=None, finished=None,
+        self._save_record(status="running", error=None, finished=None, files=files,
                           resumed=[*self._record.get("resumed", []), resumed])
+        for folder, _, names in os.walk(self.path):
+            for name in names:
+                if _TEMPORARY.fullmatch(name):
+                    Path(folder, name).unlink(missing_ok=True)
 
     def _require_running(self, action: str) -> None:
         if self.status != "running":
             raise StoreError(f"cannot {action}: run {self.id} is {self.status}; "
                              "its files are final (start a new run, or resume an interrupted or failed one)")
+        if self._lock is None or not self._lock.held:
+            raise StoreError(f"cannot {action}: run {self.id} is not open for writing here "
+                             f"(RunStore.resume({self.id!r}) opens it for writing)")
 
     def _resolve(self, rel: str | PurePath, reserved_ok: bool = False) -> tuple[str, Path]:
         """(key in run.json 'files', absolute path) of ``rel``, refused unless it stays in the run.
@@ -453,10 +726,30 @@ class Run:
         self._require_running(f"write {rel}")
         key, path = self._resolve(rel)
         with _deferred_interrupt():
-            size = write_atomic(path, write)
-            # Recorded after the file is in place: a crash between the two leaves an unrecorded file, harmless.
-            self._save_record(files={**self._record["files"], key: size})
+            self._put(key, path, write)
         return path
+
+    def _put(self, key: str, path: Path, write: Callable[[BinaryIO], object], **changes) -> None:
+        """Write a file and record it (with ``changes`` to the record), so that every kill point
+        leaves run.json accepting what is on disk: a new file is recorded after it is in place; an
+        overwrite is announced first, with the old content still accepted, then done, then recorded."""
+        temporary, size = _write_temporary(path, write)
+        try:
+            entry = {"size": size, "sha256": _sha256(temporary)}
+            old = self._record["files"].get(key)
+            if old is not None and path.exists():
+                # The state on disk: after an overwrite that failed half-way, the old entry accepts two.
+                states = _accepted(old)
+                previous = next((state for state in states
+                                 if len(states) == 1 or _check_file(self.path, key, state) is None), states[0])
+                if "sha256" not in previous:  # an old run's entry: a size alone
+                    previous = previous["size"]
+                self._save_record(files={**self._record["files"], key: {**entry, "previous": previous}})
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+        _replace(temporary, path)
+        self._save_record(files={**self._record["files"], key: entry}, **changes)
 
     def _save_record(self, **changes) -> None:
         """Write run.json with ``changes`` applied; the object changes only once the file has, and
@@ -482,6 +775,25 @@ def _table_rows(table, what: str) -> tuple[list[str], list[list]]:
     header = list(dict.fromkeys(str(key) for row in table for key in row))
     return header, [[cell(row.get(key)) for key in header] for row in ({str(k): v for k, v in r.items()}
                                                                            for r in table)]
+
+
+class _Table(dict):
+    """A CSV's columns; a lookup of a column it lacks names the file instead of raising KeyError."""
+
+    def __init__(self, columns: dict, run_dir: Path, rel: str):
+        super().__init__(columns)
+        self._run_dir, self._rel = run_dir, rel
+
+    def __missing__(self, name):
+        raise CorruptRunError(self._run_dir, f"{self._rel} has no column {name!r} (it has {list(self)[:12]})")
+
+
+def _is_number_text(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return cell == ""
+    return True
 
 
 def _column(cells: Sequence[str]) -> np.ndarray:
@@ -533,48 +845,83 @@ class RunStore:
         # what run.json will say (NumPy values as plain numbers).
         record = json.loads(_json_bytes(record, f"config of a new {kind!r} run"))
         # Built under a hidden name, then renamed: the run appears whole, with its run.json, at once.
-        self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / f".creating-{secrets.token_hex(8)}"
-        staging.mkdir()
-        while True:
-            record["id"] = run_id = new_run_id(kind, name or "-".join(labels.values()), created)
-            write_atomic(staging / RUN_FILE, lambda handle: handle.write(_json_bytes(record, RUN_FILE)))
-            try:
-                os.rename(staging, self.root / run_id)
-                return Run(self.root / run_id, record)
-            except OSError:
-                if not (self.root / run_id).exists():
-                    raise
-                # Another process took this id in the same second: draw another suffix.
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            staging = self.root / f".creating-{secrets.token_hex(8)}"
+            staging.mkdir()
+        except OSError as err:
+            raise StoreError(f"cannot create a run in {self.root}: {err.strerror}") from None
+        lock = RunLock(staging)  # taken before the run appears: no other process can ever resume it first
+        try:
+            while True:
+                record["id"] = run_id = new_run_id(kind, name or "-".join(labels.values()), created)
+                write_atomic(staging / RUN_FILE, lambda handle: handle.write(_json_bytes(record, RUN_FILE)))
+                try:
+                    os.rename(staging, self.root / run_id)
+                    return Run(self.root / run_id, record, lock)
+                except OSError:
+                    if not (self.root / run_id).exists():
+                        raise
+                    # Another process took this id in the same second: draw another suffix.
+        except BaseException:
+            lock.release()
+            raise
 
     def open(self, run_id: str) -> Run:
-        """The run ``run_id``, checked (CorruptRunError if run.json or a file it records is damaged)."""
+        """The run ``run_id`` for reading, checked (CorruptRunError if run.json or a file it records
+        is damaged, changed or outside the run)."""
         run_dir = self._run_dir(run_id)
         record = read_record(run_dir)
         _check_files(run_dir, record)
         return Run(run_dir, record)
 
     def resume(self, run_id: str) -> Run:
-        """Reopen an "interrupted", "failed" or still-"running" (killed) run for writing; continue from
-        ``run.load_checkpoint()``. A complete run is final: StoreError."""
-        run = self.open(run_id)
-        if run.status == "complete":
-            raise StoreError(f"run {run_id} is complete and cannot be resumed; start a new run "
-                             "(only interrupted, failed or running runs resume from their checkpoints)")
-        run._reopen()
+        """Reopen an "interrupted", "failed" or still-"running" (killed) run for writing, holding its
+        lock; continue from ``run.load_checkpoint()``. A complete run is final: StoreError. A run
+        another process is writing: RunLockedError (naming that process)."""
+        run_dir = self._run_dir(run_id)
+        lock = RunLock(run_dir)
+        try:
+            record = read_record(run_dir)
+            _check_files(run_dir, record)
+            if record["status"] == "complete":
+                raise StoreError(f"run {run_id} is complete and cannot be resumed; start a new run "
+                                 "(only interrupted, failed or running runs resume from their checkpoints)")
+            run = Run(run_dir, record, lock)
+            run._reopen()
+        except BaseException:
+            lock.release()
+            raise
         return run
 
     def list(self, kind: str | None = None, status: str | None = None,
              labels: Mapping[str, object] | None = None) -> RunListing:
         """Runs matching every filter given (kind, status, each label key=value), newest first.
-        Damaged runs are left out and reported in the listing's ``skipped``."""
+        Damaged runs are left out and reported in the listing's ``skipped``; a root that does not
+        exist yet holds no runs, one that is not a folder is a StoreError."""
         if status is not None and status not in STATUSES:
             raise StoreError(f"status {status!r}: filter by one of {', '.join(STATUSES)}")
-        if not self.root.is_dir():
+        if not self.root.exists():
             return RunListing([])
-        records, problems = self._index.query(self._stamps(), self._load, kind, status, labels)
-        return RunListing([RunInfo.from_record(record, self.root / record["id"]) for record in records],
-                          [CorruptRunError(self.root / run_id, problem) for run_id, problem in problems])
+        if not self.root.is_dir():
+            raise StoreError(f"store {self.root} is not a folder of runs (give the folder --store points at)")
+        try:
+            records, problems = self._index.query(self._stamps(), self._load, kind, status, labels)
+        except OSError as err:
+            raise StoreError(f"cannot list the runs in {self.root}: {err.strerror}") from None
+        infos, skipped = [], [CorruptRunError(self.root / run_id, problem) for run_id, problem in problems]
+        for record in records:
+            run_dir = self.root / str(record.get("id") if isinstance(record, dict) else "?")
+            try:
+                # The index is a cache: a row that is not a valid record is read again from its run.
+                try:
+                    check_record(record, run_dir)
+                except CorruptRunError:
+                    record = read_record(run_dir)
+                infos.append(RunInfo.from_record(record, run_dir))
+            except CorruptRunError as err:
+                skipped.append(err)
+        return RunListing(infos, skipped)
 
     def reindex(self) -> RunListing:
         """Rebuild the index from the run directories; returns the listing of every run."""
@@ -614,6 +961,11 @@ class RunStore:
 
 
 # -- for the CLI ------------------------------------------------------------------------------------------
+def _one_line(text: str) -> str:
+    """``text`` on one line: a table row per run, whatever a record's texts hold."""
+    return re.sub(r"\s+", " ", re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", str(text)))
+
+
 def format_run_table(infos: Iterable[RunInfo], skipped: Iterable[CorruptRunError] = (),
                      summary_fields: int = 3) -> str:
     """A plain-text table of runs (id, kind, status, created, labels, the first ``summary_fields``
@@ -629,13 +981,14 @@ def format_run_table(infos: Iterable[RunInfo], skipped: Iterable[CorruptRunError
                         for key, value in scalars[:summary_fields])
 
     header = ("id", "kind", "status", "created (UTC)", "labels", "summary")
-    rows = [(info.id, info.kind, info.status, info.created[:19].replace("T", " "),
-             " ".join(f"{key}={value}" for key, value in info.labels.items()), summary_text(info))
+    rows = [tuple(_one_line(cell) for cell in (
+                info.id, info.kind, info.status, info.created[:19].replace("T", " "),
+                " ".join(f"{key}={value}" for key, value in info.labels.items()), summary_text(info)))
             for info in infos]
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in [header, *rows]]
     if not rows:
         lines = ["no runs"]
-    lines += [f"skipped {error.run_dir.name}: {error.problem}" for error in skipped]
+    lines += [_one_line(f"skipped {error.run_dir.name}: {error.problem}") for error in skipped]
     return "\n".join(lines)

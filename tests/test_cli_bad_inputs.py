@@ -1,0 +1,222 @@
+"""Every bad input gets exit 2 and exactly one line on stderr naming it; signals stop a command with
+one line and leave its run resumable; a missing libngspice is one line too."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from circuitnn.cli import main
+from circuitnn.store import RunStore
+
+BIG = "9" * 400  # an integer no float can hold
+
+
+def _one_line(capfd, code, *names, expected_code=2):
+    out, err = capfd.readouterr()
+    assert code == expected_code, err
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for name in names:
+        assert str(name) in err, (name, err)
+    return err
+
+
+CONFIGS = {
+    "v_read zero": ("[circuit]\nv_read_V = 0\n", "circuit.v_read_V"),
+    "v_read huge integer": (f"[circuit]\nv_read_V = {BIG}\n", "circuit.v_read_V"),
+    "seed huge integer": (f"seed = {BIG}\n", "seed"),
+    "r_line huge integer": (f"[circuit]\nr_line_ohm = {BIG}\n", "circuit.r_line_ohm"),
+    "max_pulses huge integer": (f"[tuning]\nmax_pulses = {BIG}\n", "tuning.max_pulses"),
+    "error_draws huge integer": (f"[onchip]\nerror_draws = {BIG}\n", "onchip.error_draws"),
+    "layers huge integer": (f"[circuit]\nlayers = [9, {BIG}, 1]\n", "circuit.layers[0].n_outputs"),
+    "override huge integer": (f"[device.overrides]\nr_on_ohm = {BIG}\n", "device.overrides.r_on_ohm"),
+    "digits past Python's limit": ("seed = " + "9" * 5000 + "\n", "config.toml"),
+    "device not a table": ("device = 1\n", "device"),
+    "circuit not a table": ("circuit = 1\n", "circuit"),
+    "empty conductance errors": ("[onchip]\nconductance_errors = []\n", "onchip.conductance_errors"),
+    "empty noise levels": ("[onchip]\nnoise_levels = []\n", "onchip.noise_levels"),
+    "invalid preset": ('preset = "Au"\n', "preset"),
+    "preset not text": ("preset = 3\n", "preset"),
+    "invalid medium": ('[device]\nmedium = "Au"\n', "device.medium"),
+    "medium with a line break": ('[device]\nmedium = "Cr\\n.control"\n', "device.medium"),
+    "feedback zero": ("[circuit.neuron]\nr_feedback_ohm = 0\n", "r_feedback_ohm"),
+    "nan": ("[circuit]\nr_sense_ohm = nan\n", "circuit.r_sense_ohm"),
+    "inf": ("[timing]\ncontroller_overhead_s = inf\n", "timing.controller_overhead_s"),
+    "text for a number": ('[tuning]\ntolerance = "0.05"\n', "tuning.tolerance"),
+    "list for a number": ("[tuning]\ntolerance = [0.05]\n", "tuning.tolerance"),
+    "unknown key": ("[tuning]\ntolerence = 0.05\n", "tuning.tolerence"),
+    "sweep too slow to simulate": ("[curves]\nsweep_frequency_Hz = 1e-9\n", "curves.sweep_frequency_Hz"),
+    "not TOML": ("[circuit\n", "config.toml"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIGS))
+def test_bad_config_values_fail_in_one_line_even_with_all_media(case, tmp_path, capfd):
+    text, name = CONFIGS[case]
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    code = main(["netlist", "--config", str(config), "--medium", "all", "--out", str(tmp_path / "out")])
+    _one_line(capfd, code, name)
+    assert not (tmp_path / "out").exists()  # nothing written before the input was checked
+
+
+def test_non_utf8_config_and_trace_name_the_file(tmp_path, capfd):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes("medium = 'Cr'  # r\xe9sistance\n".encode("latin-1"))
+    _one_line(capfd, main(["netlist", "--config", str(bad), "--out", str(tmp_path)]), bad, "UTF-8")
+    trace = tmp_path / "trace.csv"
+    trace.write_bytes(b"time_s,voltage_V,current_A\n0,0,0\n\xff\xfe,1,2\n")
+    _one_line(capfd, main(["fit", str(trace), "--medium", "W", "--out", str(tmp_path / "fit")]), trace, "UTF-8")
+
+
+def test_os_errors_name_the_path(tmp_path, capfd):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    (tmp_path / "a_folder").mkdir()
+    _one_line(capfd, main(["netlist", "--out", str(a_file)]), a_file)
+    _one_line(capfd, main(["simulate", "--medium", "Cr", "--out", str(tmp_path / "a_folder")]), "--out", "a_folder")
+    _one_line(capfd, main(["device-curves", "--medium", "C", "--out", str(a_file)]), a_file)
+    _one_line(capfd, main(["train", "--backend", "surrogate", "--store", "/proc/version/runs", "--quiet"]),
+              "/proc/version")
+    _one_line(capfd, main(["netlist", "--config", str(tmp_path / "a_folder")]), "a_folder")
+    _one_line(capfd, main(["fit", str(tmp_path / "missing.csv"), "--medium", "Cr"]), "missing.csv")
+
+
+def test_bad_arguments_name_the_option(tmp_path, capfd):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    _one_line(capfd, main(["runs", "--label", "foo", "--store", str(tmp_path)]), "--label", "foo")
+    _one_line(capfd, main(["runs", "--store", str(a_file)]), a_file)
+    _one_line(capfd, main(["compare-media", "--heatmap-medium", "Au", "--backend", "surrogate",
+                           "--store", str(tmp_path / "s"), "--quiet"]), "--heatmap-medium", "Au")
+    _one_line(capfd, main(["compare-media", "--medium", "W", "--heatmap-medium", "Cr", "--backend", "surrogate",
+                           "--store", str(tmp_path / "s"), "--quiet"]), "--heatmap-medium")
+    _one_line(capfd, main(["simulate", "--states", "abc"]), "--states")
+    _one_line(capfd, main(["simulate", "--states", ",".join(["1e400"] * 30)]), "states[0]")
+    _one_line(capfd, main(["networks", "--seed", "-5", "--store", str(tmp_path / "n"), "--quiet"]), "--seed")
+    _one_line(capfd, main(["crosscheck", "--seeds", "0", "--store", str(tmp_path / "c"), "--quiet"]), "seeds")
+    _one_line(capfd, main(["report", "../etc", "--store", str(tmp_path)]), "../etc")
+    assert not (tmp_path / "s").exists() or RunStore(tmp_path / "s").list() == []
+
+
+def test_bad_options_are_one_line_too(capfd):
+    _one_line(capfd, _exit_code(["crosscheck", "--seeds", "abc"]), "--seeds", "abc")
+    _one_line(capfd, _exit_code(["no-such-command"]), "no-such-command")
+    _one_line(capfd, _exit_code([]), "command")
+
+
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+def test_runs_of_another_kind_are_named(tmp_path, capfd):
+    store = RunStore(tmp_path)
+    other = store.create("networks", {}, 0)
+    other.fail("stopped")
+    for argv in (["train", "--resume", other.id], ["crosscheck", "--resume", other.id],
+                 ["compare-media", "--resume", other.id]):
+        _one_line(capfd, main([*argv, "--store", str(tmp_path)]), other.id, "'networks' run")
+    # A networks run has a report of its own kind; this one wrote nothing to report from.
+    _one_line(capfd, main(["report", other.id, "--store", str(tmp_path), "--out", str(tmp_path / "r")]), other.id)
+    assert store.open(other.id).status == "failed"  # refused before anything was reopened
+
+
+def test_missing_libngspice_is_one_line(monkeypatch, capfd):
+    monkeypatch.setenv("CIRCUITNN_NGSPICE_LIBRARY", "/nonexistent/libngspice.so.0")
+    _one_line(capfd, main(["simulate", "--medium", "Cr"]), "libngspice.so.0 not found",
+              "install libngspice0 (scripts/setup.sh does)", expected_code=1)
+
+
+# -- reports on damaged runs ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory):
+    store = tmp_path_factory.mktemp("store")
+    assert main(["compare-media", "--backend", "surrogate", "--medium", "Cr", "--store", str(store),
+                 "--quiet"]) == 0
+    (info,) = RunStore(store).list()
+    return info.path
+
+
+def _copy(stored_run, tmp_path) -> tuple[Path, Path]:
+    run_dir = tmp_path / "runs" / stored_run.name
+    shutil.copytree(stored_run, run_dir)
+    return tmp_path / "runs", run_dir
+
+
+def _rewrite(run_dir, rel, change, keep_record_consistent: bool) -> None:
+    path = run_dir / rel
+    path.write_text(change(path.read_text()))
+    if keep_record_consistent:  # as a run written before hashes were recorded would read
+        record = json.loads((run_dir / "run.json").read_text())
+        record["files"][rel] = path.stat().st_size
+        (run_dir / "run.json").write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("damage, names", [
+    (lambda t: t.replace("sigma", "sigmaX", 1), ["sweep.csv", "'sigma'"]),
+    (lambda t: t.replace("\n0.0,", "\nabc,", 1), ["sweep.csv", "'sigma'", "row 2"]),
+])
+@pytest.mark.parametrize("consistent", [False, True])
+def test_report_on_an_edited_csv_names_file_and_column(stored_run, tmp_path, capfd, damage, names, consistent):
+    store, run_dir = _copy(stored_run, tmp_path)
+    _rewrite(run_dir, "parts/Cr-errors/sweep.csv", damage, consistent)
+    code = main(["report", run_dir.name, "--store", str(store), "--out", str(tmp_path / "reports")])
+    # With the record untouched the store itself notices (size or SHA-256); with a record that agrees
+    # (a run from before hashes), the report names the column it needs.
+    _one_line(capfd, code, *(names if consistent else ["corrupt run directory", "sweep.csv"]))
+
+
+def test_report_on_an_edited_summary_names_file_and_field(stored_run, tmp_path, capfd):
+    store, run_dir = _copy(stored_run, tmp_path)
+    _rewrite(run_dir, "parts/Cr-noreset/summary.json",
+             lambda t: json.dumps({**json.loads(t), "training_time_s": "fast"}), True)
+    _one_line(capfd, main(["report", run_dir.name, "--store", str(store), "--out", str(tmp_path / "r")]),
+              "summary.json", "training_time_s")
+    _rewrite(run_dir, "run.json", lambda t: t.replace('"status": "complete"', '"status": "done"'), False)
+    code = main(["runs", "--store", str(store)])
+    out, err = capfd.readouterr()
+    assert code == 0 and out.count("skipped") == 1 and "status 'done'" in out
+
+
+# -- signals ----------------------------------------------------------------------------------------------
+def _has_checkpoint(store: Path) -> bool:
+    """True once a run under ``store`` has recorded a checkpoint (its workers are then busy)."""
+    for record in store.glob("*/run.json"):
+        try:
+            if json.loads(record.read_text()).get("latest_checkpoint"):
+                return True
+        except (OSError, ValueError):
+            pass
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_to_the_process_group_stops_in_one_line_and_leaves_the_run_resumable(tmp_path, signum):
+    store = tmp_path / "runs"
+    process = subprocess.Popen([sys.executable, "-m", "circuitnn.cli", "train", "--medium", "C", "--store",
+                                str(store), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not _has_checkpoint(store) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signum)  # what a closed terminal or `kill -TERM -PGID` does: workers too
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum
+    assert err.count("\n") == 1 and signal.Signals(signum).name in err and "Traceback" not in err, err
+    (info,) = RunStore(store).list()
+    assert info.status == "failed"
+    run = RunStore(store).resume(info.id)  # opens (every file checked), locks, continues
+    assert run.load_checkpoint() is not None
+    run.close()
