@@ -1,6 +1,7 @@
 """Stored reproduction runs: reports rebuild identically from disk, interrupted runs resume, and bad
 input loses nothing."""
 
+import contextlib
 import shutil
 
 import numpy as np
@@ -11,6 +12,27 @@ from circuitnn.experiments import reproduction
 from circuitnn.reports.onchip_report import build_report, table_csv, write_report, write_report_to
 from circuitnn.store import CorruptRunError, RunStore
 from report_checks import assert_report_folder, assert_valid_markdown
+
+
+@contextlib.contextmanager
+def _interrupted_after(devices: int, monkeypatch):
+    """Ctrl-C (a KeyboardInterrupt) right after the ``devices``-th device's checkpoint."""
+    original = reproduction.onchip.train_on_chip
+    calls = {"n": 0}
+
+    def interrupted(*args, on_device=None, **kwargs):
+        def stop(progress):
+            on_device(progress)
+            calls["n"] += 1
+            if calls["n"] == devices:
+                raise KeyboardInterrupt("simulated ^C")
+        return original(*args, on_device=stop, **kwargs)
+
+    monkeypatch.setattr(reproduction.onchip, "train_on_chip", interrupted)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(reproduction.onchip, "train_on_chip", original)
 
 
 @pytest.fixture(scope="module")
@@ -83,21 +105,8 @@ def test_cli_report_of_a_reproduction_run_is_valid_markdown_with_units(stored, t
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored, monkeypatch, capsys):
     store = RunStore(tmp_path / "runs")
-    calls = {"n": 0}
-    original = reproduction.onchip.train_on_chip
-
-    def interrupted(*args, on_device=None, **kwargs):
-        def stop_after_ten(result):
-            on_device(result)
-            calls["n"] += 1
-            if calls["n"] == 10:
-                raise KeyboardInterrupt("simulated ^C")
-        return original(*args, on_device=stop_after_ten, **kwargs)
-
-    monkeypatch.setattr(reproduction.onchip, "train_on_chip", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with _interrupted_after(10, monkeypatch), pytest.raises(KeyboardInterrupt):
         reproduction.run_reproduction(store, [small_config], "train", progress=False, write_report=write_report)
-    monkeypatch.setattr(reproduction.onchip, "train_on_chip", original)
     (info,) = store.list()
     assert info.status == "interrupted" and info.latest_checkpoint == "Cr-reset"
     # Nothing finished yet: the report says so in one line, and how to continue.
@@ -169,21 +178,8 @@ def test_an_ageing_model_resumes_exactly(tmp_path, monkeypatch, backend):
     reference = reproduction.run_reproduction(RunStore(tmp_path / "a"), [config], "train", progress=False,
                                               backend=backend)
     store = RunStore(tmp_path / "b")
-    original = reproduction.onchip.train_on_chip
-    calls = {"n": 0}
-
-    def interrupted(*args, on_device=None, **kwargs):
-        def stop_after_seven(progress):
-            on_device(progress)
-            calls["n"] += 1
-            if calls["n"] == 7:
-                raise KeyboardInterrupt("simulated ^C")
-        return original(*args, on_device=stop_after_seven, **kwargs)
-
-    monkeypatch.setattr(reproduction.onchip, "train_on_chip", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with _interrupted_after(7, monkeypatch), pytest.raises(KeyboardInterrupt):
         reproduction.run_reproduction(store, [config], "train", progress=False, backend=backend)
-    monkeypatch.setattr(reproduction.onchip, "train_on_chip", original)
     (info,) = store.list()
     resumed = reproduction.run_reproduction(store, [config], "train", resume=info.id, progress=False)
     for part in ("PCM-reset", "PCM-noreset"):

@@ -226,6 +226,22 @@ class DeviceModel(ABC):
         return {"family": self.family, **dataclasses.asdict(self)}
 
 
+class LinearConductance:
+    """A model whose read conductance is linear in the state between its window ends:
+    G = g_low + x (g_high − g_low) (M-SDC's parallel mix, PCM's crystalline fraction)."""
+
+    def _window(self, g_low_S, g_high_S):
+        return (self.g_low_S if g_low_S is None else g_low_S), (self.g_high_S if g_high_S is None else g_high_S)
+
+    def conductance_S(self, x, g_low_S=None, g_high_S=None):
+        low, high = self._window(g_low_S, g_high_S)
+        return low + (high - low) * np.asarray(x, dtype=float)
+
+    def state_from_conductance(self, g_S, g_low_S=None, g_high_S=None):
+        low, high = self._window(g_low_S, g_high_S)
+        return (np.asarray(g_S, dtype=float) - low) / (high - low)
+
+
 # ---- the two-rate form ----------------------------------------------------------------------------------
 # Sub-steps of the generic pulse integrator: the device voltage moves by at most this fraction of the
 # model's ``rate_voltage_scale_V`` per ramp sub-step, and a flat-top sub-step moves the state by at most

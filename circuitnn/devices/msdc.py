@@ -29,13 +29,13 @@ from scipy.special import expit
 
 from ..errors import ConfigError
 from ..validation import check_range
-from .base import DeviceModel, PulseResponse, Retention, SpiceSubcircuit
+from .base import DeviceModel, LinearConductance, PulseResponse, Retention, SpiceSubcircuit
 
 BOLTZMANN_OVER_CHARGE_V_PER_K = 8.617333262e-5
 
 
 @dataclass(frozen=True)
-class MsdcParams(DeviceModel):
+class MsdcParams(LinearConductance, DeviceModel):
     """Parameters of one M-SDC medium. SI units in the names; ``provenance`` says where each came from.
 
     ``retention`` is what the preset claims about its unbiased state (the contract tests check it).
@@ -86,17 +86,6 @@ class MsdcParams(DeviceModel):
     @property
     def g_high_S(self) -> float:
         return self.g_on_S
-
-    def conductance_S(self, x, g_low_S=None, g_high_S=None):
-        g_on = self.g_on_S if g_high_S is None else g_high_S
-        g_off = self.g_off_S if g_low_S is None else g_low_S
-        x = np.asarray(x, dtype=float)
-        return g_off + (g_on - g_off) * x
-
-    def state_from_conductance(self, g_S, g_low_S=None, g_high_S=None):
-        g_on = self.g_on_S if g_high_S is None else g_high_S
-        g_off = self.g_off_S if g_low_S is None else g_low_S
-        return (np.asarray(g_S, dtype=float) - g_off) / (g_on - g_off)
 
     def current_A(self, x, v_V):
         return current_A(self, x, v_V)

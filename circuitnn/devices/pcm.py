@@ -48,7 +48,7 @@ from scipy.special import expit
 
 from ..errors import ConfigError
 from ..validation import check_range, is_real
-from .base import Retention, SpiceSubcircuit, TwoRateModel
+from .base import LinearConductance, Retention, SpiceSubcircuit, TwoRateModel
 
 # The polynomial coefficients were fitted with conductances in µS at g_max = 25 µS.
 _FIT_G_MAX_S = 25e-6
@@ -470,7 +470,7 @@ def simulate_waveform(pp: PcmPulseParams, g0: float, t_s, v_source_V, r_series_o
 
 # ---- the device model --------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PcmModel(TwoRateModel):
+class PcmModel(LinearConductance, TwoRateModel):
     """A PCM cell on the chip: the behavioural pulse response (``PcmPulseParams``) and the statistical
     drift and read-noise model (``PcmParams``) in one parameter set, behind the device-model contract.
 
@@ -482,20 +482,21 @@ class PcmModel(TwoRateModel):
     """
 
     family = "pcm"
+    # Defaults: those of the two parameter sets it joins (one source for every number).
     medium: str = "PCM"
-    g_max_S: float = 25e-6
-    g_min_S: float = 0.0
-    v_set_V: float = 1.0
-    v_reset_V: float = 1.6
-    v_width_V: float = 0.025
-    tau_set_s: float = 200e-9
-    tau_reset_s: float = 10e-9
-    t0_s: float = 20.0
-    t_read_s: float = 250e-9
-    prog_noise_coeffs: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
-    prog_noise_scale: float = 1.0
-    drift_scale: float = 1.0
-    read_noise_scale: float = 1.0
+    g_max_S: float = PcmPulseParams.g_max_S
+    g_min_S: float = PcmPulseParams.g_min_S
+    v_set_V: float = PcmPulseParams.v_set_V
+    v_reset_V: float = PcmPulseParams.v_reset_V
+    v_width_V: float = PcmPulseParams.v_width_V
+    tau_set_s: float = PcmPulseParams.tau_set_s
+    tau_reset_s: float = PcmPulseParams.tau_reset_s
+    t0_s: float = PcmParams.t0_s
+    t_read_s: float = PcmParams.t_read_s
+    prog_noise_coeffs: tuple[float, float, float] = PcmParams.prog_noise_coeffs
+    prog_noise_scale: float = PcmParams.prog_noise_scale
+    drift_scale: float = PcmParams.drift_scale
+    read_noise_scale: float = PcmParams.read_noise_scale
     provenance: str = ("pulse response: circuitnn design, not a fit (GST-like thresholds and time "
                        "constants); drift and read noise: Nandakumar et al., ICECS 2019, as in aihwkit "
                        "PCMLikeNoiseModel (docs/reference/dgc-drift-programming.md section 4)")
@@ -530,16 +531,6 @@ class PcmModel(TwoRateModel):
     @property
     def g_high_S(self) -> float:
         return self.g_max_S
-
-    def conductance_S(self, x, g_low_S=None, g_high_S=None):
-        low = self.g_min_S if g_low_S is None else g_low_S
-        high = self.g_max_S if g_high_S is None else g_high_S
-        return low + np.asarray(x, dtype=float) * (high - low)
-
-    def state_from_conductance(self, g_S, g_low_S=None, g_high_S=None):
-        low = self.g_min_S if g_low_S is None else g_low_S
-        high = self.g_max_S if g_high_S is None else g_high_S
-        return (np.asarray(g_S, dtype=float) - low) / (high - low)
 
     def current_A(self, x, v_V):
         return current_A(self.pulse_params, x, v_V)
