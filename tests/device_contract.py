@@ -28,7 +28,7 @@ from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
 from circuitnn.circuits.netlist import Netlist, subcircuit_lines
 from circuitnn.circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
-from circuitnn.devices.base import DeviceModel, simulate_waveform
+from circuitnn.devices.base import DeviceModel, integrate_waveform
 
 PATH = ProgrammingPath()
 
@@ -124,7 +124,7 @@ class DeviceContract:
             corners = np.array([0.0, *pulse.breakpoints_s(), pulse.duration_s])
             for x0 in (0.2, 0.7):
                 response = model.pulse_response(x0, amplitude, width, pulse.edge_s, PATH.r_series_ohm)
-                x, e_device, e_source = simulate_waveform(model, x0, corners, pulse.source_voltage_V(corners),
+                x, e_device, e_source = integrate_waveform(model, x0, corners, pulse.source_voltage_V(corners),
                                                           PATH.r_series_ohm)
                 assert float(response.x_after) == pytest.approx(x, abs=1e-4)
                 assert float(response.energy_device_J) == pytest.approx(e_device, rel=1e-3)

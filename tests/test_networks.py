@@ -19,6 +19,7 @@ from circuitnn.data.mnist import load_dataset
 from circuitnn.devices import msdc, pcm
 from circuitnn.devices.base import preset
 from circuitnn.errors import ConfigError
+from circuitnn.networks.devices import conductance_pair_to_weights, weights_to_conductance_pair
 from circuitnn.networks import (
     AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, MsdcEffects, Network, NetworkConfig,
     NetworkTrainingConfig, PcmEffects, ProgrammedMatrix, ReLU, TileConfig, accuracy, build_network, evaluate,
@@ -158,7 +159,7 @@ def test_weights_map_into_the_device_windows():
     p_model = tile_device("pcm", "ideal")
     p_state = ProgrammedMatrix(W, p_model, TileConfig(), np.random.default_rng(0)).states[0]
     assert p_state.g_prog_S.min() == 0.0 and np.isclose(p_state.g_prog_S.max(), 25e-6)
-    g_plus, g_minus, _ = pcm.weights_to_conductance_pair(pcm.PcmParams(), W)
+    g_plus, g_minus, _ = weights_to_conductance_pair(0.0, pcm.PcmParams().g_max_S, W)
     np.testing.assert_array_equal(p_state.g_prog_S, np.stack([g_plus, g_minus]))
 
 
@@ -254,7 +255,7 @@ def test_pcm_drift_compensation_restores_the_mean_weight():
     for compensate in (False, True):
         model = tile_device("pcm", replace(base, drift_compensation=compensate))
         programmed = ProgrammedMatrix(W, model, TileConfig(), np.random.default_rng(0))
-        reference = pcm.conductance_pair_to_weights(*programmed.states[0].g_prog_S,
+        reference = conductance_pair_to_weights(*programmed.states[0].g_prog_S,
                                                     programmed.states[0].scale_S_per_unit)
         mean_abs[compensate] = np.abs(programmed.read(np.random.default_rng(1)).effective_weights()).mean()
     # Uncompensated, a month of drift (ν ≈ 0.05-0.1) loses 30-70 % of the signal; GDC gives back the

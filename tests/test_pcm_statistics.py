@@ -9,6 +9,13 @@ import pytest
 from scipy.stats import foldnorm
 
 from circuitnn.devices import pcm
+from circuitnn.networks.devices import (
+    apply_drift_compensation,
+    conductance_pair_to_weights,
+    drift_compensation_alpha,
+    drift_compensation_readout,
+    weights_to_conductance_pair,
+)
 from circuitnn.errors import ConfigError
 
 P = pcm.PcmParams()
@@ -194,25 +201,25 @@ def test_conductance_at_reuses_state():
 # ---- weight mapping and global drift compensation ------------------------------------------------
 def test_weight_mapping_round_trip():
     w = np.array([[-0.5, 0.0, 0.25], [1.0, -2.0, 0.1]])
-    g_plus, g_minus, scale = pcm.weights_to_conductance_pair(P, w)
+    g_plus, g_minus, scale = weights_to_conductance_pair(P.g_min_S, P.g_max_S, w)
     assert scale == pytest.approx(G_MAX / 2.0)
     assert g_minus[1, 1] == pytest.approx(G_MAX) and g_plus[1, 0] == pytest.approx(G_MAX / 2)
     assert np.all(np.minimum(g_plus, g_minus) == 0.0)  # one device of each pair at g_min
-    np.testing.assert_allclose(pcm.conductance_pair_to_weights(g_plus, g_minus, scale), w, rtol=1e-12)
+    np.testing.assert_allclose(conductance_pair_to_weights(g_plus, g_minus, scale), w, rtol=1e-12)
 
     offset = pcm.PcmParams(g_min_S=1e-6)
-    gp, gm, s = pcm.weights_to_conductance_pair(offset, w, w_max=4.0)
+    gp, gm, s = weights_to_conductance_pair(offset.g_min_S, offset.g_max_S, w, w_max=4.0)
     assert s == pytest.approx(24e-6 / 4.0)
     assert np.all(np.minimum(gp, gm) == pytest.approx(1e-6))
-    np.testing.assert_allclose(pcm.conductance_pair_to_weights(gp, gm, s), w, rtol=1e-12)
+    np.testing.assert_allclose(conductance_pair_to_weights(gp, gm, s), w, rtol=1e-12)
     with pytest.raises(ConfigError, match="w_max"):
-        pcm.weights_to_conductance_pair(P, w, w_max=0.0)
+        weights_to_conductance_pair(P.g_min_S, P.g_max_S, w, w_max=0.0)
 
 
 def _drifted_tile(seed, t_s, size=256):
     rng = np.random.default_rng(seed)
     w = np.clip(rng.normal(0.0, 1.0 / 3.0, (size, size)), -1.0, 1.0)
-    g_plus, g_minus, scale = pcm.weights_to_conductance_pair(P, w)
+    g_plus, g_minus, scale = weights_to_conductance_pair(P.g_min_S, P.g_max_S, w)
     _, plus = pcm.conductance_at(P, g_plus, 0.0, rng)
     _, minus = pcm.conductance_at(P, g_minus, 0.0, rng)
     gp_t, _ = pcm.conductance_at(P, g_plus, t_s, rng, state=plus)
@@ -227,10 +234,10 @@ def _relative_bias(w, w_ref):
 
 def test_gdc_removes_drift_bias_after_one_day():
     gp_ref, gm_ref, gp_t, gm_t, scale = _drifted_tile(seed=7, t_s=DAY_S)
-    alpha = pcm.drift_compensation_alpha(gp_ref, gm_ref, gp_t, gm_t, scale)
-    w_ref = pcm.conductance_pair_to_weights(gp_ref, gm_ref, scale)
-    w_t = pcm.conductance_pair_to_weights(gp_t, gm_t, scale)
-    w_comp = pcm.apply_drift_compensation(w_t, alpha)
+    alpha = drift_compensation_alpha(gp_ref, gm_ref, gp_t, gm_t, scale)
+    w_ref = conductance_pair_to_weights(gp_ref, gm_ref, scale)
+    w_t = conductance_pair_to_weights(gp_t, gm_t, scale)
+    w_comp = apply_drift_compensation(w_t, alpha)
 
     # large weights dominate mean|W| and have ν ≈ 0.049, whose 1-day factor is 0.664
     assert alpha == pytest.approx(1 / 0.664, rel=0.03)
@@ -241,12 +248,12 @@ def test_gdc_removes_drift_bias_after_one_day():
 
 def test_gdc_is_one_without_drift_and_floors_the_readout():
     gp_ref, gm_ref, _, _, scale = _drifted_tile(seed=8, t_s=0.0, size=32)
-    assert pcm.drift_compensation_alpha(gp_ref, gm_ref, gp_ref, gm_ref, scale) == 1.0
+    assert drift_compensation_alpha(gp_ref, gm_ref, gp_ref, gm_ref, scale) == 1.0
     zeros = np.zeros((4, 4))
-    assert pcm.drift_compensation_readout(zeros, zeros, 1e-6) == 1e-4
+    assert drift_compensation_readout(zeros, zeros, 1e-6) == 1e-4
     # the read-out equals mean|out| for one-hot inputs through y = x @ W
-    w = pcm.conductance_pair_to_weights(gp_ref, gm_ref, scale)
-    assert pcm.drift_compensation_readout(gp_ref, gm_ref, scale) == pytest.approx(
+    w = conductance_pair_to_weights(gp_ref, gm_ref, scale)
+    assert drift_compensation_readout(gp_ref, gm_ref, scale) == pytest.approx(
         np.mean(np.abs(np.eye(32) @ w)), rel=1e-12)
 
 

@@ -185,6 +185,17 @@ class DeviceModel(ABC):
         """What ``read_inputs`` multiply the read conductance by (1 for a model that does not age)."""
         return 1.0
 
+    # -- statistics of a programmed array (network tiles) ------------------------------------------------
+    def programmed_conductance_S(self, g_target_S, rng: np.random.Generator):
+        """The conductance an iterative programming to ``g_target_S`` leaves, with the model's
+        statistical programming error (a tile's write, without simulating the pulses); exact unless
+        the model has such statistics."""
+        return np.asarray(g_target_S, dtype=float)
+
+    def read_noise_std_relative(self, x, since_s):
+        """Relative σ of the read noise of a device at state ``x``, ``since_s`` after programming."""
+        return np.zeros(np.broadcast_shapes(np.shape(x), np.shape(since_s)))
+
     # -- the SPICE form ----------------------------------------------------------------------------------
     @abstractmethod
     def spice_subcircuit(self) -> SpiceSubcircuit:
@@ -432,9 +443,42 @@ def preset(name: str) -> DeviceModel:
     return model
 
 
-# ---- a reference integrator ----------------------------------------------------------------------------
+# ---- reference integrators -----------------------------------------------------------------------------
+def _check_waveform(t_s, v_source_V) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(t_s, dtype=float)
+    v_source = np.asarray(v_source_V, dtype=float)
+    if t.ndim != 1 or t.shape != v_source.shape or t.size < 2 or np.any(np.diff(t) <= 0):
+        raise ValueError("t_s and v_source_V must be 1-D, equally long, and t_s strictly increasing")
+    return t, v_source
+
+
 def simulate_waveform(model: DeviceModel, x0: float, t_s, v_source_V, r_series_ohm: float = 0.0,
-                      rtol: float = 1e-9, atol: float = 1e-12):
+                      rtol: float = 1e-8, atol: float = 1e-10):
+    """Drive one device from state ``x0`` with a piecewise-linear source through ``r_series_ohm``;
+    ``(x, v_device_V, i_A)`` at the waveform's own times (the NumPy side of the device curves).
+
+    scipy's LSODA on the model's ``state_rate_per_s`` (stiff at large |V|), never stepping over a
+    corner of the waveform."""
+    from scipy.integrate import solve_ivp
+
+    t, v_source = _check_waveform(t_s, v_source_V)
+    low, high = model.state_bounds
+
+    def rate(time, state):
+        v_dev = model.device_voltage_V(state, np.interp(time, t, v_source), r_series_ohm)
+        return model.state_rate_per_s(state, v_dev)
+
+    solution = solve_ivp(rate, (t[0], t[-1]), [float(x0)], method="LSODA", t_eval=t,
+                         max_step=float(np.min(np.diff(t))), rtol=rtol, atol=atol)
+    if not solution.success:
+        raise RuntimeError(f"state integration failed: {solution.message}")
+    x = np.clip(solution.y[0], low, high)
+    v_dev = model.device_voltage_V(x, v_source, r_series_ohm)
+    return x, v_dev, model.current_A(x, v_dev)
+
+
+def integrate_waveform(model: DeviceModel, x0: float, t_s, v_source_V, r_series_ohm: float = 0.0,
+                       rtol: float = 1e-9, atol: float = 1e-12):
     """Drive one device from state ``x0`` with a piecewise-linear source through ``r_series_ohm``.
 
     The reference the contract tests hold ``pulse_response`` to: scipy's Radau on the model's own
@@ -444,10 +488,7 @@ def simulate_waveform(model: DeviceModel, x0: float, t_s, v_source_V, r_series_o
     """
     from scipy.integrate import solve_ivp
 
-    t = np.asarray(t_s, dtype=float)
-    v_source = np.asarray(v_source_V, dtype=float)
-    if t.ndim != 1 or t.shape != v_source.shape or t.size < 2 or np.any(np.diff(t) <= 0):
-        raise ValueError("t_s and v_source_V must be 1-D, equally long, and t_s strictly increasing")
+    t, v_source = _check_waveform(t_s, v_source_V)
 
     def rate(time, y):
         s = float(np.interp(time, t, v_source))

@@ -287,28 +287,9 @@ def spice_subcircuit(p: MsdcParams) -> SpiceSubcircuit:
 # ---- integration under a driven waveform -------------------------------------------------------------
 def simulate_waveform(p: MsdcParams, x0: float, t_s, v_source_V, r_series_ohm: float = 0.0,
                       rtol: float = 1e-8, atol: float = 1e-10):
-    """Drive a device from state ``x0`` with a piecewise-linear source through ``r_series_ohm``.
+    """Drive a device from state ``x0`` with a piecewise-linear source through ``r_series_ohm``:
+    ``(x, v_device_V, i_A)`` at the waveform's times (``base.simulate_waveform``; diode terms
+    included, the device voltage solved by ``device_voltage_V``)."""
+    from .base import simulate_waveform as simulate
 
-    ``t_s`` (increasing, s) and ``v_source_V`` give the source's corner points; the state is
-    integrated with scipy's LSODA (the state equation is stiff at large |V|) and returned at those
-    same times. Returns ``(x, v_device_V, i_A)``, each shaped like ``t_s``.
-    """
-    from scipy.integrate import solve_ivp
-
-    t = np.asarray(t_s, dtype=float)
-    v_source = np.asarray(v_source_V, dtype=float)
-    if t.ndim != 1 or t.shape != v_source.shape or t.size < 2 or np.any(np.diff(t) <= 0):
-        raise ValueError("t_s and v_source_V must be 1-D, equally long, and t_s strictly increasing")
-
-    def rate(time, state):
-        v_dev = device_voltage_V(p, state, np.interp(time, t, v_source), r_series_ohm)
-        return state_rate_per_s(p, state, v_dev)
-
-    # Never step over a corner of the waveform: the shortest segment bounds the step.
-    solution = solve_ivp(rate, (t[0], t[-1]), [float(x0)], method="LSODA", t_eval=t,
-                         max_step=float(np.min(np.diff(t))), rtol=rtol, atol=atol)
-    if not solution.success:
-        raise RuntimeError(f"state integration failed: {solution.message}")
-    x = np.clip(solution.y[0], 0.0, 1.0)
-    v_dev = device_voltage_V(p, x, v_source, r_series_ohm)
-    return x, v_dev, current_A(p, x, v_dev)
+    return simulate(p, x0, t_s, v_source_V, r_series_ohm, rtol, atol)

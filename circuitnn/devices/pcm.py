@@ -13,8 +13,9 @@ Equations (Nandakumar et al., ICECS 2019, fitted on about 1 M IBM PCM devices; a
                  g(t) = g_drift + |g_drift| σ_nG N(0,1), ≥ 0
 
 A weight is stored on one differential pair (§4.1), and global drift compensation (§4.6) rescales a
-tile's outputs by one scalar. Everything is a pure function of a frozen ``PcmParams``; conductances
-are in siemens, times in seconds, and every random draw comes from the caller's ``rng``.
+tile's outputs by one scalar: both are tile techniques, in ``networks/devices.py``. Everything here
+is a pure function of a frozen ``PcmParams``; conductances are in siemens, times in seconds, and
+every random draw comes from the caller's ``rng``.
 
 Pulse response (OUR design: the references give no PCM pulse physics; see ``PcmPulseParams``).
 A deterministic behavioural model of how a programming pulse moves the normalised state g:
@@ -54,7 +55,6 @@ from .base import LinearConductance, Retention, SpiceSubcircuit, TwoRateModel
 _FIT_G_MAX_S = 25e-6
 _MICRO = 1e-6
 _G_HAT_FLOOR = 1e-7           # keeps ln ĝ finite for devices at g_min = 0
-_GDC_READOUT_FLOOR = 1e-4     # weight units; stops α blowing up on an all-zero tile
 
 
 @dataclass(frozen=True)
@@ -204,61 +204,6 @@ def conductance_at(p: PcmParams, g_target_S, t_s, rng: np.random.Generator,
     if state is None:
         state = PcmDeviceState(g_prog_S=program(p, g_target_S, rng), nu=sample_drift_nu(p, g_target_S, rng))
     return read(p, state.g_prog_S, state.nu, t_s, rng), state
-
-
-# ---- weights on a differential pair ---------------------------------------------------------------
-def weights_to_conductance_pair(p: PcmParams, w, w_max: float | None = None):
-    """Map weights (any shape) to one differential pair per weight.
-
-    Returns ``(g_plus_S, g_minus_S, scale_S_per_unit)``: two arrays shaped like ``w`` and the scale
-    (g_max − g_min)/w_max in S per weight unit. ``w_max`` defaults to max|w| of the tile.
-    """
-    w = np.asarray(w, dtype=float)
-    if w_max is None:
-        w_max = float(np.max(np.abs(w))) if w.size else 0.0
-        # An all-zero tile maps to g_min whatever the scale; 1.0 just keeps the scale finite.
-        w_max = w_max if w_max > 0 else 1.0
-    else:
-        check_range("pcm.w_max", w_max, 0.0, math.inf)
-    scale = (p.g_max_S - p.g_min_S) / w_max
-    g_plus = np.clip(scale * w, 0.0, p.g_max_S) + p.g_min_S
-    g_minus = np.clip(-scale * w, 0.0, p.g_max_S) + p.g_min_S
-    return g_plus, g_minus, scale
-
-
-def conductance_pair_to_weights(g_plus_S, g_minus_S, scale_S_per_unit):
-    """Weights (shape of the pair arrays) read back from a differential pair: (g+ − g−)/scale."""
-    return (np.asarray(g_plus_S, dtype=float) - np.asarray(g_minus_S, dtype=float)) / scale_S_per_unit
-
-
-# ---- global drift compensation ---------------------------------------------------------------------
-def drift_compensation_readout(g_plus_S, g_minus_S, scale_S_per_unit) -> float:
-    """GDC read-out statistic of one tile (weight units): mean|out| floored at 1e-4.
-
-    The reference describes two read-outs (one all-ones vector with max|out|, or the identity with
-    mean|out|); we follow the current aihwkit code: the read-out inputs are the one-hot rows of the
-    identity and the statistic is mean|out|. One-hot inputs read each weight alone, so the outputs are
-    exactly the weights and mean|out| = mean|W|; no matrix product is needed.
-    """
-    w = conductance_pair_to_weights(g_plus_S, g_minus_S, scale_S_per_unit)
-    return max(float(np.mean(np.abs(w))), _GDC_READOUT_FLOOR)
-
-
-def drift_compensation_alpha(g_plus_ref_S, g_minus_ref_S, g_plus_t_S, g_minus_t_S,
-                             scale_S_per_unit) -> float:
-    """Global drift compensation factor α = readout(reference) / readout(now) for one tile.
-
-    The reference pair is read right after programming (programming noise only); the other pair
-    after drift (and read noise) at the time of inference. Arrays are shaped like the weights.
-    """
-    reference = drift_compensation_readout(g_plus_ref_S, g_minus_ref_S, scale_S_per_unit)
-    current = drift_compensation_readout(g_plus_t_S, g_minus_t_S, scale_S_per_unit)
-    return reference / current
-
-
-def apply_drift_compensation(outputs, alpha: float):
-    """Tile outputs (or read-back weights), any shape, multiplied by the tile's GDC factor α."""
-    return alpha * np.asarray(outputs, dtype=float)
 
 
 # ---- pulse response (behavioural, our design) -----------------------------------------------------
@@ -553,12 +498,21 @@ class PcmModel(LinearConductance, TwoRateModel):
         nu = np.asarray(memory.get("nu", 0.0), dtype=float)
         k_read = np.ones(np.broadcast_shapes(np.shape(x), since.shape, nu.shape))
         if rng is not None and self.read_noise_scale > 0:
-            sigma = read_noise_std_relative(self.statistics, self.conductance_S(x), since)
+            sigma = self.read_noise_std_relative(x, since)
             k_read = np.maximum(1.0 + sigma * rng.standard_normal(k_read.shape), 0.0)
         return {"nu": nu + 0.0 * k_read, "t_prog": since + 0.0 * k_read, "k_read": k_read}
 
     def conductance_factor(self, inputs):
         return drift_factor(self.statistics, inputs["nu"], inputs["t_prog"]) * inputs["k_read"]
+
+    def programmed_conductance_S(self, g_target_S, rng):
+        """Target plus the fitted programming noise σ_prog(ĝ) (``program``), clamped at 0."""
+        if self.prog_noise_scale == 0:
+            return np.asarray(g_target_S, dtype=float)
+        return program(self.statistics, g_target_S, rng)
+
+    def read_noise_std_relative(self, x, since_s):
+        return read_noise_std_relative(self.statistics, self.conductance_S(x), since_s)
 
     def spice_subcircuit(self) -> SpiceSubcircuit:
         """The ngspice subcircuit ``pcm`` (pins: p n) with the pulse response and drift above.

@@ -10,7 +10,7 @@ import numpy as np
 from ..circuits import characterize
 from ..circuits.program import ProgrammingCircuit
 from .config import Config
-from ..devices import msdc
+from ..devices.base import simulate_waveform
 from ..spice.engine import SpiceEngine
 from ..spice.pulses import SpicePulseWriter
 
@@ -28,7 +28,7 @@ def device_curves(config: Config, engine: SpiceEngine) -> DeviceCurves:
     t, v = characterize.sine_sweep(c.sweep_amplitude_V, c.sweep_frequency_Hz, c.sweep_cycles,
                                    c.points_per_cycle)
     trace = characterize.simulate_trace(p, t, v, engine, x0=0.0)
-    x_np, _, i_np = msdc.simulate_waveform(p, 0.0, trace.t_s, trace.v_device_V)
+    x_np, _, i_np = simulate_waveform(p, 0.0, trace.t_s, trace.v_device_V)
     hysteresis = {"time_s": trace.t_s, "voltage_V": trace.v_device_V, "current_A": trace.i_device_A,
                   "state": trace.x, "current_numpy_A": i_np, "state_numpy": x_np}
 
@@ -38,7 +38,7 @@ def device_curves(config: Config, engine: SpiceEngine) -> DeviceCurves:
     x_numpy, x = [], 0.0
     for pulse in pulses:
         corners = np.array([0.0, *pulse.breakpoints_s(), pulse.duration_s])
-        x = float(msdc.simulate_waveform(p, x, corners, pulse.source_voltage_V(corners),
+        x = float(simulate_waveform(p, x, corners, pulse.source_voltage_V(corners),
                                          circuit.path.r_series_ohm)[0][-1])
         x_numpy.append(x)
     pulse_table = {
@@ -46,7 +46,7 @@ def device_curves(config: Config, engine: SpiceEngine) -> DeviceCurves:
         "amplitude_V": np.array([pl.amplitude_V for pl in pulses]),
         "state_spice": np.array([r.x_after for r in results]),
         "state_numpy": np.array(x_numpy),
-        "conductance_S": msdc.conductance_S(p, np.array([r.x_after for r in results])),
+        "conductance_S": p.conductance_S(np.array([r.x_after for r in results])),
         "energy_device_J": np.array([r.energy_device_J for r in results]),
         "energy_source_J": np.array([r.energy_source_J for r in results]),
     }

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..circuits.crossbar import Crossbar
-from ..devices import msdc
 from ..spice.engine import SpiceEngine
 
 
@@ -31,7 +30,7 @@ def read_operating_point(crossbar: Crossbar, states, inputs, engine: SpiceEngine
     values = {name: float(result.vectors[name][0]) for name in nodes}
     return OperatingPoint(
         states=states,
-        conductances_S=msdc.conductance_S(crossbar.spec.device, states),
+        conductances_S=crossbar.spec.device.conductance_S(states),
         inputs=inputs,
         neuron_nodes=values,
         outputs_V=np.array([values[n] for n in crossbar.output_nodes()]),

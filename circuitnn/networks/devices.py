@@ -26,8 +26,8 @@ For a memristor tile (g_lo, g_hi) = the medium's conductance window (``DeviceMod
 ``g_high_S``; 1/R_off, 1/R_on for M-SDC). This differs on purpose from the mid-window
 split of ``training/mapping.py`` (a scheme for on-chip tuning in both directions): for inference the
 idle device sits at the low end, where its programming error, read noise and retention loss are
-smallest in absolute terms. For PCM (g_lo, g_hi) = (g_min, g_max) and ``pcm.weights_to_conductance_pair``
-does the mapping.
+smallest in absolute terms. For PCM (g_lo, g_hi) = (g_min, g_max); ``weights_to_conductance_pair``
+does the same mapping.
 
 Randomness: each effect draws from its own child of the caller's generator (``Generator.spawn``), so
 switching one effect off leaves the draws of the others unchanged, and a seed fixes every draw.
@@ -41,7 +41,6 @@ from typing import Protocol
 
 import numpy as np
 
-from ..devices import pcm
 from ..devices.base import DeviceModel
 from ..devices.base import preset as device_preset
 from ..errors import ConfigError
@@ -83,6 +82,59 @@ class TileDevice(Protocol):
     def has_read_noise(self) -> bool: ...
 
     def training_noise_var(self, w_normalised: np.ndarray, out: np.ndarray) -> np.ndarray: ...
+
+
+# ---- weights on differential pairs, and global drift compensation ---------------------------------------
+_GDC_READOUT_FLOOR = 1e-4     # weight units; stops α blowing up on an all-zero tile
+
+
+def weights_to_conductance_pair(g_low_S: float, g_high_S: float, w, w_max: float | None = None):
+    """Map weights (any shape) to one differential pair per weight, one device of each at ``g_low_S``.
+
+    Returns ``(g_plus_S, g_minus_S, scale_S_per_unit)``: two arrays shaped like ``w`` and the scale
+    (g_high − g_low)/w_max in S per weight unit. ``w_max`` defaults to max|w| of the tile; weights
+    beyond it are clipped to the window.
+    """
+    w = np.asarray(w, dtype=float)
+    if w_max is None:
+        w_max = _tile_w_max(w)
+    else:
+        check_range("tiles.w_max", w_max, 0.0, math.inf)
+    span = g_high_S - g_low_S
+    scale = span / w_max
+    g_plus = g_low_S + np.minimum(scale * np.maximum(w, 0.0), span)
+    g_minus = g_low_S + np.minimum(scale * np.maximum(-w, 0.0), span)
+    return g_plus, g_minus, scale
+
+
+def conductance_pair_to_weights(g_plus_S, g_minus_S, scale_S_per_unit):
+    """Weights (shape of the pair arrays) read back from a differential pair: (g+ − g−)/scale."""
+    return (np.asarray(g_plus_S, dtype=float) - np.asarray(g_minus_S, dtype=float)) / scale_S_per_unit
+
+
+def drift_compensation_readout(g_plus_S, g_minus_S, scale_S_per_unit) -> float:
+    """Global drift compensation's read-out statistic of one tile (weight units): mean|out|, floored.
+
+    The reference (docs/reference/dgc-drift-programming.md §4.6) describes two read-outs (one
+    all-ones vector with max|out|, or the identity with mean|out|); we follow the current aihwkit
+    code: one-hot inputs and mean|out|. One-hot inputs read each weight alone, so mean|out| = mean|W|.
+    """
+    w = conductance_pair_to_weights(g_plus_S, g_minus_S, scale_S_per_unit)
+    return max(float(np.mean(np.abs(w))), _GDC_READOUT_FLOOR)
+
+
+def drift_compensation_alpha(g_plus_ref_S, g_minus_ref_S, g_plus_t_S, g_minus_t_S,
+                             scale_S_per_unit) -> float:
+    """Global drift compensation factor α = readout(reference) / readout(now) for one tile: the
+    reference read right after programming, the other at the time of inference."""
+    reference = drift_compensation_readout(g_plus_ref_S, g_minus_ref_S, scale_S_per_unit)
+    current = drift_compensation_readout(g_plus_t_S, g_minus_t_S, scale_S_per_unit)
+    return reference / current
+
+
+def apply_drift_compensation(outputs, alpha: float):
+    """Tile outputs (or read-back weights), any shape, multiplied by the tile's GDC factor α."""
+    return alpha * np.asarray(outputs, dtype=float)
 
 
 # ---- shared validation -------------------------------------------------------------------------------
@@ -135,7 +187,7 @@ class MsdcEffects:
       model says (``state_after_constant_voltage(x, 0 V, t)``; for M-SDC all toward the same
       equilibrium, so the weights shrink by exp(−k t): k = 4.6e-5 /s for Cr, about 15 % in one hour).
     * ``drift_compensation``: rescale each tile's output by the global drift-compensation factor
-      (``pcm.drift_compensation_alpha``, read-out of the tile now vs right after programming). Off by
+      (``drift_compensation_alpha``, read-out of the tile now vs right after programming). Off by
       default so that retention shows; on, it cancels the (uniform) M-SDC retention loss almost exactly.
     * ``dac_bits`` / ``adc_bits`` / ``adc_bound``: input DAC and output ADC of the tile (see tiles.py);
       ``None`` bits = no quantisation. 8/8 bits and a bound of 10 (normalised units) follow the aihwkit
@@ -206,10 +258,8 @@ class MsdcTileDevice:
     def target_pair(self, w: np.ndarray) -> tuple[np.ndarray, float, float]:
         """Targets (2, rows, cols) in S of the pairs of ``w``, the scale (S per weight unit) and w_max."""
         w_max = _tile_w_max(w)
-        scale = self.g_span_S / w_max
-        g_low = self.model.g_low_S
-        pair = np.stack([g_low + scale * np.maximum(w, 0.0), g_low + scale * np.maximum(-w, 0.0)])
-        return pair, scale, w_max
+        g_plus, g_minus, scale = weights_to_conductance_pair(self.model.g_low_S, self.model.g_high_S, w, w_max)
+        return np.stack([g_plus, g_minus]), scale, w_max
 
     def program(self, w: np.ndarray, rng: np.random.Generator) -> MsdcTileState:
         e, p = self.effects, self.model
@@ -251,8 +301,7 @@ class MsdcTileDevice:
         alpha = 1.0
         if e.drift_compensation:
             reference = self._conductances(state, 0.0)
-            alpha = pcm.drift_compensation_alpha(reference[0], reference[1], g[0], g[1],
-                                                 state.scale_S_per_unit)
+            alpha = drift_compensation_alpha(reference[0], reference[1], g[0], g[1], state.scale_S_per_unit)
         return TileReadout(g[0] - g[1], self._read_noise_var(g[0], g[1]), self.g_span_S, state.w_max, alpha,
                            g_pair_S=g)
 
@@ -278,20 +327,22 @@ class MsdcTileDevice:
 # ---- PCM --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PcmEffects:
-    """Non-idealities of a PCM tile: the statistical model of ``devices/pcm.py`` (Nandakumar et al. 2019).
+    """Non-idealities of a PCM tile: the statistical model of the PCM device (Nandakumar et al. 2019).
 
+    * ``medium``: the preset (``PCM``); any ageing model with the same scale fields works.
     * ``programming_noise_scale`` / ``drift_scale`` / ``read_noise_scale``: multiply σ_prog, ν and the
       1/f read-noise σ of the published model (1 = as published, 0 = off).
     * ``time_s``: time since the end of programming at which the tile is read (drift and read noise
       grow with it); default one hour.
     * ``drift_compensation``: global drift compensation (§4.6): every tile's output × α =
-      read-out right after programming / read-out now (``pcm.drift_compensation_alpha``).
+      read-out right after programming / read-out now (``drift_compensation_alpha``).
     * ``g_max_S``: top of the window (25 µS as fitted); g_min = 0.
     * ``dac_bits`` / ``adc_bits`` / ``adc_bound``: as for M-SDC.
 
     Read noise is the model's snapshot: one draw per evaluation, shared by every input.
     """
 
+    medium: str = "PCM"
     programming_noise_scale: float = 1.0
     drift_scale: float = 1.0
     read_noise_scale: float = 1.0
@@ -308,6 +359,7 @@ class PcmEffects:
         check_range("effects.time_s", self.time_s, 0.0, math.inf, True)
         check_range("effects.g_max_S", self.g_max_S, 0.0, 1e-2)
         _check_converters(self)
+        self.model()  # raises ConfigError device.medium, or a field the model rejects
 
     @classmethod
     def ideal(cls) -> PcmEffects:
@@ -315,72 +367,77 @@ class PcmEffects:
         return cls(programming_noise_scale=0.0, drift_scale=0.0, read_noise_scale=0.0, time_s=0.0,
                    drift_compensation=False, dac_bits=None, adc_bits=None)
 
-    def model(self) -> pcm.PcmModel:
-        """The PCM device model (``devices/pcm.py``) with these scales and window."""
-        return pcm.PcmModel(g_max_S=self.g_max_S, prog_noise_scale=self.programming_noise_scale,
-                            drift_scale=self.drift_scale, read_noise_scale=self.read_noise_scale)
+    def model(self) -> DeviceModel:
+        """The preset's device model with these scales and window."""
+        return device_preset(self.medium).replace(
+            g_max_S=self.g_max_S, prog_noise_scale=self.programming_noise_scale, drift_scale=self.drift_scale,
+            read_noise_scale=self.read_noise_scale)
 
 
 @dataclass(frozen=True)
 class PcmTileState:
-    """A programmed PCM tile: ``g_prog_S`` and ``nu`` are (2, rows, cols), axis 0 = (G+, G−)."""
+    """A programmed PCM tile: ``g_prog_S`` (2, rows, cols), axis 0 = (G+, G−), and what the model drew
+    at programming (``memory``: the drift exponents ν), arrays of that shape."""
 
     g_prog_S: np.ndarray
-    nu: np.ndarray
+    memory: dict
     scale_S_per_unit: float
     w_max: float
 
+    @property
+    def nu(self) -> np.ndarray:
+        return self.memory["nu"]
+
 
 class PcmTileDevice:
-    """PCM tiles: the aihwkit-style statistical model of ``devices/pcm.py``."""
+    """PCM tiles: an adapter over the (ageing) device model: its programming statistics, the values
+    it draws at programming (drift exponents) and what a read at ``effects.time_s`` sees."""
 
     name = "pcm"
 
     def __init__(self, effects: PcmEffects = PcmEffects()):
         self.effects = effects
         self.model = effects.model()
-        self.params = self.model.statistics
 
     @property
     def g_span_S(self) -> float:
-        return self.params.g_max_S - self.params.g_min_S
+        return self.model.g_high_S - self.model.g_low_S
 
     def program(self, w: np.ndarray, rng: np.random.Generator) -> PcmTileState:
-        p = self.params
+        model = self.model
         w = np.asarray(w, dtype=float)
         streams = _spawn(rng, ("programming", "drift"))
-        g_plus, g_minus, scale = pcm.weights_to_conductance_pair(p, w, _tile_w_max(w))
+        w_max = _tile_w_max(w)
+        g_plus, g_minus, scale = weights_to_conductance_pair(model.g_low_S, model.g_high_S, w, w_max)
         target = np.stack([g_plus, g_minus])
-        g_prog = pcm.program(p, target, streams["programming"]) if p.prog_noise_scale > 0 else target
-        nu = (pcm.sample_drift_nu(p, target, streams["drift"]) if p.drift_scale > 0
-              else np.zeros_like(target))
-        return PcmTileState(g_prog, nu, scale, _tile_w_max(w))
+        g_prog = model.programmed_conductance_S(target, streams["programming"])
+        memory = model.draw_programming_memory(model.state_from_conductance(target), streams["drift"])
+        return PcmTileState(g_prog, memory, scale, w_max)
 
     def readout(self, state: PcmTileState, rng: np.random.Generator) -> TileReadout:
         """The tile ``effects.time_s`` after programming: drift plus one read-noise snapshot, then GDC."""
-        p, e = self.params, self.effects
-        if p.read_noise_scale > 0:
-            g = pcm.read(p, state.g_prog_S, state.nu, e.time_s, _spawn(rng, ("read",))["read"])
-        else:
-            g = pcm.drift(p, state.g_prog_S, state.nu, e.time_s)
+        model, e = self.model, self.effects
+        noise = _spawn(rng, ("read",))["read"] if self.has_read_noise else None
+        inputs = model.read_inputs(model.state_from_conductance(state.g_prog_S), state.memory, e.time_s, noise)
+        g = state.g_prog_S * model.conductance_factor(inputs)
         alpha = 1.0
         if e.drift_compensation:
-            alpha = pcm.drift_compensation_alpha(state.g_prog_S[0], state.g_prog_S[1], g[0], g[1],
-                                                 state.scale_S_per_unit)
+            alpha = drift_compensation_alpha(state.g_prog_S[0], state.g_prog_S[1], g[0], g[1],
+                                             state.scale_S_per_unit)
         return TileReadout(g[0] - g[1], None, self.g_span_S, state.w_max, alpha, g_pair_S=g)
 
     @property
     def has_read_noise(self) -> bool:
-        return self.params.read_noise_scale > 0
+        return self.effects.read_noise_scale > 0
 
     def training_noise_var(self, w_normalised: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The model's read noise right after programming (t = 0), taken as independent per read.
 
-        The active device of a pair is at g_max·|ŵ| (g_min = 0); the idle one at 0 has no noise.
+        The active device of a pair is at g_low + |ŵ| (g_high − g_low); the idle one at g_low = 0 has none.
         """
-        p = self.params
-        g_active = np.abs(w_normalised) * self.g_span_S + p.g_min_S
-        sigma_relative = pcm.read_noise_std_relative(p, g_active, 0.0)
+        model = self.model
+        g_active = np.abs(w_normalised) * self.g_span_S + model.g_low_S
+        sigma_relative = model.read_noise_std_relative(model.state_from_conductance(g_active), 0.0)
         np.multiply(sigma_relative, g_active * (1.0 / self.g_span_S), out=out)
         np.square(out, out=out)
         return out
