@@ -1,7 +1,7 @@
 """Wall time of the full compare-media reproduction in SPICE, and the share spent inside ngspice.
 
 Three media, with and without the initial reset, the conductance-error sweeps and the Cr noise
-heat-map, on the presets' defaults, stored in a temporary run store. Target (issue 3): ≤ 3 minutes
+heat-map, on the presets' defaults, stored in a temporary run store. Target: ≤ 3 minutes
 on a 2-core machine. Writes ``benchmarks/results/compare_media.json``.
 
     python benchmarks/bench_compare_media.py

@@ -9,7 +9,7 @@ Measures, in one run, medians of:
 * batch: the same read as a fresh ``ngspice -b -r`` process per run.
 * memory: the worker's resident memory over N reads after a warm-up.
 
-Targets (issue 2): read/bare ≤ 1.2, write/bare ≤ 1.2, RSS growth ≤ 1 MB over 20 000 runs.
+Targets: read/bare ≤ 1.2, write/bare ≤ 1.2, RSS growth ≤ 1 MB over 20 000 runs.
 Writes ``benchmarks/results/engine.json``.
 
     python benchmarks/bench_engine.py [--runs 300] [--rss-runs 20000]

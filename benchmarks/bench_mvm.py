@@ -13,7 +13,7 @@ An MVM applies one input vector (uniform in [−1, 1], × V_read) and reads the 
 
 Set-up costs (loading the netlist; factorising and computing the transfer matrix) are reported
 beside, since states change when a tile is programmed. Error: max |ΔI| / max |I| of every MVM against
-ngspice. Target (issue 4): ≥ 10^3× per MVM at equal size. Medians. Writes
+ngspice. Target: ≥ 10^3× per MVM at equal size. Medians. Writes
 ``benchmarks/results/mvm.json``.
 
     python benchmarks/bench_mvm.py [--sizes 8 16 32] [--inputs 40]

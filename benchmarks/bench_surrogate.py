@@ -20,7 +20,7 @@ each measurement puts the error on those operations beside its speed-up:
 
 The SPICE-side batched-read/pulse ratios divide SPICE's single-operation median (it has no batched
 call) by the surrogate's per-device batched median. Medians after one warm-up round; device order
-shuffled per round. Target (issue 4): ≥ 10^3× per read and per pulse, recorded separately for the
+shuffled per round. Target: ≥ 10^3× per read and per pulse, recorded separately for the
 single-operation and the batched cases. Writes ``benchmarks/results/surrogate.json``.
 
     python benchmarks/bench_surrogate.py [--rounds 20] [--media Cr W C]

@@ -1,5 +1,5 @@
 """The chip: device states plus the circuit around them, behind one small protocol.
 
 Trainers, sweeps and reports talk to a ``Chip``; ``SpiceChip`` simulates it in ngspice, and the
-surrogate backend (issue 4) implements the same protocol in NumPy.
+surrogate backend (``SurrogateChip``) implements the same protocol in NumPy.
 """

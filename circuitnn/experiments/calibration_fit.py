@@ -11,7 +11,7 @@ The designed experiments (all on the real ngspice through ``SpiceChip``):
 Each experiment is split into a calibration half and a held-out half (seeded). The surrogate's free
 parameters (``SurrogateCalibration``) are fitted on the first with ``scipy.optimize.least_squares``
 and the errors reported on the second: column currents (RMS relative), states after pulse trains
-(max absolute), energy per pulse (max relative). Targets from issue 4: 1 %, 0.01 and 5 %.
+(max absolute), energy per pulse (max relative). Targets: 1 %, 0.01 and 5 %.
 """
 
 from __future__ import annotations

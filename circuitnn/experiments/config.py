@@ -81,7 +81,7 @@ MAPPINGS = ("circuit", "switch")
 
 @dataclass(frozen=True)
 class OnChipConfig:
-    """The on-chip training reproduction (issue 3): data sizes and the sweeps."""
+    """The on-chip training reproduction: data sizes, the mapping and the sweeps."""
 
     n_test_per_class: int = 100
     test_noise: float = 0.10             # pixel-flip probability of the test set
