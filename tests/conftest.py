@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from circuitnn.spice.engine import SpiceEngine
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_raises_keyboard_interrupt():
+    """Tests that send themselves SIGINT expect Python's KeyboardInterrupt. A process started in the
+    background by a non-interactive shell (or a CI harness) inherits SIGINT ignored, and Python then
+    installs no handler of its own: put it back for the session."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")
