@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 PUBLIC_API = {
     # devices
     "DeviceModel": "circuitnn.devices.base", "TwoRateModel": "circuitnn.devices.base",
+    "LinearConductance": "circuitnn.devices.base",
     "SpiceSubcircuit": "circuitnn.devices.base", "Retention": "circuitnn.devices.base",
     "PulseResponse": "circuitnn.devices.base", "preset": "circuitnn.devices.base",
     "device_presets": "circuitnn.devices.base:presets", "register": "circuitnn.devices.base",

@@ -179,7 +179,7 @@ def _check_resume(store, args, kinds: tuple[str, ...]) -> None:
 def cmd_onchip(args) -> None:
     """``train`` (one medium) and ``compare-media`` (all, with the noise heat-map)."""
     from .experiments.reproduction import run_reproduction
-    from .reports.onchip_report import write_report
+    from .reports import write_report
 
     one_medium = args.command == "train"
     if args.calibration and args.backend != "surrogate":
@@ -306,7 +306,7 @@ def cmd_reproduce(args) -> None:
     from .experiments.demo import run_demo
     from .experiments.reproduction import run_reproduction
     from .reports.artifacts import write_demo
-    from .reports.onchip_report import write_report, write_report_to
+    from .reports import write_report, write_report_to
     from .store import RunStore
 
     out = Path(args.out)

@@ -9,14 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from circuitnn import (PulseSpec, Retention, SpiceChip, SpiceSubcircuit, SurrogateChip, TwoRateModel, default_spec,
-                       preset, register)
+from circuitnn import (LinearConductance, PulseSpec, Retention, SpiceChip, SpiceSubcircuit, SurrogateChip,
+                       TwoRateModel, default_spec, preset, register)
 from circuitnn.circuits.crossbar import Crossbar
 
 
 @dataclass(frozen=True)
-class LinearDrift(TwoRateModel):
-    """dx/dt = k·max(V, 0)(1 − x) − k·max(−V, 0)·x, G = G_off + x (G_on − G_off)."""
+class LinearDrift(LinearConductance, TwoRateModel):
+    """dx/dt = k·max(V, 0)(1 − x) − k·max(−V, 0)·x, G = G_off + x (G_on − G_off) (``LinearConductance``
+    gives conductance ↔ state from the window ends)."""
 
     family = "lineardrift"
     medium: str = "LinearDrift"
@@ -28,14 +29,6 @@ class LinearDrift(TwoRateModel):
 
     g_low_S = property(lambda self: self.g_off_S)
     g_high_S = property(lambda self: self.g_on_S)
-
-    def conductance_S(self, x, g_low_S=None, g_high_S=None):
-        low, high = (self.g_off_S if g_low_S is None else g_low_S), (self.g_on_S if g_high_S is None else g_high_S)
-        return low + (high - low) * np.asarray(x, dtype=float)
-
-    def state_from_conductance(self, g_S, g_low_S=None, g_high_S=None):
-        low, high = (self.g_off_S if g_low_S is None else g_low_S), (self.g_on_S if g_high_S is None else g_high_S)
-        return (np.asarray(g_S, dtype=float) - low) / (high - low)
 
     def current_A(self, x, v_V):
         return np.asarray(v_V, dtype=float) * self.conductance_S(x)

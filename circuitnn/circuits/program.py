@@ -16,6 +16,7 @@ the generator includes the driver, switch and sense losses, the device energy on
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -103,12 +104,17 @@ class ProgrammingCircuit:
             raise ConfigError("device", type(self.device).__name__, "a device model (circuitnn.devices)")
         _check("read.v_read_V", self.v_read_V, 0.0, 10.0)
 
-    @property
+    @cached_property
+    def subcircuit(self):
+        """The device's subcircuit, made once: every read and pulse names its state source and node."""
+        return self.device.spice_subcircuit()
+
+    @cached_property
     def state_node(self) -> str:
         """The device's state inside the circuit (a vector name)."""
-        return f"{INSTANCE}.{self.device.spice_subcircuit().state_node}"
+        return f"{INSTANCE}.{self.subcircuit.state_node}"
 
-    @property
+    @cached_property
     def vectors(self) -> tuple[str, ...]:
         """What a pulse reads: time, generator, device terminals, state, generator current."""
         return ("time", "pg", "top", "bot", self.state_node, f"{SOURCE}#branch")
@@ -132,7 +138,7 @@ class ProgrammingCircuit:
             "pulse": f"{pulse.amplitude_V:g} V, {pulse.width_s:g} s, edges {pulse.edge_s:g} s",
         }, None)
         if models == "inline":
-            net.subcircuit(self.device.spice_subcircuit())
+            net.subcircuit(self.subcircuit)
         else:
             net.include(f"{models}/{self.device.library_file}")
         values = self.device.instance_values(float(x0), inputs)
@@ -158,11 +164,11 @@ class ProgrammingCircuit:
     def state_alters(self, x: float) -> dict[str, str]:
         """Store state ``x`` (read back by ``.op``; where ``.tran`` starts)."""
         self._check_state(x)
-        return {f"v.{INSTANCE}.{self.device.spice_subcircuit().inputs[0][1]}": f"dc={number(float(x))}"}
+        return {f"v.{INSTANCE}.{self.subcircuit.inputs[0][1]}": f"dc={number(float(x))}"}
 
     def input_alters(self, inputs: dict) -> dict[str, str]:
         """An ageing model's read inputs (``DeviceModel.read_inputs``), name → value."""
-        sub = self.device.spice_subcircuit()
+        sub = self.subcircuit
         names = [key for key, _, _ in sub.inputs[1:]]
         alters = {}
         for key, value in inputs.items():

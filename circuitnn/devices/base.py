@@ -202,10 +202,6 @@ class DeviceModel(ABC):
         """The ngspice subcircuit of this model and parameter set."""
 
     @property
-    def subckt_name(self) -> str:
-        return self.spice_subcircuit().name
-
-    @property
     def library_file(self) -> str:
         """The file in ``models/`` that holds this model's subcircuits."""
         return f"{self.family}.lib"
@@ -300,12 +296,6 @@ class TwoRateModel(DeviceModel):
         first_unsafe = int(np.argmin(safe))
         return float(grid[first_unsafe - 1]) if first_unsafe > 0 else 0.0
 
-    def equilibrium_state(self, v_V):
-        """The state a device settles to when held at ``v_V`` (0 where no rate acts)."""
-        a, b = self.rates_per_s(v_V)
-        total = np.asarray(a + b, dtype=float)
-        return np.divide(a, total, out=np.zeros_like(total), where=total > 0)
-
     def state_after_constant_voltage(self, x0, v_V, duration_s):
         """x(t) = x0 e^(−kt) + a (1 − e^(−kt))/k, k = a + b: exact, and exact as k → 0."""
         a, b = self.rates_per_s(v_V)
@@ -319,12 +309,12 @@ class TwoRateModel(DeviceModel):
                        g_high_S=None, conductance_factor=1.0) -> PulseResponse:
         scalar = all(np.ndim(a) == 0 for a in (x0, amplitude_V, width_s, edge_s, r_series_ohm, g_low_S,
                                                  g_high_S, conductance_factor))
-        arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(a if a is not None else np.nan, dtype=float))
+        g_low_S = self.g_low_S if g_low_S is None else g_low_S
+        g_high_S = self.g_high_S if g_high_S is None else g_high_S
+        arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(a, dtype=float))
                                        for a in (x0, amplitude_V, width_s, edge_s, r_series_ohm,
                                                  g_low_S, g_high_S, conductance_factor)))
         x, amp, width, edge, r, g_lo, g_hi, factor = (np.array(a) for a in arrays)
-        g_lo = np.where(np.isnan(g_lo), self.g_low_S, g_lo)
-        g_hi = np.where(np.isnan(g_hi), self.g_high_S, g_hi)
         out_x, out_dev, out_src = np.empty_like(x), np.empty_like(x), np.empty_like(x)
         for first in range(0, len(x), DEVICE_CHUNK):
             block = slice(first, first + DEVICE_CHUNK)

@@ -29,13 +29,13 @@ from scipy.special import expit
 
 from ..errors import ConfigError
 from ..validation import check_range
-from .base import DeviceModel, LinearConductance, PulseResponse, Retention, SpiceSubcircuit
+from .base import LinearConductance, PulseResponse, Retention, SpiceSubcircuit, TwoRateModel
 
 BOLTZMANN_OVER_CHARGE_V_PER_K = 8.617333262e-5
 
 
 @dataclass(frozen=True)
-class MsdcParams(LinearConductance, DeviceModel):
+class MsdcParams(LinearConductance, TwoRateModel):
     """Parameters of one M-SDC medium. SI units in the names; ``provenance`` says where each came from.
 
     ``retention`` is what the preset claims about its unbiased state (the contract tests check it).
@@ -104,7 +104,8 @@ class MsdcParams(LinearConductance, DeviceModel):
         return state_rate_per_s(self, x, v_V)
 
     def rates_per_s(self, v_V):
-        """(r_on, r_off) at device voltage ``v_V``: the two-rate form of the state equation."""
+        """(r_on, r_off) at device voltage ``v_V``: the two-rate form of the state equation (the
+        state rate, constant-voltage solution and pulse response below are its closed forms)."""
         return rate_on_per_s(self, v_V), rate_off_per_s(self, v_V)
 
     def state_after_constant_voltage(self, x0, v_V, duration_s):
@@ -129,11 +130,6 @@ class MsdcParams(LinearConductance, DeviceModel):
                                                      float(g_off))
             return PulseResponse(x, e_dev, e_src, 4 * float(edge_s) + float(width_s))
         return msdc_pulse.apply_pulses(self, x0, amplitude_V, width_s, edge_s, r_series_ohm, g_on, g_off)
-
-    def max_read_voltage_V(self) -> float:
-        from .base import TwoRateModel
-
-        return TwoRateModel.max_read_voltage_V(self)
 
     def spice_subcircuit(self) -> SpiceSubcircuit:
         return spice_subcircuit(self)

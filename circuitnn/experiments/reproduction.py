@@ -91,17 +91,19 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
     return run
 
 
+def headline(summaries) -> dict:
+    """What run.json keeps of a reproduction: accuracy, time and energy per medium and mode, from
+    the tuning parts' summaries."""
+    return {f"{s['medium']}_{'reset' if s['initial_reset'] else 'noreset'}_{key}": s[field]
+            for s in summaries
+            for key, field in (("accuracy", "chip_accuracy"), ("time_s", "training_time_s"),
+                               ("energy_J", "training_energy_total_J"))}
+
+
 def _headline(run: Run) -> dict:
-    """Accuracy, time and energy of every tuning part, from the stored part summaries."""
-    summary = {}
-    for part in run.read_json("plan.json")["parts"]:
-        medium, _, what = part.partition("-")
-        if what in ("reset", "noreset"):
-            stored = run.read_json(f"parts/{part}/summary.json")
-            for key, name in (("accuracy", "chip_accuracy"), ("time_s", "training_time_s"),
-                              ("energy_J", "training_energy_total_J")):
-                summary[f"{medium}_{what}_{key}"] = stored[name]
-    return summary
+    parts = run.read_json("plan.json")["parts"]
+    return headline(run.read_json(f"parts/{part}/summary.json") for part in parts
+                    if part.partition("-")[2] in ("reset", "noreset"))
 
 
 def stored_config(run: Run, medium: str) -> Config:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..experiments.onchip import PAPER
+from ..experiments.reproduction import headline
 from ..store import CorruptRunError, Run
 from .document import (
     Report, ReportError, provenance, resume_command, pyplot, without_float_noise, write_into_run, write_to_folder,
@@ -156,7 +157,7 @@ def build_report(run: Run) -> Report:
     report.notes = _notes(summaries, split, calibration, plan)
     if "heatmap" in parts:
         report.notes.append(_heatmap_note(_grid(run)))
-    report.summary = summary_of(summaries)
+    report.summary = headline(summaries.values())
     return report
 
 
@@ -450,14 +451,6 @@ def _heatmap_figure(grid: dict):
     bar.set_label("accuracy (% of test images)")
     figure.tight_layout()
     return figure
-
-
-def summary_of(summaries: dict[str, dict]) -> dict:
-    """What run.json keeps of a reproduction: accuracy, time and energy per medium and mode."""
-    return {f"{s['medium']}_{'reset' if s['initial_reset'] else 'noreset'}_{key}": s[field]
-            for s in summaries.values()
-            for key, field in (("accuracy", "chip_accuracy"), ("time_s", "training_time_s"),
-                               ("energy_J", "training_energy_total_J"))}
 
 
 def write_report(run: Run) -> dict:

@@ -38,7 +38,7 @@ class SpicePulseWriter:
     def __init__(self, circuit: ProgrammingCircuit, engine: SpiceEngine, keep_waveforms: bool = False):
         self.circuit, self.engine, self.keep_waveforms = circuit, engine, keep_waveforms
         self._loaded = False
-        sub = circuit.device.spice_subcircuit()
+        sub = circuit.subcircuit
         self._fresh_inputs = {key: default for key, _, default in sub.inputs[1:]}
         self._inputs_altered = False
 

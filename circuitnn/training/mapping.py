@@ -241,7 +241,7 @@ def circuit_conductances(weights, crossbar: Crossbar, margin: float = 0.0) -> np
         target = arrays[index]
 
         def residual(params, network_index=index, expand=expand, target=target):
-            transfer, offset = model.layer_transfer(network_index, expand(params))
+            transfer, _ = model.layer_transfer(network_index, expand(params))
             return (-scale * transfer - target).ravel()
 
         solution = least_squares(residual, np.clip(start, *bounds), bounds=bounds,
