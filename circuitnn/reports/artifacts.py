@@ -54,6 +54,11 @@ def _pyplot():
     return plt
 
 
+def _duration(seconds: float) -> str:
+    """A pulse width in µs, or in ns below a microsecond (PCM pulses are tens of ns)."""
+    return f"{seconds * 1e6:g} µs" if seconds >= 1e-6 else f"{seconds * 1e9:g} ns"
+
+
 def write_device_curves(out: Path, curves_list: list[DeviceCurves], configs: list[Config]) -> list[Path]:
     """Hysteresis loop and pulse response of each medium (computed by ``experiments.device_curves``):
     CSV and PNG per medium."""
@@ -77,8 +82,8 @@ def write_device_curves(out: Path, curves_list: list[DeviceCurves], configs: lis
         set_pulse, reset_pulse = config.set_pulse(), config.reset_pulse()
         right.set(xlabel=f"pulse number ({config.curves.pulses} SET, then {config.curves.pulses} RESET)",
                   ylabel="state x (0 = off, 1 = on)",
-                  title=f"{curves.medium}: SET {set_pulse.amplitude_V:+g} V × {set_pulse.width_s * 1e6:g} µs / "
-                        f"RESET {reset_pulse.amplitude_V:+g} V × {reset_pulse.width_s * 1e6:g} µs")
+                  title=f"{curves.medium}: SET {set_pulse.amplitude_V:+g} V × {_duration(set_pulse.width_s)} / "
+                        f"RESET {reset_pulse.amplitude_V:+g} V × {_duration(reset_pulse.width_s)}")
         right.legend()
         figure.tight_layout()
         png = out / f"{curves.medium}_curves.png"
