@@ -81,15 +81,32 @@ class Conv2D:
         out = cols @ used if matmul is None else matmul(cols)
         return out.reshape(n, out_h, out_w, c_out) + self.bias
 
+    def patches(self, x) -> np.ndarray:
+        """The im2col patches (n·out_h·out_w, k·k·C_in) of NHWC images ``x``: what the array's rows see."""
+        n, h, w, _ = x.shape
+        p = self.padding
+        out_h, out_w, _ = self.output_shape(h, w)
+        return _im2col(np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x, self.k, out_h, out_w)
+
     def backward(self, grad, need_input_grad: bool = True):
-        in_shape, padded_shape, out_h, out_w = self._shape
         grad2d = grad.reshape(-1, grad.shape[-1])
         self.grad_weight = self._cols.T @ grad2d
         self.grad_bias = grad2d.sum(axis=0)
         if not need_input_grad:
             return None
+        return self.input_gradient(grad, self._used)
+
+    def input_gradient(self, grad, weight, row_offset=None) -> np.ndarray:
+        """Gradient of the latest forward pass's input for output gradient ``grad``, through ``weight``
+        (k·k·C_in, C_out), which may differ from the forward weight (a transposed product with its own
+        errors); ``row_offset`` (k·k·C_in,) is added to every patch row before the patches are summed."""
+        in_shape, padded_shape, out_h, out_w = self._shape
+        grad2d = grad.reshape(-1, grad.shape[-1])
         k, c = self.k, self.channels_in
-        dcols = (grad2d @ self._used.T).reshape(in_shape[0], out_h, out_w, k, k, c)
+        dcols = grad2d @ weight.T
+        if row_offset is not None:
+            dcols += row_offset
+        dcols = dcols.reshape(in_shape[0], out_h, out_w, k, k, c)
         dx = np.zeros(padded_shape)
         for i in range(k):
             for j in range(k):
