@@ -255,6 +255,34 @@ def cmd_networks(args) -> None:
     print(f"run {run.id}: {run.path}")
 
 
+def cmd_learn_networks(args) -> None:
+    from .experiments.network_learning import default_plan, run_learning_study
+    from .reports import write_report
+    from .validation import check_range
+
+    check_range("--seed", args.seed, 0, 2**32 - 1, True)
+    _check_resume(_store(args), args, ("learn-networks",))
+    plan = None
+    if not args.resume:
+        changes = {"mnist_dir": args.mnist, "seed": args.seed, "max_examples": args.max_examples,
+                   "hidden": args.hidden, "epochs": args.epochs, "cnn_epochs": args.cnn_epochs,
+                   "chips": args.chips, "backward_weights": args.backward_weights}
+        for name in ("conductance_levels", "neuron_levels", "sweep_methods", "extra_methods", "cnn_methods"):
+            value = getattr(args, name)
+            if value is not None:
+                changes[name] = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        for name in ("conductance_levels", "neuron_levels"):
+            if name in changes:
+                changes[name] = list(_floats(",".join(changes[name]), f"--{name.replace('_', '-')}"))
+        for name in ("hidden", "epochs", "cnn_epochs"):
+            check_range(f"--{name.replace('_', '-')}", changes[name], 1, 100000, True)
+        plan = default_plan(**changes)
+    run = run_learning_study(_store(args), plan, progress=not args.quiet, resume=args.resume,
+                             write_report=write_report)
+    print(run.read_text("report.md"))
+    print(f"run {run.id}: {run.path}")
+
+
 def cmd_report(args) -> None:
     from .reports import build_report
     from .reports.document import write_to_folder
@@ -403,6 +431,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_networks)
 
+    p = sub.add_parser("learn-networks", help="on-chip learning of the MLP and CNN on the surrogate: DGC, BP, "
+                                              "hybrids, SPSA, parallel perturbation against circuit variation")
+    p.add_argument("--mnist", metavar="DIR", help="folder (or images file) with MNIST IDX files (default: "
+                   "scikit-learn's 8x8 digits; the README's study uses tests/data/mnist)")
+    p.add_argument("--max-examples", type=int, default=None, help="use at most this many examples, 80 %% for "
+                   "training (default: all)")
+    p.add_argument("--hidden", type=int, default=32, help="hidden units of the MLP (default 32)")
+    p.add_argument("--epochs", type=int, default=10, help="MLP training epochs (default 10)")
+    p.add_argument("--cnn-epochs", type=int, default=3, help="CNN training epochs (default 3)")
+    p.add_argument("--chips", type=int, default=1, help="chip instances per variation level (default 1)")
+    p.add_argument("--conductance-levels", metavar="S,S,...", help="conductance variation sigmas, fractions "
+                   "(default 0,0.05,0.1,0.2,0.3)")
+    p.add_argument("--neuron-levels", metavar="S,S,...", help="neuron-circuit variation sigmas (default 0.05,0.1,0.2)")
+    p.add_argument("--sweep-methods", metavar="M,M,...", help="MLP methods of the variation sweep (default "
+                   "bp,dgc,hybrid-bp-dgc,parallel); also dgc-one-sided, spsa, hybrid-dgc-bp")
+    p.add_argument("--extra-methods", metavar="M,M,...", help="MLP methods run without variation only (default "
+                   "dgc-one-sided,spsa,hybrid-dgc-bp; empty string for none)")
+    p.add_argument("--cnn-methods", metavar="M,M,...", help="CNN methods (default bp,dgc,hybrid-conv-dgc,"
+                   "hybrid-conv-bp; empty string for none)")
+    p.add_argument("--backward-weights", choices=("separate_array", "same_devices"), default="separate_array",
+                   help="which devices BP's transposed product reads (default separate_array)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run (its own settings)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, initial weights and chips (default 0)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_learn_networks)
+
     p = sub.add_parser("train", help="on-chip training of one medium, with and without reset (SPICE, or "
                                      "the surrogate with --backend surrogate)")
     run_options(p, False)
@@ -421,7 +476,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
-    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks")
+    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, "
+                        "learn-networks")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "

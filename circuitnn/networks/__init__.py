@@ -6,10 +6,15 @@ hardware-aware training and evaluation with device effects (M-SDC and PCM).
     evaluate(net, X_test, y_test, device="pcm", effects={"time_s": 30 * 86400})
 """
 
+from .backprop_circuits import bp_gradients
+from .chip_network import ChipNetwork, ChipTrace, EvaluationCounter
+from .circuit_variation import CircuitVariation, LayerCircuits
 from .devices import (
     MsdcEffects, MsdcTileDevice, PcmEffects, PcmTileDevice, TileDevice, TileReadout, tile_device,
 )
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, Network, ReLU, softmax_cross_entropy
+from .onchip_learning import LearningHistory, OnChipLearningConfig, learn
+from .perturbation import dgc_gradient, parallel_gradient, spsa_gradients
 from .tiles import AnalogMatrix, ProgrammedMatrix, TileConfig, program_weights, tile_slices
 from .train import (
     NetworkConfig, NetworkTrainingConfig, TrainingHistory, accuracy, build_network, evaluate, tile_accuracy,
@@ -17,6 +22,8 @@ from .train import (
 )
 
 __all__ = [
+    "ChipNetwork", "ChipTrace", "CircuitVariation", "EvaluationCounter", "LayerCircuits", "LearningHistory",
+    "OnChipLearningConfig", "bp_gradients", "dgc_gradient", "learn", "parallel_gradient", "spsa_gradients",
     "AnalogMatrix", "AvgPool2D", "Conv2D", "Dense", "Flatten", "MaxPool2D", "MsdcEffects", "MsdcTileDevice",
     "Network", "NetworkConfig", "NetworkTrainingConfig", "PcmEffects", "PcmTileDevice", "ProgrammedMatrix",
     "ReLU", "TileConfig", "TileDevice", "TileReadout", "TrainingHistory", "accuracy", "build_network",

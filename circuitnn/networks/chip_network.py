@@ -134,10 +134,12 @@ class ChipNetwork:
     def neuron(self, k: int, s: np.ndarray) -> np.ndarray:
         """Neuron outputs a · f(b · s + c) of layer ``k`` for column outputs ``s`` (…, n_out)."""
         c = self.circuits[k]
-        z = c.b * s + c.c
+        z = s * c.b
+        z += c.c
         if self.activations[k] == "relu":
             np.maximum(z, 0.0, out=z)
-        return c.a * z
+        z *= c.a
+        return z
 
     def _continue(self, k: int, y: np.ndarray, effective: list, trace: ChipTrace | None,
                   biases: list | None = None) -> np.ndarray:

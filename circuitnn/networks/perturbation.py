@@ -18,9 +18,12 @@ and g = (C(w + δ) − C(w))/δ (one-sided, N + 1 cost measurements per step) or
   outputs change by the rank-one term Δy_j · W_eff[j, :], and the rest of the network runs on those
   (vectorised over i, j and the samples, in chunks). ``tests/test_network_learning.py`` checks it
   against re-running the chip per weight.
-* Convolution layers (a kernel weight is shared by every position): true re-evaluation, the layer's
-  output recomputed from its patches with every perturbed kernel, batched P kernels at a time, and the
-  network run on the P copies.
+* Convolution layers (a kernel weight is shared by every position, so one weight changes a whole
+  feature map): re-evaluation of the network from the perturbed layer on, P perturbed copies at a
+  time as one batch. The perturbed feature map is computed exactly as the unperturbed one plus the
+  realised change times the weight's patch column (the array is linear in its weights), which costs
+  one column instead of a whole convolution per copy; everything after it (neurons, pooling, the
+  later layers) is run again on every copy.
 
 **SPSA** (simultaneous perturbation, Spall 1992; Alspector et al. 1993): every weight of the chosen
 layers moves at once by δ·Δ_w, Δ_w = ±1 at random; g_w = (C(w + δΔ) − C(w))/δ · Δ_w (one-sided) or
@@ -142,13 +145,12 @@ def _conv_dgc(chip: ChipNetwork, trace: ChipTrace, k: int, delta: float, central
         for p0 in range(0, n_perturb, chunk):
             ids = np.arange(p0, min(n_perturb, p0 + chunk))
             r, j = ids // n_out, ids % n_out
-            kernels = np.broadcast_to(base, (len(ids), n_rows, n_out)).copy()
-            weight_ids = r < n_rows
-            kernels[np.flatnonzero(weight_ids), r[weight_ids], j[weight_ids]] += realised[r[weight_ids],
-                                                                                          j[weight_ids]]
-            s = (cols[None] @ kernels).reshape(len(ids), *out_shape) + layer.bias
-            bias_ids = np.flatnonzero(~weight_ids)
-            s[bias_ids, ..., j[bias_ids]] += sign * delta
+            # The perturbed kernel's feature map, for every image: the array is linear in its weights,
+            # so it is the unperturbed map plus the realised change times that weight's patch column.
+            s = np.broadcast_to(trace.pre[k], (len(ids), *out_shape)).copy()
+            change = np.where(r < n_rows, realised[np.minimum(r, n_rows - 1), j], sign * delta)
+            column = np.where((r < n_rows)[None, :], cols[:, np.minimum(r, n_rows - 1)], 1.0)   # (B·pos, P)
+            s[np.arange(len(ids)), ..., j] += (column * change).T.reshape(len(ids), *out_shape[:-1])
             outputs = chip.outputs_from(k, s.reshape(len(ids) * B, *out_shape[1:]))
             per_sample = sample_costs(outputs.reshape(len(ids), B, -1), trace.targets[None])
             measured[ids] = per_sample.mean(axis=1)

@@ -1,0 +1,180 @@
+"""On-chip learning of the surrogate networks against circuit variation: DGC, BP, hybrids, SPSA, parallel.
+
+One stored, resumable run (kind ``learn-networks``). Every training is one part
+(``parts/<network>-<method>-<axis><level>-chip<i>.json``) written when it finishes, so an interrupted
+run resumes at the next part:
+
+* **MLP sweep**: for every synaptic conductance-variation level (neurons exact) and every
+  neuron-circuit variation level (devices exact; forward and BP circuits at the same σ for gains and
+  offsets, drawn separately), ``chips`` chip instances, each method of ``sweep_methods`` trained from
+  the same initial weights on the same chip.
+* **MLP extras without variation**: one-sided DGC, SPSA and the second hybrid.
+* **CNN without variation**: BP, DGC and both hybrids (convolutions by DGC and the dense layer by BP,
+  and the reverse).
+
+Defaults are sized for a loaded 2-core machine (documented in the README): MLP 784-32-10 and a CNN
+conv 4@5×5 → pool → conv 8@5×5 → pool → dense 10, on the MNIST subset the tests ship (1000 images,
+800 to train, 200 to test) unless a folder of full MNIST files is given.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+
+import numpy as np
+
+from ..data.mnist import load_dataset
+from ..errors import ConfigError
+from ..networks.chip_network import ChipNetwork
+from ..networks.circuit_variation import CircuitVariation
+from ..networks.onchip_learning import OnChipLearningConfig, learn
+from ..networks.train import NetworkConfig, build_network
+from ..store import Run, RunStore
+
+# method label → (per-layer methods of the MLP (hidden, output), difference)
+MLP_METHODS = {
+    "bp": (("bp",), "central"),
+    "dgc": (("dgc",), "central"),
+    "dgc-one-sided": (("dgc",), "one_sided"),
+    "spsa": (("spsa",), "central"),
+    "parallel": (("parallel",), "central"),
+    "hybrid-bp-dgc": (("bp", "dgc"), "central"),      # hidden layer by BP, output layer by DGC
+    "hybrid-dgc-bp": (("dgc", "bp"), "central"),      # hidden layer by DGC, output layer by BP
+}
+# CNN (conv, conv, dense)
+CNN_METHODS = {
+    "bp": ("bp",),
+    "dgc": ("dgc",),
+    "hybrid-conv-dgc": ("dgc", "dgc", "bp"),          # convolutions by DGC, dense by BP
+    "hybrid-conv-bp": ("bp", "bp", "dgc"),            # the reverse
+}
+SWEEP_METHODS = ("bp", "dgc", "hybrid-bp-dgc", "parallel")
+EXTRA_METHODS = ("dgc-one-sided", "spsa", "hybrid-dgc-bp")
+CONDUCTANCE_LEVELS = (0.0, 0.05, 0.1, 0.2, 0.3)
+NEURON_LEVELS = (0.05, 0.1, 0.2)
+
+
+def default_plan(**changes) -> dict:
+    plan = {
+        "mnist_dir": None, "seed": 0, "max_examples": None, "hidden": 32, "epochs": 10, "cnn_epochs": 3,
+        "cnn_channels": [4, 8], "batch_size": 32, "learning_rate": 0.03, "momentum": 0.9,
+        "spsa_learning_rate": 3e-3, "spsa_draws": 32, "perturbation": 1e-3, "chips": 1,
+        "conductance_levels": list(CONDUCTANCE_LEVELS), "neuron_levels": list(NEURON_LEVELS),
+        "sweep_methods": list(SWEEP_METHODS), "extra_methods": list(EXTRA_METHODS),
+        "cnn_methods": list(CNN_METHODS), "backward_weights": "separate_array",
+    }
+    unknown = sorted(set(changes) - set(plan))
+    if unknown:
+        raise ConfigError(f"learn_networks.{unknown[0]}", changes[unknown[0]], "a field of " + ", ".join(plan))
+    plan.update(changes)
+    for name in ("sweep_methods", "extra_methods"):
+        for label in plan[name]:
+            if label not in MLP_METHODS:
+                raise ConfigError(f"learn_networks.{name}", label, "one of " + ", ".join(MLP_METHODS))
+    for label in plan["cnn_methods"]:
+        if label not in CNN_METHODS:
+            raise ConfigError("learn_networks.cnn_methods", label, "one of " + ", ".join(CNN_METHODS))
+    for name in ("conductance_levels", "neuron_levels"):
+        plan[name] = [float(v) for v in plan[name]]
+        CircuitVariation(conductance_sigma=max(plan[name], default=0.0))  # validates the range
+    if not isinstance(plan["chips"], int) or not 1 <= plan["chips"] <= 100:
+        raise ConfigError("learn_networks.chips", plan["chips"], "an integer in [1, 100]")
+    return plan
+
+
+def planned_parts(plan: dict) -> list[dict]:
+    """Every training of the run, in order: network, method label, variation axis and level, chip."""
+    parts = []
+    for axis, levels in (("conductance", plan["conductance_levels"]), ("neuron", plan["neuron_levels"])):
+        for level in levels:
+            for chip in range(plan["chips"]):
+                parts += [{"network": "mlp", "method": m, "axis": axis, "level": level, "chip": chip}
+                          for m in plan["sweep_methods"]]
+    parts += [{"network": "mlp", "method": m, "axis": "conductance", "level": 0.0, "chip": 0}
+              for m in plan["extra_methods"]]
+    parts += [{"network": "cnn", "method": m, "axis": "conductance", "level": 0.0, "chip": 0}
+              for m in plan["cnn_methods"]]
+    return parts
+
+
+def part_name(part: dict) -> str:
+    return f"parts/{part['network']}-{part['method']}-{part['axis']}{part['level']:g}-chip{part['chip']}.json"
+
+
+def variation_of(part: dict, plan: dict) -> CircuitVariation:
+    common = {"backward_weights": plan["backward_weights"]}
+    if part["axis"] == "conductance":
+        return CircuitVariation(conductance_sigma=part["level"], **common)
+    return CircuitVariation.neurons(part["level"], **common)
+
+
+def train_part(part: dict, plan: dict, data, progress: Callable[[str], None] | None = None) -> dict:
+    """Train one part's network on its chip and return its stored row."""
+    X_train, y_train, X_test, y_test = data
+    seed = plan["seed"]
+    if part["network"] == "mlp":
+        architecture = NetworkConfig.mlp(hidden=(plan["hidden"],))
+        methods, difference = MLP_METHODS[part["method"]]
+        epochs = plan["epochs"]
+    else:
+        architecture = NetworkConfig.cnn(conv_channels=tuple(plan["cnn_channels"]), kernel_size=5,
+                                         padding=2 if X_train.shape[1] < 28 else 0)
+        methods, difference = CNN_METHODS[part["method"]], "central"
+        epochs = plan["cnn_epochs"]
+    # The same initial weights for every method; the chip instance depends on the chip index only.
+    network = build_network(architecture, X_train.shape[1:], np.random.default_rng(seed))
+    chip_rng = np.random.default_rng([seed, 1000 + part["chip"]])
+    variation = variation_of(part, plan)
+    chip = ChipNetwork(network, variation, chip_rng)
+    learning_rate = plan["spsa_learning_rate"] if "spsa" in methods else plan["learning_rate"]
+    config = OnChipLearningConfig(methods=methods, difference=difference, perturbation=plan["perturbation"],
+                                  learning_rate=learning_rate, momentum=plan["momentum"], epochs=epochs,
+                                  batch_size=plan["batch_size"], spsa_draws=plan["spsa_draws"], seed=seed)
+    label = f"{part['network']} {part['method']}, {part['axis']} σ = {part['level']:g}, chip {part['chip']}"
+    start = time.perf_counter()
+
+    def report(epoch: int, row: dict) -> None:
+        if progress is not None:
+            progress(f"  {label}: epoch {epoch + 1}/{epochs}, cost {row['cost']:.4f}, test accuracy "
+                     f"{row['test_accuracy']:.3f}, {row['forward_evaluations']:.3g} chip evaluations, "
+                     f"{row['time_s']:.1f} s")
+
+    history = learn(chip, X_train, y_train, config, X_test, y_test, on_epoch=report)
+    return {**part, "methods": list(history.methods), "difference": difference,
+            "variation": asdict(variation), "learning": config.as_dict(),
+            "accuracy": float(history.test_accuracy[-1]), "cost": float(history.cost[-1]),
+            "forward_evaluations": int(chip.counter.forward), "backward_evaluations": int(chip.counter.backward),
+            "evaluations": int(chip.counter.total), "time_s": float(history.time_s[-1]),
+            "wall_s": time.perf_counter() - start, "n_weights": network.n_weights(),
+            "n_inputs": int(np.prod(X_train.shape[1:])), "n_train": int(len(X_train)), "n_test": int(len(X_test)), "history": history.as_dict()}
+
+
+def run_learning_study(store: RunStore, plan: dict | None = None, progress: bool = True, resume: str | None = None,
+                       write_report: Callable[[Run], dict] | None = None) -> Run:
+    """Run (or, with ``resume``, continue) the study of ``plan`` (``default_plan(...)``)."""
+    if resume:
+        run = store.resume(resume)
+        plan = default_plan(**run.read_json("plan.json"))
+    else:
+        plan = default_plan() if plan is None else default_plan(**plan)
+    X_train, y_train, X_test, y_test, name = load_dataset(plan["mnist_dir"], plan["seed"],
+                                                          max_examples=plan["max_examples"])
+    if not resume:
+        run = store.create("learn-networks", plan, seed=plan["seed"], labels={"dataset": name},
+                           name=name)
+        run.write_json("plan.json", plan)
+    say = (lambda text: print(text, flush=True)) if progress else None
+    with run:
+        rows = []
+        for part in planned_parts(plan):
+            if say is not None and part_name(part) not in run.files:
+                say(f"{name}: {part['network']} {part['method']}, {part['axis']} variation σ = {part['level']:g}, "
+                    f"chip {part['chip']} ...")
+            rows.append(run.json_part(part_name(part), lambda: train_part(
+                part, plan, (X_train, y_train, X_test, y_test), say)))
+        run.write_csv("results.csv", [{k: v for k, v in r.items() if not isinstance(v, (dict, list))}
+                                      for r in rows])
+        run.complete(write_report(run) if write_report is not None else {"parts": len(rows)})
+    return run
