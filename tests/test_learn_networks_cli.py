@@ -22,9 +22,15 @@ def study(tmp_path_factory):
 
 
 def test_study_stores_every_part_with_counts_and_a_report(study, tmp_path):
-    parts = [study.read_json(rel) for rel in study.files if rel.startswith("parts/")]
-    # 3 variation levels × 4 sweep methods, 1 extra, 2 CNN methods
-    assert len(parts) == 3 * 4 + 1 + 2
+    stored = [study.read_json(rel) for rel in study.files if rel.startswith("parts/")]
+    parts = [p for p in stored if p["method"] != "alignment"]
+    alignment = {(p["axis"], p["level"]): p for p in stored if p["method"] == "alignment"}
+    # 3 variation levels × 4 sweep methods, 1 extra, 2 CNN methods; a gradient alignment per level
+    assert len(parts) == 3 * 4 + 1 + 2 and set(alignment) == {("conductance", 0.0), ("conductance", 0.2),
+                                                              ("neuron", 0.2)}
+    # without variation BP is the chip's gradient; with neuron-circuit variation it is not
+    assert alignment[("conductance", 0.0)]["cosine_all"] > 0.9999
+    assert alignment[("neuron", 0.2)]["cosine_all"] < 0.999
     for part in parts:
         assert part["forward_evaluations"] > 0 and 0.0 <= part["accuracy"] <= 1.0
         assert part["backward_evaluations"] > 0 if "bp" in part["methods"] else part["backward_evaluations"] == 0
@@ -36,6 +42,7 @@ def test_study_stores_every_part_with_counts_and_a_report(study, tmp_path):
     assert main(["report", study.id, "--store", str(study.path.parent), "--out", str(tmp_path)]) == 0
     markdown = assert_report_folder(tmp_path / study.id, min_tables=3)
     assert "DGC within 1.5 points of BP" in markdown and "chip evaluations" in markdown
+    assert "Gradient alignment" in markdown
 
 
 def test_bad_level_and_method_exit_2_before_training(tmp_path, capsys):
@@ -66,4 +73,4 @@ def test_an_interrupted_study_resumes_without_retraining(tmp_path, monkeypatch):
     (info,) = store.list(kind="learn-networks")
     trained.clear()
     run = experiment.run_learning_study(store, resume=info.id, progress=False, write_report=write_report)
-    assert trained == ["parallel"] and run.status == "complete"
+    assert trained == ["parallel", "alignment"] and run.status == "complete"

@@ -29,7 +29,9 @@ from ..data.mnist import load_dataset
 from ..errors import ConfigError
 from ..networks.chip_network import ChipNetwork
 from ..networks.circuit_variation import CircuitVariation
+from ..networks.backprop_circuits import bp_gradients
 from ..networks.onchip_learning import OnChipLearningConfig, learn
+from ..networks.perturbation import dgc_gradient
 from ..networks.train import NetworkConfig, build_network
 from ..store import Run, RunStore
 
@@ -63,7 +65,7 @@ def default_plan(**changes) -> dict:
         "spsa_learning_rate": 3e-3, "spsa_draws": 32, "perturbation": 1e-3, "chips": 1,
         "conductance_levels": list(CONDUCTANCE_LEVELS), "neuron_levels": list(NEURON_LEVELS),
         "sweep_methods": list(SWEEP_METHODS), "extra_methods": list(EXTRA_METHODS),
-        "cnn_methods": list(CNN_METHODS), "backward_weights": "separate_array",
+        "cnn_methods": list(CNN_METHODS), "backward_weights": "separate_array", "alignment_samples": 256,
     }
     unknown = sorted(set(changes) - set(plan))
     if unknown:
@@ -96,6 +98,10 @@ def planned_parts(plan: dict) -> list[dict]:
               for m in plan["extra_methods"]]
     parts += [{"network": "cnn", "method": m, "axis": "conductance", "level": 0.0, "chip": 0}
               for m in plan["cnn_methods"]]
+    # How far BP's gradient is from the chip's own (measured by DGC) at every variation level.
+    for axis, levels in (("conductance", plan["conductance_levels"]), ("neuron", plan["neuron_levels"])):
+        parts += [{"network": "mlp", "method": "alignment", "axis": axis, "level": level, "chip": chip}
+                  for level in levels for chip in range(plan["chips"])]
     return parts
 
 
@@ -110,8 +116,33 @@ def variation_of(part: dict, plan: dict) -> CircuitVariation:
     return CircuitVariation.neurons(part["level"], **common)
 
 
+def gradient_alignment(part: dict, plan: dict, data) -> dict:
+    """Cosine similarity of BP's gradient with the chip's true gradient (central DGC, which measures the
+    chip's own cost) at the initial weights of the part's chip, on the first ``alignment_samples``
+    training images: per layer and over all weights. 1 = BP follows the chip's gradient exactly."""
+    X_train, y_train = data[0][:plan["alignment_samples"]], data[1][:plan["alignment_samples"]]
+    network = build_network(NetworkConfig.mlp(hidden=(plan["hidden"],)), X_train.shape[1:],
+                            np.random.default_rng(plan["seed"]))
+    chip = ChipNetwork(network, variation_of(part, plan), np.random.default_rng([plan["seed"], 1000 + part["chip"]]))
+    trace = chip.forward(X_train, y_train)
+    bp = bp_gradients(chip, trace)
+    true = [dgc_gradient(chip, trace, k, plan["perturbation"] * chip.weight_range[k]) for k in range(len(chip.layers))]
+
+    def cosine(a, b) -> float:
+        a, b = np.concatenate([x.ravel() for x in a]), np.concatenate([x.ravel() for x in b])
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    return {**part, "samples": int(len(X_train)),
+            "cosine_per_layer": [cosine(bp[k], true[k]) for k in range(len(true))],
+            "cosine_all": cosine([g for k in sorted(bp) for g in bp[k]], [g for t in true for g in t]),
+            "norm_ratio": float(np.linalg.norm(np.concatenate([g.ravel() for k in sorted(bp) for g in bp[k]]))
+                                / np.linalg.norm(np.concatenate([g.ravel() for t in true for g in t])))}
+
+
 def train_part(part: dict, plan: dict, data, progress: Callable[[str], None] | None = None) -> dict:
     """Train one part's network on its chip and return its stored row."""
+    if part["method"] == "alignment":
+        return gradient_alignment(part, plan, data)
     X_train, y_train, X_test, y_test = data
     seed = plan["seed"]
     if part["network"] == "mlp":
@@ -175,6 +206,6 @@ def run_learning_study(store: RunStore, plan: dict | None = None, progress: bool
             rows.append(run.json_part(part_name(part), lambda: train_part(
                 part, plan, (X_train, y_train, X_test, y_test), say)))
         run.write_csv("results.csv", [{k: v for k, v in r.items() if not isinstance(v, (dict, list))}
-                                      for r in rows])
+                                      for r in rows if r["method"] != "alignment"])
         run.complete(write_report(run) if write_report is not None else {"parts": len(rows)})
     return run

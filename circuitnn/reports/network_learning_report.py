@@ -26,6 +26,11 @@ def _points(difference: float) -> float:
 
 
 def stored_parts(run: Run) -> list[dict]:
+    """The stored trainings (not the gradient-alignment parts)."""
+    return [p for p in _all_parts(run) if p["method"] != "alignment"]
+
+
+def _all_parts(run: Run) -> list[dict]:
     return [run.read_json(rel) for rel in sorted(run.files) if rel.startswith("parts/") and rel.endswith(".json")]
 
 
@@ -143,6 +148,22 @@ def build_report(run: Run) -> Report:
         "MLP accuracy against variation: synaptic conductance variation (device gains, neurons exact) and "
         "neuron-circuit variation (forward neurons a·f(b·s + c) and BP's derivative and error circuits, gains and "
         "offsets at the same σ, drawn separately; devices exact). Mean over chip instances.")
+    alignment = sorted((p for p in _all_parts(run) if p["method"] == "alignment"),
+                       key=lambda p: (p["axis"], p["level"], p["chip"]))
+    if alignment:
+        report.tables["gradient_alignment"] = [{
+            "variation": p["axis"], "σ (%)": 100 * p["level"], "chip": p["chip"],
+            **{f"cosine, layer {k + 1}": c for k, c in enumerate(p["cosine_per_layer"])},
+            "cosine, all weights": p["cosine_all"], "|BP| / |true|": p["norm_ratio"],
+        } for p in alignment]
+        report.captions["gradient_alignment"] = (
+            "Why BP loses (or does not): cosine similarity between BP's gradient and the chip's true gradient "
+            "(central DGC, which measures the chip's own cost, with respect to the nominal weights the controller "
+            "updates: device gains included) at the initial weights, on "
+            f"{alignment[0]['samples']} training images, and the ratio of their norms. A cosine near 1 means BP "
+            "still descends the chip's cost; static device gains only perturb the backward array's weights, "
+            "like feedback alignment, while the derivative circuits' offsets and gains gate and scale the "
+            "hidden errors wrongly.")
     report.tables["acceptance"] = acceptance_rows(means)
     report.captions["acceptance"] = "The acceptance criteria, computed from the stored results."
     report.figures["variation.png"] = variation_figure(swept, plan, dataset)
