@@ -150,6 +150,7 @@ class TrainerConfig:
 
     kind: str = "write-verify"
     settings: dict = field(default_factory=dict)
+    variants: tuple[str, ...] = ()     # which of the trainer's variants run; empty: all of them
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,16 @@ class Config:
             raise ConfigError(_join("trainer.settings", key), self.trainer.settings[key],
                               f"nothing: trainer {cls.name} has no settings of its own (set trainer.kind?)")
         settings = from_dict(cls.settings_type, self.trainer.settings, "trainer.settings")
+        for i, variant in enumerate(self.trainer.variants):
+            if variant not in cls.variants or variant in self.trainer.variants[:i]:
+                raise ConfigError(f"trainer.variants[{i}]", variant,
+                                  f"one of {', '.join(cls.variants)} (trainer {cls.name}), each once")
         return cls(settings, self.tuning, self.seed)
+
+    def trainer_variants(self) -> tuple[str, ...]:
+        """The variants a run trains, in the trainer's order."""
+        chosen = self.trainer.variants or trainer_class(self.trainer.kind).variants
+        return tuple(v for v in trainer_class(self.trainer.kind).variants if v in chosen)
 
     def programming_path(self) -> ProgrammingPath:
         return self.programming

@@ -36,7 +36,7 @@ def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
     parts = []
     for config in configs:
         medium = config.device.medium
-        parts += [f"{medium}-{variant}" for variant in config.make_trainer().variants] + [f"{medium}-errors"]
+        parts += [f"{medium}-{variant}" for variant in config.trainer_variants()] + [f"{medium}-errors"]
     if heatmap_medium and all(config.make_trainer().noise_heatmap for config in configs):
         parts.append("heatmap")
     return parts
@@ -196,7 +196,7 @@ def _error_sweep(run: Run, config: Config, progress: bool, make_chip) -> None:
     medium = config.device.medium
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
-    last = config.make_trainer().variants[-1]
+    last = config.trainer_variants()[-1]
     final_states = run.read_csv(f"parts/{medium}-{last}/devices.csv")["final_state"]
     total = sum(config.onchip.error_draws if s > 0 else 1 for s in config.onchip.conductance_errors)
     with make_chip(config, crossbar, final_states) as chip, \

@@ -62,6 +62,7 @@ DIFFERENCES = ("central", "one-sided")
 ESTIMATORS = ("sequential", "spsa")
 REALISATIONS = ("pulse", "trim")
 ROUNDINGS = ("stochastic", "nearest")
+UPDATE_RULES = ("gradient", "normalized")
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,8 @@ class DgcSettings:
     estimator: str = "sequential"
     perturbation: float = 0.05         # δ, fraction of the state range
     realisation: str = "pulse"
-    learning_rate: float = 0.1         # Δx = −learning_rate · dC/dx (state units)
+    learning_rate: float = 0.2         # Δx = −learning_rate · dC/dx (state units)
+    update_rule: str = "gradient"      # "normalized": Δx = −learning_rate · g / max|g|
     update_step: float = 0.01          # state change of one update pulse at mid-window
     max_update_pulses: int = 4         # per device per step
     rounding: str = "stochastic"
@@ -100,6 +102,7 @@ class DgcSettings:
         check_range(f"{p}.update_step", self.update_step, 1e-4, 0.25, True)
         check_range(f"{p}.max_update_pulses", self.max_update_pulses, 0, 1000, True)
         check_choice(f"{p}.rounding", self.rounding, ROUNDINGS)
+        check_choice(f"{p}.update_rule", self.update_rule, UPDATE_RULES)
         check_range(f"{p}.trim_time_s", self.trim_time_s, 0.0, 1.0, True)
         check_range(f"{p}.eval_every", self.eval_every, 1, 1_000_000, True)
         check_range(f"{p}.finetune_learning_rate", self.finetune_learning_rate, 0.0, 100.0, True)
@@ -262,6 +265,9 @@ class Dgc(Trainer):
             return gradient
 
         def update(gradient: np.ndarray) -> None:
+            if s.update_rule == "normalized":
+                largest = np.max(np.abs(gradient))
+                gradient = gradient / largest if largest > 0 else gradient
             counts = np.abs(s.learning_rate * gradient) / (s.update_step * span)
             if s.rounding == "stochastic":
                 counts = np.floor(counts) + (rng.random(n) < counts - np.floor(counts))
