@@ -264,3 +264,22 @@ def test_mismatch_study_cli_writes_a_report(tmp_path):
     rows = (run_dir / "tables" / "accuracy.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * 3
     assert main(["mismatch", "--levels", "0,50", "--store", str(store)]) == 2
+
+
+@pytest.mark.parametrize("medium", sorted(presets()))
+@pytest.mark.parametrize("realisation", ["pulse", "trim"])
+def test_dgc_runs_on_every_device_model(medium, realisation):
+    """Two learning steps per preset: the designed pulses are valid PulseSpecs for the model, every
+    measurement and pulse is charged, and the states stay in bounds."""
+    config = dgc_config(medium, steps=2, eval_every=2, realisation=realisation, difference="one-sided")
+    crossbar, chip = surrogate(config)
+    task = onchip.make_task(config, crossbar)
+    with chip:
+        outcome = config.make_trainer().train(chip, task.chip_task(), "dgc", None, lambda state: None)
+        low, high = crossbar.spec.device.state_bounds
+        assert np.all((chip.states >= low) & (chip.states <= high))
+        perturb = chip.ledger.totals(("perturb",))
+    n = crossbar.n_devices
+    assert outcome.tables["history"]["evaluations"][-1] == 2 * (n + 1)   # one-sided: C0 and one per device
+    assert perturb["pulses"] == (2 * 2 * n if realisation == "pulse" else 0)
+    assert perturb["operations"] == 2 * 2 * n
