@@ -37,9 +37,14 @@ PUBLIC_API = {
     "tune_all": "circuitnn.training.tuning", "circuit_conductances": "circuitnn.training.mapping",
     "circuit_weights": "circuitnn.training.mapping", "fidelity": "circuitnn.training.mapping",
     "train_default": "circuitnn.training.software",
+    "Trainer": "circuitnn.training.trainer", "ChipTask": "circuitnn.training.trainer",
+    "trainers": "circuitnn.training.trainer", "register_trainer": "circuitnn.training.trainer:register",
+    "NeuronMismatch": "circuitnn.circuits.crossbar",
     # experiments, runs, reports
     "Config": "circuitnn.experiments.config", "load_config": "circuitnn.experiments.config",
     "run_reproduction": "circuitnn.experiments.reproduction", "RunStore": "circuitnn.store",
+    "train_with": "circuitnn.experiments.onchip", "make_task": "circuitnn.experiments.onchip",
+    "run_mismatch": "circuitnn.experiments.mismatch",
     "write_report_to": "circuitnn.reports.onchip_report",
 }
 
