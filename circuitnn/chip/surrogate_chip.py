@@ -28,6 +28,7 @@ import numpy as np
 
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingPath, PulseSpec
+from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from ..errors import ConfigError
 from ..surrogate import effects as fx
 from ..surrogate import reads
@@ -35,34 +36,11 @@ from ..surrogate.array import ArrayModel, ArrayResponse, check_linear
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..surrogate.effects import DeviceEffects
 from .ledger import PHASES, Ledger, LedgerEntry
+from .sequence import PulseBatch, ReadBatch, SequenceResult, SequenceStates, write_verify_op_by_op
 from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 
 # The programming netlist writes R_driver = 0 as 1 mΩ (circuits/program.py); so does the surrogate.
 MIN_PROGRAM_DRIVER_OHM = 1e-3
-
-
-@dataclass(frozen=True)
-class ReadBatch:
-    """Verify reads of many devices, as arrays (n,) in the order asked."""
-
-    devices: np.ndarray
-    conductance_S: np.ndarray
-    current_A: np.ndarray
-    energy_device_J: np.ndarray
-    energy_total_J: np.ndarray
-    time_s: np.ndarray
-
-
-@dataclass(frozen=True)
-class PulseBatch:
-    """Pulses on many devices, as arrays (n,) in the order asked."""
-
-    devices: np.ndarray
-    x_before: np.ndarray
-    x_after: np.ndarray
-    energy_device_J: np.ndarray
-    energy_total_J: np.ndarray
-    time_s: np.ndarray
 
 
 def _check_pulses(amplitude_V: np.ndarray, width_s: np.ndarray, edge_s: np.ndarray) -> None:
@@ -78,7 +56,7 @@ def _check_pulses(amplitude_V: np.ndarray, width_s: np.ndarray, edge_s: np.ndarr
             raise ConfigError(f"{exc.path}[{k}]", exc.value, exc.allowed) from None
 
 
-class SurrogateChip(DeviceStates):
+class SurrogateChip(SequenceStates, DeviceStates):
     """A crossbar chip in NumPy. ``close()`` and ``with`` are accepted (nothing to stop)."""
 
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
@@ -237,6 +215,17 @@ class SurrogateChip(DeviceStates):
         self._charge(LedgerEntry("inference", -1, 0.0, energy, duration))
         activations = [a / v_read for a in response.activations_V]
         return InferenceResult(activations[-1], activations[:-1], energy, duration, response.column_currents_A)
+
+    # -- sequences (chip/sequence.py) --------------------------------------------------------------
+    def write_verify(self, index: int, program: WriteVerifyProgram) -> WriteVerifyOutcome:
+        """One device's write-verify (``circuits.write_verify.controller``); the same reads, pulses and
+        ledger entries as ``training.tuning.program_to_target``."""
+        self._check_index(index)
+        return write_verify_op_by_op(self, index, program)
+
+    def run_sequence(self, operations) -> SequenceResult:
+        """Read / Pulse / SetStates / Infer / Restore operations in order (``chip/sequence.py``)."""
+        return self.run_sequence_op_by_op(operations)
 
     # -- beyond the protocol -----------------------------------------------------------------------
     def array_response(self, inputs) -> ArrayResponse:

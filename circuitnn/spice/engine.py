@@ -392,6 +392,45 @@ class SpiceEngine:
         return [RunResult({name: np.array([v]) if isinstance(v, float) else v for name, v in vectors_.items()},
                           solve) for vectors_, solve in zip(reply[1], reply[2])]
 
+    def run_sequence(self, request: tuple, step: str) -> tuple:
+        """A whole operation sequence on the loaded circuit in one round trip (``spice/sequences.py``):
+        ('write_verify', setup, device, x0, program dict) or ('program_ops', setup, states, operations).
+
+        Built by ``SpicePulseWriter``, which checks every alter, vector and analysis it carries. A
+        crash is handled as in ``run_many``: a new worker from the state held before, the sequence
+        repeated once (it is deterministic from that state). Returns the worker's answer after 'ok'."""
+        if self._netlist_lines is None:
+            raise SimulationError("no circuit loaded", self.circuit_name or "?", step)
+        if request[0] not in ("write_verify", "program_ops"):
+            raise ValueError(f"unknown sequence {request[0]!r}")
+        started = time.perf_counter()
+        before = dict(self._persistent)
+        reply = self._call(request)
+        if reply[0] in ("crash", "dead"):
+            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before, step)
+            reply = self._call(request)
+            if reply[0] in ("crash", "dead"):
+                self._restart("second failure", before, step)
+                message, output = _reply_text(reply)
+                raise EngineCrashedError(f"ngspice failed twice: {message}", self.circuit_name, step, output)
+        if reply[0] != "ok":
+            _, kind, message, output = reply
+            error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(kind, SimulationError)
+            # The worker holds alters of the operations before the failure, unknown here: start afresh.
+            self._stop_worker()
+            self._persistent = before
+            raise error(message, self.circuit_name, step, output)
+        columns, applied = reply[1], reply[3]
+        try:
+            self._persistent.update(applied)
+        except BaseException:
+            self._stop_worker()
+            raise
+        STATS.runs += len(columns["solve_s"])
+        STATS.solve_time_s += float(np.sum(columns["solve_s"]))
+        STATS.call_time_s += time.perf_counter() - started
+        return reply[1:3]
+
     def command_unvalidated(self, text: str) -> list[str]:
         """Send one raw ngspice command, UNVALIDATED, and return what it printed. For diagnostics
         and tests: ngspice's command language runs shell commands (``shell``, backquotes)."""

@@ -17,6 +17,7 @@ import struct
 import time
 import traceback
 
+from . import sequences
 from .ngspice import NgSpiceLibrary, library_not_found_message
 
 # ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
@@ -243,6 +244,10 @@ def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
         return server.run(*arguments)
     if kind == "run_many":
         return server.run_many(*arguments)
+    if kind == "write_verify":
+        return sequences.run_write_verify(server.run, *arguments)
+    if kind == "program_ops":
+        return sequences.run_program_ops(server.run, *arguments)
     if kind == "command":
         # Raw commands are for tests and diagnostics only (SpiceEngine.command_unvalidated).
         server.lib.output.clear()
