@@ -101,7 +101,10 @@ class SpicePulseWriter:
         for target, value in read:
             alter_command(target, value)
         alter_command(state_target, "dc=0.5")
-        return ProgrammingSetup(state_target, read, tuple(check_vectors(c.read_vectors)),
+        # Reads save the pulse's vectors too (minus time): ngspice's save list then stays as it is
+        # between reads and pulses instead of being rebuilt twice per verify step.
+        read_vectors = tuple(check_vectors([v for v in c.vectors if v != "time"]))
+        return ProgrammingSetup(state_target, read, read_vectors,
                                 tuple(check_vectors(c.vectors)), c.state_node, f"{SOURCE}#branch",
                                 c.path.r_sense_ohm, float(v_read_V), float(r_series_ohm),
                                 tuple(float(b) for b in c.device.state_bounds), tuple(table))

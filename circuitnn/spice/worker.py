@@ -97,9 +97,10 @@ class _Server:
             return ("dead", "rejected", f"ngSpice_Circ returned {status}", self._output())
         return ("ok",)
 
-    def run(self, alters: list[str], analysis: str, vectors: list[str]) -> tuple:
+    def run(self, alters: list[str], analysis: str, vectors: list[str], save: tuple[str, ...] | None = None) -> tuple:
+        """``save``: the vectors ngspice keeps (default: ``vectors``), a superset of those read."""
         self.lib.output.clear()
-        wanted = tuple(name for name in vectors if name != "time")
+        wanted = tuple(name for name in (vectors if save is None else save) if name != "time")
         if wanted and wanted != self.saved:
             # Keeping only the wanted vectors makes both the solve and the read-back cheaper.
             self._command("delete all")
