@@ -39,6 +39,10 @@ from .ledger import PHASES, Ledger, LedgerEntry
 from .sequence import PulseBatch, ReadBatch, SequenceResult, SequenceStates, write_verify_op_by_op
 from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 
+# A few devices changed on a large array (a wired tile) are corrected in low rank instead of
+# refactorising (surrogate/array.py); on small circuits a factorisation costs less than the bookkeeping.
+LOW_RANK_MAX_DEVICES = 16
+LOW_RANK_MIN_UNKNOWNS = 5000
 # The programming netlist writes R_driver = 0 as 1 mΩ (circuits/program.py); so does the surrogate.
 MIN_PROGRAM_DRIVER_OHM = 1e-3
 
@@ -291,9 +295,15 @@ class SurrogateChip(SequenceStates, DeviceStates):
         g = self._window_conductances(self._states)
         if device_inputs:
             g = g * self.device.conductance_factor(device_inputs)
-        if self._array_states is None or not np.array_equal(self._array_states, g):
+        if self._array_states is None:
             self._array.factorize(g)
-            self._array_states = g
+        elif not np.array_equal(self._array_states, g):
+            changed = np.flatnonzero(self._array_states != g)
+            if len(changed) <= LOW_RANK_MAX_DEVICES and self._array.n_unknowns >= LOW_RANK_MIN_UNKNOWNS:
+                self._array.update(changed, g[changed])   # Woodbury: no refactorisation
+            else:
+                self._array.factorize(g)
+        self._array_states = g
         spec, e = self.crossbar.spec, self.effects
         v = fx.quantize(x * spec.v_read_V, spec.v_read_V, e.input_bits)
         noise = (lambda i: fx.column_noise_A(e, i, self._rng)) if e.column_noise_sigma > 0 else None

@@ -1,0 +1,75 @@
+"""Low-rank (Woodbury) updates of the array solve: a few devices changed without refactorising equal a
+fresh factorisation of the new states, for the transfer matrix and for batch solves."""
+
+import numpy as np
+import pytest
+
+from circuitnn.circuits.crossbar import Crossbar
+from circuitnn.circuits.default import default_spec
+from circuitnn.devices.base import preset
+from circuitnn.networks.tile_circuit import tile_crossbar
+from circuitnn.networks.tiles import TileConfig
+from circuitnn.surrogate.array import ArrayModel
+
+WIRES = TileConfig(rows=48, cols=40, r_line_ohm=1.0, r_driver_ohm=10.0, r_sense_ohm=10.0, r_switch_on_ohm=100.0)
+
+
+def _relative(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("k", [1, 5, 16])
+def test_woodbury_transfer_matrix_equals_a_fresh_solve(k):
+    device = preset("Cr")
+    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, device)
+    rng = np.random.default_rng(k)
+    g = rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    model = ArrayModel(crossbar)
+    model.factorize(g)
+    before = model.transfer_matrix_updated_S()
+    current = g.copy()
+    for _ in range(3):  # successive updates accumulate in the same correction
+        idx = rng.choice(crossbar.n_devices, k, replace=False)
+        current[idx] = rng.uniform(device.g_low_S, device.g_high_S, k)
+        model.update(idx, current[idx])
+        fresh = ArrayModel(crossbar)
+        fresh.factorize(current)
+        expected = fresh.transfer_matrix_S()
+        assert _relative(model.transfer_matrix_updated_S(), expected) <= 1e-9
+        x = rng.uniform(-0.1, 0.1, (7, WIRES.rows))
+        assert _relative(model.solve(x).column_currents_A[0], fresh.solve(x).column_currents_A[0]) <= 1e-9
+    assert model.layers[0].low_rank_size <= 3 * k      # it did not refactorise
+    assert _relative(model.transfer_matrix_updated_S(), before) > 1e-4   # and the devices mattered
+
+
+def test_setting_devices_back_returns_the_original_transfer_matrix():
+    device = preset("W")
+    crossbar = tile_crossbar(16, 16, WIRES, device)
+    rng = np.random.default_rng(0)
+    g = rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    model = ArrayModel(crossbar)
+    model.factorize(g)
+    original = model.transfer_matrix_updated_S()
+    idx = np.array([3, 40, 41, 200])
+    model.update(idx, g[idx] * 2)
+    model.update(idx, g[idx])
+    assert _relative(model.transfer_matrix_updated_S(), original) <= 1e-12
+
+
+def test_beyond_the_rank_limit_or_without_wires_it_refactorises_and_stays_exact():
+    device = preset("Cr")
+    crossbar = Crossbar(default_spec(device))   # the 9-3-1 circuit: two layers
+    rng = np.random.default_rng(2)
+    g = rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    model = ArrayModel(crossbar)
+    model.factorize(g)
+    idx = np.arange(0, 30, 2)
+    g[idx] = rng.uniform(device.g_low_S, device.g_high_S, len(idx))
+    model.update(idx, g[idx], max_rank=4)
+    fresh = ArrayModel(crossbar)
+    fresh.factorize(g)
+    x = rng.uniform(0, 0.1, (5, 9))
+    for layer_got, layer_want in zip(model.solve(x).activations_V, fresh.solve(x).activations_V):
+        np.testing.assert_allclose(layer_got, layer_want, rtol=1e-10, atol=1e-15)
+    # Layer 1 got 14 changed devices (> 4): refactorised; layer 2 one (device 28): corrected.
+    assert [layer.low_rank_size for layer in model.layers] == [0, 1]
