@@ -305,6 +305,12 @@ class _LayerNetwork:
         self._capacitance = None                 # LU of (I + D UᵀW), when changes exist
         self._transfer0 = None
 
+    def discard_updates(self) -> None:
+        """Back to the factorised conductances (the factorised states' transfer matrix is kept)."""
+        transfer0 = self._transfer0
+        self._reset_low_rank()
+        self._transfer0 = transfer0
+
     @property
     def low_rank_size(self) -> int:
         """How many devices differ from the factorised states (the rank of the correction)."""
@@ -369,6 +375,37 @@ class _LayerNetwork:
         sense, summing = np.asarray(self.sense_nodes), np.asarray(self.summing_nodes)
         w_t_c = self.g_sense * (self._w[sense] - self._w[summing]).T          # (k × n_out)
         return self._transfer0 - p_t_w @ self._correction(w_t_c)
+
+    def own_sensitivities(self) -> np.ndarray:
+        """∂T[i, j]/∂β_k for every device k = (row i, column j, polarity) at the factorised states:
+        how the transfer matrix entry a device feeds moves with its own branch conductance β
+        (site order, S/S). From Woodbury's rank-1 term, −(v_iᵀu_k)(u_kᵀw_j), with v_i = Y⁻¹p_i the node
+        voltages per volt of input i (n_in solves) and w_j = Y⁻¹c_j the sense functional's adjoint
+        (n_out solves): twice the cost of ``transfer_S``, and memory O(devices)."""
+        if len(self._changed):
+            raise RuntimeError("own_sensitivities needs the factorised states (discard_updates first)")
+        chunk = 64
+        a = self._terminal_a.reshape(self.n_in, self.n_out, self.n_pol)
+        b = self._terminal_b.reshape(self.n_in, self.n_out, self.n_pol)
+        across = np.empty((self.n_in, self.n_out, self.n_pol))   # v_i[a_k] − v_i[b_k]
+        adjoint = np.empty((self.n_in, self.n_out, self.n_pol))  # w_j[a_k] − w_j[b_k]
+        sense, summing = np.asarray(self.sense_nodes), np.asarray(self.summing_nodes)
+        with _one_blas_thread():
+            for first in range(0, self.n_in, chunk):
+                rows = np.arange(first, min(first + chunk, self.n_in))
+                unit = np.eye(self.n_in)[rows]
+                v = self.lu.solve(np.asarray(self.m @ (self.source_map @ unit.T)))   # (n, len(rows))
+                columns = np.arange(len(rows))[:, None, None]
+                across[rows] = v[a[rows], columns] - v[b[rows], columns]
+            for first in range(0, self.n_out, chunk):
+                cols = np.arange(first, min(first + chunk, self.n_out))
+                functional = np.zeros((self.n_unknown, len(cols)))
+                functional[sense[cols], np.arange(len(cols))] = self.g_sense
+                functional[summing[cols], np.arange(len(cols))] = -self.g_sense
+                w = self.lu.solve(functional)
+                columns = np.arange(len(cols))[None, :, None]
+                adjoint[:, cols] = w[a[:, cols], columns] - w[b[:, cols], columns]
+        return (-(across * adjoint)).ravel()
 
 
 def _pattern(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
@@ -437,6 +474,11 @@ class ArrayModel:
                 network.factorize(full)
             else:
                 network.update_devices(local, branch[mine])
+
+    def discard_updates(self) -> None:
+        """Forget every ``update``: the conductances are those of the last ``factorize`` again."""
+        for network in self.layers:
+            network.discard_updates()
 
     def transfer_matrix_updated_S(self, layer: int = 0) -> np.ndarray:
         """``transfer_matrix_S`` at the conductances of the latest ``update``: the factorised states'
