@@ -105,7 +105,6 @@ def test_wire_gain_map_is_exact_at_its_reference_and_first_order_near_it():
     fraction = 0.2
     gains = wire_gain_map(6, 5, tile, device, fraction)
     span = device.g_high_S - device.g_low_S
-    rng = np.random.default_rng(4)
     errors, cross = [], []
     for size in (1e-3, 1e-2):
         # Every device at the reference but the + device of (2, 3), moved by ``size`` (in ŵ).

@@ -17,7 +17,7 @@ from ..spice.pulses import SpicePulseWriter
 from ..spice.sequences import PROGRAM, READ, RESET
 from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from .ledger import Ledger, LedgerEntry
-from .sequence import (Infer, Pulse, Read, Restore, SequenceRecorder, SequenceResult, SequenceStates, SetStates,
+from .sequence import (Pulse, Read, Restore, SequenceRecorder, SequenceResult, SequenceStates, SetStates,
                        check_operations, write_verify_op_by_op)
 from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 

@@ -22,7 +22,6 @@ are off / identity by default; ``describe()`` names both, so every result can sa
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 

@@ -135,9 +135,9 @@ class _Server:
                 self._command("destroy all")
                 return ("error", "rejected", f"no vector named {name!r} after {analysis!r}",
                         self._output())
-            # One-point vectors (operating points) travel as floats: pickling a float costs a tenth
-            # of pickling a one-element array, and a read returns several.
-            result[name] = float(values[0]) if len(values) == 1 else values
+            # One-point vectors (operating points) come and travel as floats: pickling a float costs
+            # a tenth of pickling a one-element array, and a read returns several.
+            result[name] = values
         # Without this, plots pile up: memory grows and each run gets slower.
         self._command("destroy all")
         return ("ok", result, solve_s)
