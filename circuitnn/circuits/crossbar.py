@@ -28,6 +28,7 @@ scaled to volts by V_read and activations in [0, 1] (sigmoid) scaled back to V_r
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -276,7 +277,11 @@ class Crossbar:
     def input_alters(self, inputs) -> dict[str, str]:
         """``alter`` targets and values that apply ``inputs`` (in [-1, 1], scaled by V_read)."""
         values = self._validated_inputs(inputs) * self.spec.v_read_V
-        return {self.input_source(i): f"dc={number(float(v))}" for i, v in enumerate(values)}
+        return {source: _dc_text(float(v)) for source, v in zip(self._input_sources, values)}
+
+    @functools.cached_property
+    def _input_sources(self) -> list[str]:
+        return [self.input_source(i) for i in range(self.n_inputs)]
 
     # -- netlist text ----------------------------------------------------------------------------
     def netlist(self, states, inputs, models: str = "inline", device_inputs=None) -> str:
@@ -415,3 +420,8 @@ def _spec_summary(spec: CrossbarSpec) -> dict:
             f"R_f={n.r_feedback_ohm:g} A={n.open_loop_gain:g} rail={n.v_rail_V:g} "
             f"offset={n.v_offset_V:g} {n.activation} k={n.activation_gain_per_V:g}")
     return summary
+
+
+@functools.lru_cache(maxsize=4096)   # inputs repeat (binary images): format each value once
+def _dc_text(value: float) -> str:
+    return f"dc={number(value)}"

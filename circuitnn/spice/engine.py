@@ -116,6 +116,7 @@ def _vector_ok(name: str) -> bool:
     return bool(_VECTOR.fullmatch(name))
 
 
+@functools.lru_cache(maxsize=65536)   # a test set repeats the same few input values thousands of times
 def alter_command(target: str, value: str) -> str:
     """``alter <target> <value>`` after checking both parts cannot carry another command, and that
     every number is one ``circuits.netlist.number`` could have written (finite, |x| ≤ 1e300)."""
