@@ -120,3 +120,22 @@ def test_wire_gain_map_is_exact_at_its_reference_and_first_order_near_it():
         cross.append(np.max(np.delete(moved.ravel(), 2 * 5 + 3)) / moved[2, 3])
     assert errors[0] < 1e-7 and errors[1] / errors[0] > 50   # second order: 10× the step, ~100× the error
     assert max(cross) < 0.05
+
+
+def test_surrogate_chip_corrects_a_few_pulsed_devices_in_low_rank():
+    from circuitnn.chip.surrogate_chip import SurrogateChip
+    from circuitnn.circuits.program import PulseSpec
+    device = preset("Cr")
+    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, device)
+    rng = np.random.default_rng(3)
+    states = rng.uniform(0.1, 0.9, crossbar.n_devices)
+    x = rng.uniform(-1, 1, (4, WIRES.rows))
+    chip = SurrogateChip(crossbar, states)
+    chip.infer(x)
+    for index in (5, 300, 1001):
+        chip.pulse_device(index, PulseSpec(1.0, 2e-6))
+    got = chip.infer(x)
+    assert chip._array.layers[0].low_rank_size == 3           # corrected, not refactorised
+    fresh = SurrogateChip(crossbar, chip.states).infer(x)
+    assert _relative(got.column_currents_A[0], fresh.column_currents_A[0]) <= 1e-9
+    np.testing.assert_allclose(got.outputs, fresh.outputs, rtol=1e-9, atol=1e-15)
