@@ -160,8 +160,11 @@ class SpiceChip(SequenceStates, DeviceStates):
         self._check_index(index)
         if self.device.ages:
             return write_verify_op_by_op(self, index, program)
-        table = program.pulse_table()
-        setup = self._setup(table)
+        # The pulse table depends on everything but the target: built and checked once per tuning.
+        shape = tuple(value for name, value in vars(program).items() if name != "target_S")
+        setup = self._setups.get(shape)
+        if setup is None:
+            setup = self._setups[shape] = self._setup(program.pulse_table())
         site = self.crossbar.sites[index]
         columns, outcome = self._writer.write_verify(setup, index, float(self._states[index]), program,
                                                      step=f"write-verify of {site.instance}")
