@@ -134,3 +134,21 @@ def test_sequence_equals_single_operations(backend):
         assert b.ledger.totals()["operations"] == a.ledger.totals()["operations"]
         assert b.ledger.totals()["pulses"] == a.ledger.totals()["pulses"] == 2
         assert b.ledger.totals()["time_s"] == pytest.approx(a.ledger.totals()["time_s"], rel=1e-12)
+
+
+def test_write_verify_survives_a_killed_worker_with_the_same_result():
+    import os
+    import signal
+    config, crossbar, states, targets = _setup("Cr")
+    program = config.tuning.program(3, float(targets[3]))
+    with SpiceChip(crossbar, states, config.programming, config.timing) as reference, \
+            SpiceChip(crossbar, states, config.programming, config.timing) as chip:
+        expected = reference.write_verify(3, program)
+        chip.read_device(0)                                  # the programming worker is up and loaded
+        engine = chip._program_engine
+        restarts = engine.restarts
+        os.kill(engine.worker_pid(), signal.SIGKILL)
+        got = chip.write_verify(3, program)
+        assert engine.restarts == restarts + 1
+        assert got == expected
+        assert chip.states[3] == reference.states[3]
