@@ -9,6 +9,7 @@ import numpy as np
 
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingPath, PulseSpec
+from ..circuits.write_verify import controller_read
 from ..errors import ConfigError
 from ..validation import check_range
 from .ledger import Ledger, LedgerEntry
@@ -52,7 +53,7 @@ def verify_read_values(current_A, v_device_V, v_read_V: float, r_series_ohm: flo
     lasts ``timing.read_duration_s``. Returns (conductance S, device energy J, total energy J, time s).
     """
     duration = timing.read_duration_s
-    conductance = current_A / (v_read_V - current_A * r_series_ohm)
+    conductance = controller_read(current_A, v_read_V, r_series_ohm)
     return (conductance, v_device_V * current_A * duration, v_read_V * current_A * duration,
             duration + timing.controller_overhead_s)
 

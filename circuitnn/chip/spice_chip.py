@@ -14,7 +14,11 @@ from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
 from ..spice.engine import SpiceEngine
 from ..spice.pulses import SpicePulseWriter
+from ..spice.sequences import PROGRAM, READ, RESET
+from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from .ledger import Ledger, LedgerEntry
+from .sequence import (Pulse, Read, Restore, SequenceRecorder, SequenceResult, SequenceStates, SetStates,
+                       check_operations, write_verify_op_by_op)
 from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 
 
@@ -23,7 +27,7 @@ from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, Pul
 INFERENCE_BATCH = 256
 
 
-class SpiceChip(DeviceStates):
+class SpiceChip(SequenceStates, DeviceStates):
     """A crossbar chip in ngspice. Close it (or use ``with``) to stop its two worker processes."""
 
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
@@ -38,6 +42,7 @@ class SpiceChip(DeviceStates):
         self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
         self._array_states: np.ndarray | None = None  # the states the loaded array holds
         self._array_inputs: dict[str, np.ndarray] = {}  # the read inputs it holds (ageing models)
+        self._setups: dict = {}  # the worker's view of the programming circuit, per pulse table
 
     @property
     def path(self) -> ProgrammingPath:
@@ -85,31 +90,45 @@ class SpiceChip(DeviceStates):
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
         crossbar = self.crossbar
         self._sync_array(self._read_inputs(noise=read_noise))
+        wanted = self._inference_vectors()
+        results = []
+        for first in range(0, len(x), INFERENCE_BATCH):
+            batch = x[first:first + INFERENCE_BATCH]
+            results += self._array_engine.run_many(
+                "op", wanted, [crossbar.input_alters(sample) for sample in batch],
+                step=f"inference of samples {first}-{first + len(batch) - 1}")
+        return self._inference_result(results)
+
+    def _inference_vectors(self) -> list[str]:
+        crossbar = self.crossbar
+        layers = crossbar.spec.layers
+        wanted = [crossbar.activation_node(l, j) for l, layer in enumerate(layers) for j in range(layer.n_outputs)]
+        wanted += sorted({v for v, _ in crossbar.driver_power_vectors()} | {i for _, i in crossbar.driver_power_vectors()}
+                         | {n for l, layer in enumerate(layers) for j in range(layer.n_outputs)
+                            for n in crossbar.sense_nodes(l, j)})
+        return wanted
+
+    def _inference_result(self, results) -> InferenceResult:
+        """Activations, column currents and energy of one inference per operating point, charged."""
+        crossbar = self.crossbar
         layers = crossbar.spec.layers
         nodes = [[crossbar.activation_node(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
         power_pairs = crossbar.driver_power_vectors()
         sense = [[crossbar.sense_nodes(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
-        wanted = [n for layer_nodes in nodes for n in layer_nodes]
-        wanted += sorted({v for v, _ in power_pairs} | {i for _, i in power_pairs}
-                         | {n for layer_sense in sense for pair in layer_sense for n in pair})
-        activations = [np.zeros((len(x), layer.n_outputs)) for layer in layers]
-        currents = [np.zeros((len(x), layer.n_outputs)) for layer in layers]
+        n = len(results)
+        activations = [np.zeros((n, layer.n_outputs)) for layer in layers]
+        currents = [np.zeros((n, layer.n_outputs)) for layer in layers]
         r_sense = crossbar.sense_resistance_ohm
         energy = 0.0
         v_read = crossbar.spec.v_read_V
-        for first in range(0, len(x), INFERENCE_BATCH):
-            batch = x[first:first + INFERENCE_BATCH]
-            results = self._array_engine.run_many(
-                "op", wanted, [crossbar.input_alters(sample) for sample in batch],
-                step=f"inference of samples {first}-{first + len(batch) - 1}")
-            for k, result in enumerate(results, start=first):
-                v = result.vectors
-                for l, layer_nodes in enumerate(nodes):
-                    activations[l][k] = [v[n][0] / v_read for n in layer_nodes]
-                    currents[l][k] = [(v[end][0] - v[summing][0]) / r_sense for end, summing in sense[l]]
-                power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
-                energy += power * self.timing.inference_settle_s
-        duration = len(x) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
+        for k, result in enumerate(results):
+            v = result.vectors
+            for l, layer_nodes in enumerate(nodes):
+                activations[l][k] = [v[n][0] / v_read for n in layer_nodes]
+                currents[l][k] = [(v[end][0] - v[summing][0]) / r_sense for end, summing in sense[l]]
+            power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
+            energy += power * self.timing.inference_settle_s
+        duration = n * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
         self._charge(LedgerEntry("inference", -1, 0.0, energy, duration))
         return InferenceResult(activations[-1], activations[:-1], energy, duration, currents)
 
@@ -134,6 +153,131 @@ class SpiceChip(DeviceStates):
                                        alters=alters)
         self._array_states = states.copy()
         self._array_inputs = {key: np.array(values) for key, values in device_inputs.items()}
+
+    # -- sequences in few round trips (chip/sequence.py) ---------------------------------------------
+    def write_verify(self, index: int, program: WriteVerifyProgram) -> WriteVerifyOutcome:
+        """One device's whole write-verify in one round trip to the programming worker.
+
+        The worker drives ``circuits.write_verify.controller`` (the decisions of
+        ``training.tuning.program_to_target``) with the very reads and pulses ``read_device`` and
+        ``pulse_device`` would send, so pulses, states and ledger entries are the same, bit for bit
+        (``tests/test_sequences.py``). A device model that ages is tuned op by op (its reads draw
+        read inputs here). If ngspice fails part-way, nothing of the sequence is charged."""
+        self._check_index(index)
+        if self.device.ages:
+            return write_verify_op_by_op(self, index, program)
+        # The pulse table depends on everything but the target: built and checked once per tuning.
+        shape = tuple(value for name, value in vars(program).items() if name != "target_S")
+        setup = self._setups.get(shape)
+        if setup is None:
+            setup = self._setups[shape] = self._setup(program.pulse_table())
+        site = self.crossbar.sites[index]
+        columns, outcome = self._writer.write_verify(setup, index, float(self._states[index]), program,
+                                                     step=f"write-verify of {site.instance}")
+        self._charge_program_columns(columns, {RESET: "reset", PROGRAM: "program"})
+        return WriteVerifyOutcome(*outcome)
+
+    def run_sequence(self, operations) -> SequenceResult:
+        """Read / Pulse / SetStates / Infer / Restore operations in order (``chip/sequence.py``).
+
+        Consecutive reads and pulses go to the programming worker in one round trip, consecutive
+        SetStates / Infer / Restore to the array worker in one (a DGC perturb/measure/restore over a
+        mini-batch: one ``run_many``; the restore costs no solve of its own, it is folded into the
+        next operation that needs the array). Results and ledger as the single operations give.
+        A device model that ages runs op by op."""
+        ops = check_operations(operations, self.n_devices)
+        if self.device.ages:
+            return self.run_sequence_op_by_op(ops)
+        recorder = SequenceRecorder()
+        k = 0
+        while k < len(ops):
+            start = k
+            programming = isinstance(ops[k], (Read, Pulse))
+            while k < len(ops) and isinstance(ops[k], (Read, Pulse)) == programming:
+                k += 1
+            if programming:
+                self._program_segment(ops[start:k], recorder)
+            else:
+                self._array_segment(ops[start:k], recorder)
+        return recorder.result()
+
+    def _setup(self, table: list[PulseSpec]):
+        key = tuple(table)
+        if key not in self._setups:
+            self._setups[key] = self._writer.setup(table, self.crossbar.spec.v_read_V,
+                                                   self.program_circuit.path.r_series_ohm)
+        return self._setups[key]
+
+    def _program_segment(self, ops, recorder: SequenceRecorder) -> None:
+        table = sorted({op.spec for op in ops if isinstance(op, Pulse)},
+                       key=lambda p: (p.amplitude_V, p.width_s, p.edge_s)) or [PulseSpec(1.0, 1e-6)]
+        position = {pulse: k for k, pulse in enumerate(table)}
+        operations = [(READ, op.index, 0) if isinstance(op, Read) else
+                      (RESET if op.phase == "reset" else PROGRAM, op.index, position[op.spec]) for op in ops]
+        states = {op.index: float(self._states[op.index]) for op in ops}
+        columns, _ = self._writer.program_ops(self._setup(table), states, operations)
+        self._charge_program_columns(columns, {RESET: "reset", PROGRAM: "program"}, recorder)
+
+    def _charge_program_columns(self, columns: dict, phases: dict, recorder: SequenceRecorder | None = None) -> None:
+        """Ledger entries, states and ageing of a worker sequence's reads and pulses, in order, as
+        ``read_device`` and ``pulse_device`` charge them."""
+        v_read, r_series = self.crossbar.spec.v_read_V, self.program_circuit.path.r_series_ohm
+        overhead = self.timing.controller_overhead_s
+        for row in range(len(columns["kind"])):
+            index = int(columns["device"][row])
+            if columns["kind"][row] == READ:
+                conductance, energy_device, energy_total, time_s = verify_read_values(
+                    float(columns["current_A"][row]), float(columns["v_device_V"][row]), v_read, r_series, self.timing)
+                read = DeviceRead(conductance, float(columns["current_A"][row]), energy_device, energy_total, time_s)
+                self._charge(LedgerEntry("read", index, read.energy_device_J, read.energy_total_J, read.time_s))
+                if recorder is not None:
+                    recorder.read(index, read)
+            else:
+                x_after = float(columns["x_after"][row])
+                self._states[index] = x_after
+                event = PulseEvent(float(columns["x_before"][row]), x_after, float(columns["energy_device_J"][row]),
+                                   float(columns["energy_source_J"][row]), float(columns["duration_s"][row]) + overhead)
+                self._charge(LedgerEntry(phases[int(columns["kind"][row])], index, event.energy_device_J,
+                                         event.energy_total_J, event.time_s, pulses=1))
+                self._programmed(index, x_after)
+                if recorder is not None:
+                    recorder.pulse(index, event)
+
+    def _array_segment(self, ops, recorder: SequenceRecorder) -> None:
+        """SetStates / Infer / Restore in one run_many: each Infer's first operating point also
+        carries the state alters since the array's last states."""
+        crossbar, sites = self.crossbar, self.crossbar.sites
+        if self._array_states is None:
+            self._sync_array({})
+        held = self._array_states.copy()
+        alter_sets, spans = [], []
+        for op in ops:
+            if isinstance(op, SetStates):
+                self._set_temporary(op)
+            elif isinstance(op, Restore):
+                self._restore_temporary()
+            else:
+                x = np.atleast_2d(np.asarray(op.inputs, dtype=float))
+                reads = self._inference_states()   # with any trim, as infer() reads them
+                changed = np.flatnonzero(held != reads)
+                all_alters = crossbar.state_alters(reads)
+                state = {sites[i].state_target: all_alters[sites[i].state_target] for i in changed}
+                held = reads.copy()
+                sets = [crossbar.input_alters(sample) for sample in x]
+                if sets:
+                    sets[0] = {**state, **sets[0]}
+                spans.append((len(alter_sets), len(alter_sets) + len(sets)))
+                alter_sets += sets
+        if alter_sets:
+            try:
+                results = self._array_engine.run_many("op", self._inference_vectors(), alter_sets,
+                                                      step=f"array sequence of {len(alter_sets)} operating points")
+            except BaseException:
+                self._array_states = None  # what the worker holds is unknown: reload on next use
+                raise
+            self._array_states = held
+            for first, last in spans:
+                recorder.inferences.append(self._inference_result(results[first:last]))
 
     # -- for stored runs --------------------------------------------------------------------------------
     def netlists(self) -> dict[str, str]:

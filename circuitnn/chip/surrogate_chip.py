@@ -22,12 +22,12 @@ are off / identity by default; ``describe()`` names both, so every result can sa
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingPath, PulseSpec
+from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from ..errors import ConfigError
 from ..surrogate import effects as fx
 from ..surrogate import reads
@@ -35,34 +35,15 @@ from ..surrogate.array import ArrayModel, ArrayResponse, check_linear
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..surrogate.effects import DeviceEffects
 from .ledger import PHASES, Ledger, LedgerEntry
+from .sequence import PulseBatch, ReadBatch, SequenceResult, SequenceStates, write_verify_op_by_op
 from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 
+# A few devices changed on a large array (a wired tile) are corrected in low rank instead of
+# refactorising (surrogate/array.py); on small circuits a factorisation costs less than the bookkeeping.
+LOW_RANK_MAX_DEVICES = 16
+LOW_RANK_MIN_UNKNOWNS = 5000
 # The programming netlist writes R_driver = 0 as 1 mΩ (circuits/program.py); so does the surrogate.
 MIN_PROGRAM_DRIVER_OHM = 1e-3
-
-
-@dataclass(frozen=True)
-class ReadBatch:
-    """Verify reads of many devices, as arrays (n,) in the order asked."""
-
-    devices: np.ndarray
-    conductance_S: np.ndarray
-    current_A: np.ndarray
-    energy_device_J: np.ndarray
-    energy_total_J: np.ndarray
-    time_s: np.ndarray
-
-
-@dataclass(frozen=True)
-class PulseBatch:
-    """Pulses on many devices, as arrays (n,) in the order asked."""
-
-    devices: np.ndarray
-    x_before: np.ndarray
-    x_after: np.ndarray
-    energy_device_J: np.ndarray
-    energy_total_J: np.ndarray
-    time_s: np.ndarray
 
 
 def _check_pulses(amplitude_V: np.ndarray, width_s: np.ndarray, edge_s: np.ndarray) -> None:
@@ -78,7 +59,7 @@ def _check_pulses(amplitude_V: np.ndarray, width_s: np.ndarray, edge_s: np.ndarr
             raise ConfigError(f"{exc.path}[{k}]", exc.value, exc.allowed) from None
 
 
-class SurrogateChip(DeviceStates):
+class SurrogateChip(SequenceStates, DeviceStates):
     """A crossbar chip in NumPy. ``close()`` and ``with`` are accepted (nothing to stop)."""
 
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
@@ -238,6 +219,17 @@ class SurrogateChip(DeviceStates):
         activations = [a / v_read for a in response.activations_V]
         return InferenceResult(activations[-1], activations[:-1], energy, duration, response.column_currents_A)
 
+    # -- sequences (chip/sequence.py) --------------------------------------------------------------
+    def write_verify(self, index: int, program: WriteVerifyProgram) -> WriteVerifyOutcome:
+        """One device's write-verify (``circuits.write_verify.controller``); the same reads, pulses and
+        ledger entries as ``training.tuning.program_to_target``."""
+        self._check_index(index)
+        return write_verify_op_by_op(self, index, program)
+
+    def run_sequence(self, operations) -> SequenceResult:
+        """Read / Pulse / SetStates / Infer / Restore operations in order (``chip/sequence.py``)."""
+        return self.run_sequence_op_by_op(operations)
+
     # -- beyond the protocol -----------------------------------------------------------------------
     def array_response(self, inputs) -> ArrayResponse:
         """TIA outputs, activations, column currents and source power for inputs (n, n_inputs) in
@@ -302,9 +294,15 @@ class SurrogateChip(DeviceStates):
         g = self._window_conductances(self._inference_states())
         if device_inputs:
             g = g * self.device.conductance_factor(device_inputs)
-        if self._array_states is None or not np.array_equal(self._array_states, g):
+        if self._array_states is None:
             self._array.factorize(g)
-            self._array_states = g
+        elif not np.array_equal(self._array_states, g):
+            changed = np.flatnonzero(self._array_states != g)
+            if len(changed) <= LOW_RANK_MAX_DEVICES and self._array.n_unknowns >= LOW_RANK_MIN_UNKNOWNS:
+                self._array.update(changed, g[changed])   # Woodbury: no refactorisation
+            else:
+                self._array.factorize(g)
+        self._array_states = g
         spec, e = self.crossbar.spec, self.effects
         v = fx.quantize(x * spec.v_read_V, spec.v_read_V, e.input_bits)
         noise = (lambda i: fx.column_noise_A(e, i, self._rng)) if e.column_noise_sigma > 0 else None

@@ -29,6 +29,7 @@ scaled to volts by V_read and activations in [0, 1] (sigmoid) scaled back to V_r
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -348,7 +349,11 @@ class Crossbar:
     def input_alters(self, inputs) -> dict[str, str]:
         """``alter`` targets and values that apply ``inputs`` (in [-1, 1], scaled by V_read)."""
         values = self._validated_inputs(inputs) * self.spec.v_read_V
-        return {self.input_source(i): f"dc={number(float(v))}" for i, v in enumerate(values)}
+        return {source: _dc_text(float(v)) for source, v in zip(self._input_sources, values)}
+
+    @functools.cached_property
+    def _input_sources(self) -> list[str]:
+        return [self.input_source(i) for i in range(self.n_inputs)]
 
     # -- netlist text ----------------------------------------------------------------------------
     def netlist(self, states, inputs, models: str = "inline", device_inputs=None) -> str:
@@ -499,3 +504,8 @@ def _spec_summary(spec: CrossbarSpec) -> dict:
                 + " ".join(f"{name_}=[{','.join(f'{v:.4g}' for v in getattr(m, name_))}]"
                            for name_ in NeuronMismatch.FIELDS))
     return summary
+
+
+@functools.lru_cache(maxsize=4096)   # inputs repeat (binary images): format each value once
+def _dc_text(value: float) -> str:
+    return f"dc={number(value)}"

@@ -33,7 +33,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..validation import check_range
 from .devices import MsdcTileDevice, PcmTileDevice, TileReadout
-from .tile_circuit import effective_difference_S
+from .tile_circuit import effective_difference_S, wire_gain_map
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,12 @@ class TileConfig:
     def has_parasitics(self) -> bool:
         return any(getattr(self, name) > 0 for name in ("r_line_ohm", "r_driver_ohm", "r_sense_ohm",
                                                         "r_switch_on_ohm"))
+
+
+def wire_maps(shape: tuple[int, int], tile: TileConfig, model, reference_fraction: float = 0.1) -> list:
+    """One ``WireGainMap`` per tile of an (n_in, n_out) matrix (tiles of one shape share theirs)."""
+    return [wire_gain_map(r.stop - r.start, c.stop - c.start, tile, model, reference_fraction)
+            for r, c in tile_slices(*shape, tile)]
 
 
 def tile_slices(n_rows: int, n_cols: int, tile: TileConfig) -> list[tuple[slice, slice]]:
@@ -139,13 +145,17 @@ class AnalogMatrix:
 
     @classmethod
     def for_training(cls, weight: np.ndarray, device: MsdcTileDevice | PcmTileDevice,
-                     tile: TileConfig | None = None, reuse: AnalogMatrix | None = None) -> AnalogMatrix:
+                     tile: TileConfig | None = None, reuse: AnalogMatrix | None = None,
+                     wires: list | None = None) -> AnalogMatrix:
         """Tiles holding ``weight`` exactly (ideal mapping), with the device's per-read noise and converters.
 
         For hardware-aware training: the weights are already noise-injected, and no static effect
         (window variation, stuck devices, drift) is drawn, so building it costs a few array passes.
         ``reuse``: an earlier result for a matrix of the same shape, whose buffers are overwritten
         (fresh multi-MB temporaries every mini-batch cost more in page faults than the arithmetic).
+        ``wires``: one ``tile_circuit.WireGainMap`` per tile (``wire_maps``): the tiles then hold the
+        weights as their wires let the inputs see them (linearised), the per-read noise still that of
+        the programmed pairs.
         """
         weight = np.asarray(weight, dtype=float)
         tile = TileConfig() if tile is None else tile
@@ -163,6 +173,8 @@ class AnalogMatrix:
             np.multiply(block, 1.0 / w_max, out=w_norm)
             if with_noise:
                 device.training_noise_var(w_norm, matrix.noise_var_normalised[rows, cols])
+            if wires is not None:
+                wires[k].apply(w_norm, out=w_norm)
             matrix.output_factor[k] = w_max
         return matrix
 

@@ -27,7 +27,7 @@ from ..errors import ConfigError
 from ..validation import check_choice, check_range
 from .devices import tile_device
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, Network, ReLU, softmax_cross_entropy
-from .tiles import AnalogMatrix, TileConfig, program_weights, tile_slices
+from .tiles import AnalogMatrix, TileConfig, program_weights, tile_slices, wire_maps
 
 NETWORK_KINDS = ("mlp", "cnn")
 POOLINGS = ("max", "avg")
@@ -115,6 +115,10 @@ class NetworkTrainingConfig:
     weight_limit: float | None = None
     noise_sampling: str = "exact"
     seed: int = 0
+    # With a device and a tile with resistances: train through the tiles' linearised wires
+    # (``tile_circuit.WireGainMap``) around devices at g_lo + wire_reference_fraction · span.
+    through_wires: bool = False
+    wire_reference_fraction: float = 0.1
 
     def __post_init__(self) -> None:
         _check_int("training.epochs", self.epochs, 1, 100000)
@@ -128,6 +132,7 @@ class NetworkTrainingConfig:
         if self.weight_limit is not None:
             check_range("training.weight_limit", self.weight_limit, 0.0, 1e6)
         check_choice("training.noise_sampling", self.noise_sampling, NOISE_SAMPLINGS)
+        check_range("training.wire_reference_fraction", self.wire_reference_fraction, 0.0, 1.0)
         _check_int("training.seed", self.seed, 0, 2**32 - 1)
 
 
@@ -303,6 +308,11 @@ def train(network: Network, X, y, config: NetworkTrainingConfig = NetworkTrainin
     noise_source = rng if pool is None else pool
     noise = None if config.weight_noise == 0 else WeightNoise(config.weight_noise, noise_source, shapes)
     analog: list[AnalogMatrix | None] = [None] * len(network.weights)
+    wires: list = [None] * len(network.weights)
+    if config.through_wires:
+        if tile_model is None or not tile.has_parasitics:
+            raise ConfigError("training.through_wires", True, "a device and a tile with resistances (tile.r_*_ohm)")
+        wires = [wire_maps(s, tile, tile_model.model, config.wire_reference_fraction) for s in shapes]
     losses, accuracies, times = (np.empty(config.epochs) for _ in range(3))
     for epoch in range(config.epochs):
         start = time.perf_counter()
@@ -316,8 +326,8 @@ def train(network: Network, X, y, config: NetworkTrainingConfig = NetworkTrainin
             matmuls = None
             if tile_model is not None:
                 used = network.weights if weights is None else weights
-                analog = [AnalogMatrix.for_training(w, tile_model, tile, reuse)
-                          for w, reuse in zip(used, analog)]
+                analog = [AnalogMatrix.for_training(w, tile_model, tile, reuse, maps)
+                          for w, reuse, maps in zip(used, analog, wires)]
                 matmuls = [_bind(matrix, noise_source) for matrix in analog]
             logits = network.forward(X[rows], weights, matmuls)
             loss, grad = softmax_cross_entropy(logits, y[rows])

@@ -72,7 +72,7 @@ def _verdict(table: list[dict]) -> list[str]:
     if 0.0 not in levels or (0.0, "write-verify") not in by:
         return ["No mismatch-free level (0) in this study: no reference to compare with."]
     clean = by[0.0, "write-verify"]["all_inputs_accuracy_mean"]
-    notes = [f"Mismatch-free chips, write-verify: {_pct(clean)} % over all inputs."]
+    notes = [f"Mismatch-free chips, write-verify: {100 * clean:.1f} % over all inputs."]
     for level in levels:
         wv = by.get((level, "write-verify"))
         ft = by.get((level, "finetune"))
@@ -82,8 +82,8 @@ def _verdict(table: list[dict]) -> list[str]:
         gap = clean - ft["all_inputs_accuracy_mean"]
         verdict = "within 1 point: recovered" if gap <= 0.01 else "more than 1 point short"
         notes.append(
-            f"At level {level:g} write-verify alone loses {_pct(lost)} points over all inputs; after DGC "
-            f"fine-tuning the chips are {_pct(gap)} points from the mismatch-free accuracy ({verdict}).")
+            f"At level {level:g} write-verify alone loses {100 * lost:.1f} points over all inputs; after DGC "
+            f"fine-tuning the chips are {100 * gap:.1f} points from the mismatch-free accuracy ({verdict}).")
         break
     else:
         notes.append("No level in this study makes write-verify alone lose 5 points over all inputs.")
@@ -102,7 +102,8 @@ def _figure(table: list[dict]):
             x = np.array([row["level"] for row in rows]) + offset
             ax.errorbar(x, [100 * row[f"{key}_mean"] for row in rows], yerr=[100 * row[f"{key}_std"] for row in rows],
                         marker="o", capsize=3, label=LABELS[method])
-        ax.set(xlabel="mismatch level (× base σ's)", title=f"Accuracy over {title}")
+        # Accuracies end at 100 %: a standard-deviation bar past it says nothing.
+        ax.set(xlabel="mismatch level (× base σ's)", title=f"Accuracy over {title}", ylim=(None, 101.5))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
     axes[0].legend(fontsize=8, loc="lower left")

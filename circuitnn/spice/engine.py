@@ -75,9 +75,10 @@ class EngineStats:
     runs: int = 0
     solve_time_s: float = 0.0   # inside ngspice's analysis command, measured in the worker
     call_time_s: float = 0.0    # the whole run() call as the caller sees it
+    worker_time_s: float = 0.0  # whole sequences (run_sequence) as the worker timed them
 
     def reset(self) -> None:
-        self.runs, self.solve_time_s, self.call_time_s = 0, 0.0, 0.0
+        self.runs, self.solve_time_s, self.call_time_s, self.worker_time_s = 0, 0.0, 0.0, 0.0
 
 
 STATS = EngineStats()
@@ -115,6 +116,7 @@ def _vector_ok(name: str) -> bool:
     return bool(_VECTOR.fullmatch(name))
 
 
+@functools.lru_cache(maxsize=65536)   # a test set repeats the same few input values thousands of times
 def alter_command(target: str, value: str) -> str:
     """``alter <target> <value>`` after checking both parts cannot carry another command, and that
     every number is one ``circuits.netlist.number`` could have written (finite, |x| ≤ 1e300)."""
@@ -265,7 +267,7 @@ class SpiceEngine:
                     raise EngineCrashedError(f"could not re-apply device states after a restart: {message}",
                                              self.circuit_name or "?", f"{step} (reload)", output)
 
-    def _call(self, request: tuple) -> tuple:
+    def _call(self, request: tuple, spin_s: float | None = None) -> tuple:
         """Send a request; ('crash', why) when the worker died or hung instead of answering.
 
         An exception in the middle (KeyboardInterrupt) leaves the worker busy with, or part-way
@@ -278,7 +280,7 @@ class SpiceEngine:
         try:
             self._await_ready()
             worker.send_message(self._connection, (sequence, *request))
-            reply = worker.receive_message(self._connection, self.spin_s)
+            reply = worker.receive_message(self._connection, self.spin_s if spin_s is None else spin_s)
         except TimeoutError:
             return ("crash", f"no answer within {self.timeout_s:g} s")
         except NgspiceNotFoundError:
@@ -391,6 +393,48 @@ class SpiceEngine:
         STATS.call_time_s += time.perf_counter() - started
         return [RunResult({name: np.array([v]) if isinstance(v, float) else v for name, v in vectors_.items()},
                           solve) for vectors_, solve in zip(reply[1], reply[2])]
+
+    def run_sequence(self, request: tuple, step: str) -> tuple:
+        """A whole operation sequence on the loaded circuit in one round trip (``spice/sequences.py``):
+        ('write_verify', setup, device, x0, program dict) or ('program_ops', setup, states, operations).
+
+        Built by ``SpicePulseWriter``, which checks every alter, vector and analysis it carries. A
+        crash is handled as in ``run_many``: a new worker from the state held before, the sequence
+        repeated once (it is deterministic from that state). Returns the worker's answer after 'ok'."""
+        if self._netlist_lines is None:
+            raise SimulationError("no circuit loaded", self.circuit_name or "?", step)
+        if request[0] not in ("write_verify", "program_ops"):
+            raise ValueError(f"unknown sequence {request[0]!r}")
+        started = time.perf_counter()
+        before = dict(self._persistent)
+        # A sequence lasts many solves: wait for it asleep, leaving both cores to the worker and
+        # whatever else runs (polling for it measurably slowed the worker on a loaded 2-core VM).
+        reply = self._call(request, spin_s=0.0)
+        if reply[0] in ("crash", "dead"):
+            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before, step)
+            reply = self._call(request, spin_s=0.0)
+            if reply[0] in ("crash", "dead"):
+                self._restart("second failure", before, step)
+                message, output = _reply_text(reply)
+                raise EngineCrashedError(f"ngspice failed twice: {message}", self.circuit_name, step, output)
+        if reply[0] != "ok":
+            _, kind, message, output = reply
+            error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(kind, SimulationError)
+            # The worker holds alters of the operations before the failure, unknown here: start afresh.
+            self._stop_worker()
+            self._persistent = before
+            raise error(message, self.circuit_name, step, output)
+        columns, applied = reply[1], reply[3]
+        try:
+            self._persistent.update(applied)
+        except BaseException:
+            self._stop_worker()
+            raise
+        STATS.runs += len(columns["solve_s"])
+        STATS.solve_time_s += float(np.sum(columns["solve_s"]))
+        STATS.call_time_s += time.perf_counter() - started
+        STATS.worker_time_s += reply[4]
+        return reply[1:3]
 
     def command_unvalidated(self, text: str) -> list[str]:
         """Send one raw ngspice command, UNVALIDATED, and return what it printed. For diagnostics

@@ -69,6 +69,8 @@ class NgSpiceLibrary:
         # dead for good and the worker must be replaced.
         self.exit_status: int | None = None
         self._setup_signatures()
+        self._get_vec_info = self._lib.ngGet_Vec_Info
+        self._names: dict[str, bytes] = {}
         # Keep references: ngspice calls these for the life of the process.
         self._callbacks = (
             _SendChar(self._on_output),
@@ -120,9 +122,13 @@ class NgSpiceLibrary:
         """Run one ngspice command. ``None`` clears the command history (it leaks ~300 B/command)."""
         return self._lib.ngSpice_Command(None if text is None else text.encode())
 
-    def vector(self, name: str) -> np.ndarray | None:
-        """A copy of a real vector of the current plot, or None when ngspice has no such vector."""
-        pointer = self._lib.ngGet_Vec_Info(name.encode())
+    def vector(self, name: str) -> np.ndarray | float | None:
+        """A copy of a real vector of the current plot (a float when it has one point: operating
+        points), or None when ngspice has no such vector."""
+        encoded = self._names.get(name)
+        if encoded is None:
+            encoded = self._names[name] = name.encode()
+        pointer = self._get_vec_info(encoded)
         if not pointer:
             return None
         info = pointer.contents
@@ -130,7 +136,7 @@ class NgSpiceLibrary:
         if not info.v_realdata or length <= 0:
             return None
         if length == 1:  # operating points: skip the buffer machinery (~10 µs a vector)
-            return np.array([info.v_realdata[0]])
+            return info.v_realdata[0]
         address = ctypes.cast(info.v_realdata, ctypes.c_void_p).value
         return np.frombuffer((ctypes.c_double * length).from_address(address), dtype=np.float64).copy()
 

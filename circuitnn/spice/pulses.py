@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..circuits.netlist import check_analysis
 from ..circuits.program import SOURCE, ProgrammingCircuit, PulseSpec
-from .engine import SpiceEngine
+from ..circuits.write_verify import WriteVerifyProgram
+from .engine import SpiceEngine, alter_command, check_vectors
+from .sequences import ProgrammingSetup, pulse_outcome, read_outcome
 
 
 @dataclass(frozen=True)
@@ -57,21 +60,12 @@ class SpicePulseWriter:
         result = self.engine.run(self.circuit.analysis(pulse), self.circuit.vectors, alters=alters,
                                  step=step or f"pulse {pulse.amplitude_V:+g} V {pulse.width_s:g} s")
         v = result.vectors
-        t = v["time"]
-        current = v["bot"] / self.circuit.path.r_sense_ohm
-        device_power = (v["top"] - v["bot"]) * current
-        # The branch current of a voltage source flows into its + node: delivered power is -V·I.
-        source_power = -v["pg"] * v[f"{SOURCE}#branch"]
-        return PulseResult(
-            x_before=x,
-            x_after=float(np.clip(v[self.circuit.state_node][-1], *self.circuit.device.state_bounds)),
-            energy_device_J=float(np.trapezoid(device_power, t)),
-            energy_source_J=float(np.trapezoid(source_power, t)),
-            duration_s=float(t[-1]),
-            peak_current_A=float(np.max(np.abs(current))),
-            solve_time_s=result.solve_time_s,
-            waveform=dict(v) if self.keep_waveforms else None,
-        )
+        x_after, e_device, e_source, duration, peak = pulse_outcome(
+            v, self.circuit.path.r_sense_ohm, self.circuit.state_node, f"{SOURCE}#branch",
+            self.circuit.device.state_bounds)
+        return PulseResult(x_before=x, x_after=x_after, energy_device_J=e_device, energy_source_J=e_source,
+                           duration_s=duration, peak_current_A=peak, solve_time_s=result.solve_time_s,
+                           waveform=dict(v) if self.keep_waveforms else None)
 
     def read_dc(self, x: float, v_read_V: float, step: str | None = None,
                 inputs: dict | None = None) -> tuple[float, float]:
@@ -83,9 +77,50 @@ class SpicePulseWriter:
         if inputs:
             alters.update(self.circuit.input_alters(inputs))
             self._inputs_altered = True
-        v = self.engine.run("op", ("top", "bot"), alters=alters, step=step or "verify read").vectors
-        current = float(v["bot"][0]) / self.circuit.path.r_sense_ohm
-        return current, float(v["top"][0] - v["bot"][0])
+        v = self.engine.run("op", self.circuit.read_vectors, alters=alters, step=step or "verify read").vectors
+        return read_outcome(float(v["top"][0]), float(v["bot"][0]), self.circuit.path.r_sense_ohm)
+
+    # -- whole sequences in one round trip (spice/sequences.py) -----------------------------------------
+    def setup(self, pulses: list[PulseSpec], v_read_V: float, r_series_ohm: float) -> ProgrammingSetup:
+        """The worker's view of this circuit with a table of ``pulses`` (every alter checked here)."""
+        if self.circuit.device.ages:
+            raise ValueError("in-worker sequences need a device model that does not age (its reads "
+                             "draw read inputs on the Python side)")
+        self._ensure_loaded(pulses[0] if pulses else PulseSpec(1.0, 1e-6))
+        c = self.circuit
+        [(state_target, _)] = c.state_alters(0.5 * sum(c.device.state_bounds)).items()
+        table = []
+        for pulse in pulses:
+            alters = tuple(c.pulse_alters(pulse).items())
+            analysis = c.analysis(pulse)
+            for target, value in alters:
+                alter_command(target, value)
+            check_analysis(analysis)
+            table.append((alters, analysis))
+        read = tuple(c.read_alters(v_read_V).items())
+        for target, value in read:
+            alter_command(target, value)
+        alter_command(state_target, "dc=0.5")
+        # Reads save the pulse's vectors too (minus time): ngspice's save list then stays as it is
+        # between reads and pulses instead of being rebuilt twice per verify step.
+        read_vectors = tuple(check_vectors([v for v in c.vectors if v != "time"]))
+        return ProgrammingSetup(state_target, read, read_vectors,
+                                tuple(check_vectors(c.vectors)), c.state_node, f"{SOURCE}#branch",
+                                c.path.r_sense_ohm, float(v_read_V), float(r_series_ohm),
+                                tuple(float(b) for b in c.device.state_bounds), tuple(table))
+
+    def write_verify(self, setup: ProgrammingSetup, device: int, x0: float, program: WriteVerifyProgram,
+                     step: str | None = None):
+        """One device's whole write-verify in the worker: (columns, outcome)."""
+        self._ensure_loaded(PulseSpec(1.0, 1e-6))
+        return self.engine.run_sequence(("write_verify", setup, int(device), float(x0), program.as_dict()),
+                                        step or f"write-verify of device {device}")
+
+    def program_ops(self, setup: ProgrammingSetup, states: dict[int, float], operations, step: str | None = None):
+        """(kind, device, pulse index) operations in one round trip: (columns, final states)."""
+        self._ensure_loaded(PulseSpec(1.0, 1e-6))
+        return self.engine.run_sequence(("program_ops", setup, dict(states), list(operations)),
+                                        step or "operation sequence")
 
     def train(self, x0: float, pulses: list[PulseSpec]) -> list[PulseResult]:
         """Apply ``pulses`` in order from state ``x0``, carrying the state."""

@@ -17,6 +17,7 @@ import struct
 import time
 import traceback
 
+from . import sequences
 from .ngspice import NgSpiceLibrary, library_not_found_message
 
 # ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
@@ -96,9 +97,10 @@ class _Server:
             return ("dead", "rejected", f"ngSpice_Circ returned {status}", self._output())
         return ("ok",)
 
-    def run(self, alters: list[str], analysis: str, vectors: list[str]) -> tuple:
+    def run(self, alters: list[str], analysis: str, vectors: list[str], save: tuple[str, ...] | None = None) -> tuple:
+        """``save``: the vectors ngspice keeps (default: ``vectors``), a superset of those read."""
         self.lib.output.clear()
-        wanted = tuple(name for name in vectors if name != "time")
+        wanted = tuple(name for name in (vectors if save is None else save) if name != "time")
         if wanted and wanted != self.saved:
             # Keeping only the wanted vectors makes both the solve and the read-back cheaper.
             self._command("delete all")
@@ -133,9 +135,9 @@ class _Server:
                 self._command("destroy all")
                 return ("error", "rejected", f"no vector named {name!r} after {analysis!r}",
                         self._output())
-            # One-point vectors (operating points) travel as floats: pickling a float costs a tenth
-            # of pickling a one-element array, and a read returns several.
-            result[name] = float(values[0]) if len(values) == 1 else values
+            # One-point vectors (operating points) come and travel as floats: pickling a float costs
+            # a tenth of pickling a one-element array, and a read returns several.
+            result[name] = values
         # Without this, plots pile up: memory grows and each run gets slower.
         self._command("destroy all")
         return ("ok", result, solve_s)
@@ -243,6 +245,10 @@ def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
         return server.run(*arguments)
     if kind == "run_many":
         return server.run_many(*arguments)
+    if kind == "write_verify":
+        return sequences.run_write_verify(server.run, *arguments)
+    if kind == "program_ops":
+        return sequences.run_program_ops(server.run, *arguments)
     if kind == "command":
         # Raw commands are for tests and diagnostics only (SpiceEngine.command_unvalidated).
         server.lib.output.clear()

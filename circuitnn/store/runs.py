@@ -210,23 +210,27 @@ def _sha256(path: Path) -> str:
 
 @contextlib.contextmanager
 def _deferred_interrupt():
-    """Hold Ctrl-C (SIGINT) until the block is done, then deliver it.
+    """Hold Ctrl-C (SIGINT), SIGTERM and SIGHUP until the block is done, then deliver them.
 
     A file and run.json's record of it are two writes; interrupted between them, the record would
-    name another size than the file has and the run could not be opened again. Only the main thread
-    receives signals, so elsewhere this does nothing.
+    name another size than the file has and the run could not be opened again (or, stopped between
+    writing run.json and taking its contents, the failure record would drop the checkpoint just
+    saved). Only the main thread receives signals, so elsewhere this does nothing.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    held = [number for number in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None))
+            if number and signal.getsignal(number) is not None]  # None: set outside Python, cannot be restored
+    previous = {number: signal.signal(number, lambda number, frame: received.append(number)) for number in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        signal.raise_signal(signal.SIGINT)  # to the handler restored above (KeyboardInterrupt by default)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    for number in dict.fromkeys(received):
+        signal.raise_signal(number)  # to the handler restored above (KeyboardInterrupt for SIGINT by default)
 
 
 def _jsonable(value):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from scipy.linalg import lu_factor, lu_solve
 from scipy.sparse.linalg import splu
 from scipy.special import expit
 
@@ -137,11 +138,18 @@ class _LayerNetwork:
         self.g_sense = 1.0 / max(spec.r_sense_ohm, MIN_SENSE_OHM)
         # Devices, in Crossbar.sites order: row i, column j, polarity (+ then −).
         device = 0
+        terminals = []
         for i in range(self.n_in):
             for j in range(self.n_out):
                 for pol in polarities:
                     self._edge(rows[pol][i][j], columns[j][i], 0.0, device)
+                    terminals.append((rows[pol][i][j], columns[j][i]))
                     device += 1
+        # A device between two unknown nodes changes Y alone (by a rank-1 term); one touching a
+        # source (no driver, no line resistance) changes M too, and is not updated in low rank.
+        self.low_rank_ok = all(not isinstance(a, tuple) and not isinstance(b, tuple) for a, b in terminals)
+        self._terminal_a = np.array([a if not isinstance(a, tuple) else -1 for a, _ in terminals], dtype=int)
+        self._terminal_b = np.array([b if not isinstance(b, tuple) else -1 for _, b in terminals], dtype=int)
         if spec.weights == "single":
             g_ref = spec.reference_conductance_S / layer.neuron_values("reference_scale")
             for s, g in zip(self.summing_nodes, g_ref):
@@ -232,6 +240,8 @@ class _LayerNetwork:
         # Y is symmetric: a minimum-degree ordering on Y + Yᵀ fills in ~35 % less than COLAMD
         # on large arrays with line resistance.
         self.lu = splu(self._y, permc_spec="MMD_AT_PLUS_A")
+        self._base_branch = np.array(g, dtype=float)
+        self._reset_low_rank()
         m_values = np.where(self._m_static, self._m_static_vals, g[self._m_dev])
         self._m_t.data[:] = np.bincount(self._m_slot, weights=m_values, minlength=self._m_t.nnz)
         # Total conductance at each source node, for the current it delivers.
@@ -242,13 +252,13 @@ class _LayerNetwork:
         """Node voltages for inputs (n, n_in) in V: (summing-node V, sense current, power, op-amp u)."""
         sources = self.source_map @ inputs_V.T                          # (n_sources, n)
         rhs = self.m @ sources + self.constant_rhs[:, None]
-        voltages = self.lu.solve(rhs)
+        voltages = self._solve_y(rhs)
         sense, summing = self.sense_nodes, self.summing_nodes
         column = self.g_sense * (voltages[sense] - voltages[summing])   # (n_out, n)
         if current_noise is not None:
             # A noise current in parallel with each column, injected at its summing node.
             rhs[summing] += current_noise(column.T).T
-            voltages = self.lu.solve(rhs)
+            voltages = self._solve_y(rhs)
             column = self.g_sense * (voltages[sense] - voltages[summing])
         delivered = self.source_conductance[:, None] * sources - self._m_t @ voltages
         power = np.sum(sources * delivered, axis=0)
@@ -270,7 +280,7 @@ class _LayerNetwork:
                 blocks = []
                 for first in range(0, self.n_in, chunk):
                     unit = np.eye(self.n_in)[first:first + chunk]
-                    voltages = self.lu.solve(np.asarray(self.m @ (self.source_map @ unit.T)))
+                    voltages = self._solve_y(np.asarray(self.m @ (self.source_map @ unit.T)))
                     blocks.append((self.g_sense * (voltages[sense] - voltages[summing])).T)
                 return np.vstack(blocks)
             blocks = []
@@ -279,9 +289,123 @@ class _LayerNetwork:
                 functional = np.zeros((self.n_unknown, len(columns)))
                 functional[np.asarray(sense)[columns], np.arange(len(columns))] = self.g_sense
                 functional[np.asarray(summing)[columns], np.arange(len(columns))] = -self.g_sense
-                w = self.lu.solve(functional)
+                w = self._solve_y(functional)
                 blocks.append(self.source_map.T @ np.asarray(self._m_t @ w))
             return np.hstack(blocks)
+
+    # -- low-rank updates (Woodbury) -------------------------------------------------------------------
+    # Y = Y0 + U D Uᵀ with U the incidence vectors (e_a − e_b) of the devices changed since the
+    # factorisation and D their conductance changes. With W = Y0⁻¹ U (one solve per changed device,
+    # kept), Y⁻¹ r = Y0⁻¹ r − W (I + D UᵀW)⁻¹ D Uᵀ Y0⁻¹ r, and the transfer matrix
+    # T = Pᵀ Y⁻¹ C = T0 − (PᵀW) (I + D UᵀW)⁻¹ D (WᵀC): a few dense products of size n × k.
+    def _reset_low_rank(self) -> None:
+        self._changed = np.zeros(0, dtype=int)   # devices (layer order) in U
+        self._w = np.zeros((self.n_unknown, 0))
+        self._delta = np.zeros(0)
+        self._capacitance = None                 # LU of (I + D UᵀW), when changes exist
+        self._transfer0 = None
+
+    def discard_updates(self) -> None:
+        """Back to the factorised conductances (the factorised states' transfer matrix is kept)."""
+        transfer0 = self._transfer0
+        self._reset_low_rank()
+        self._transfer0 = transfer0
+
+    @property
+    def low_rank_size(self) -> int:
+        """How many devices differ from the factorised states (the rank of the correction)."""
+        return len(self._changed)
+
+    def update_devices(self, devices: np.ndarray, branch_S: np.ndarray) -> None:
+        """Set the branch conductances of ``devices`` (layer order) without refactorising."""
+        if not self.low_rank_ok:
+            raise ValueError("devices touching a source (no driver or line resistance) change M: refactorise")
+        devices = np.asarray(devices, dtype=int)
+        branch = np.asarray(branch_S, dtype=float)
+        new = np.setdiff1d(np.unique(devices), self._changed)
+        if len(new):
+            u = self._incidence(new)
+            with _one_blas_thread():
+                w_new = self.lu.solve(u)
+            self._w = np.hstack([self._w, w_new])
+            self._changed = np.concatenate([self._changed, new])
+            self._delta = np.concatenate([self._delta, np.zeros(len(new))])
+        position = {d: k for k, d in enumerate(self._changed)}
+        for d, value in zip(devices, branch):
+            self._delta[position[int(d)]] = value - self._base_branch[d]
+        a, b = self._terminal_a[self._changed], self._terminal_b[self._changed]
+        utw = self._w[a] - self._w[b]                     # Uᵀ W (k × k)
+        self._capacitance = np.eye(len(self._changed)) + self._delta[:, None] * utw
+        self._capacitance_lu = lu_factor(self._capacitance)
+
+    def _incidence(self, devices: np.ndarray) -> np.ndarray:
+        u = np.zeros((self.n_unknown, len(devices)))
+        columns = np.arange(len(devices))
+        u[self._terminal_a[devices], columns] = 1.0
+        u[self._terminal_b[devices], columns] = -1.0
+        return u
+
+    def _correction(self, z: np.ndarray) -> np.ndarray:
+        """(I + D UᵀW)⁻¹ D z for z (k × m)."""
+        return lu_solve(self._capacitance_lu, self._delta[:, None] * z)
+
+    def _solve_y(self, rhs: np.ndarray) -> np.ndarray:
+        """Y⁻¹ rhs at the current conductances: the factorisation, corrected in low rank."""
+        x = self.lu.solve(rhs)
+        if len(self._changed):
+            a, b = self._terminal_a[self._changed], self._terminal_b[self._changed]
+            columns = x[:, None] if x.ndim == 1 else x
+            columns = columns - self._w @ self._correction(columns[a] - columns[b])
+            x = columns[:, 0] if x.ndim == 1 else columns
+        return x
+
+    def transfer_updated_S(self) -> np.ndarray:
+        """``transfer_S`` at the current conductances from the one at the factorised states (computed
+        once per factorisation) and the low-rank correction: no new solve beyond one per changed device."""
+        if self._transfer0 is None:
+            changed, w, delta, cap = self._changed, self._w, self._delta, self._capacitance
+            self._changed, self._w, self._delta = np.zeros(0, dtype=int), np.zeros((self.n_unknown, 0)), np.zeros(0)
+            try:
+                self._transfer0 = self.transfer_S()
+            finally:
+                self._changed, self._w, self._delta, self._capacitance = changed, w, delta, cap
+        if not len(self._changed):
+            return self._transfer0.copy()
+        p_t_w = self.source_map.T @ np.asarray(self._m_t @ self._w)          # (n_in × k)
+        sense, summing = np.asarray(self.sense_nodes), np.asarray(self.summing_nodes)
+        w_t_c = self.g_sense * (self._w[sense] - self._w[summing]).T          # (k × n_out)
+        return self._transfer0 - p_t_w @ self._correction(w_t_c)
+
+    def own_sensitivities(self) -> np.ndarray:
+        """∂T[i, j]/∂β_k for every device k = (row i, column j, polarity) at the factorised states:
+        how the transfer matrix entry a device feeds moves with its own branch conductance β
+        (site order, S/S). From Woodbury's rank-1 term, −(v_iᵀu_k)(u_kᵀw_j), with v_i = Y⁻¹p_i the node
+        voltages per volt of input i (n_in solves) and w_j = Y⁻¹c_j the sense functional's adjoint
+        (n_out solves): twice the cost of ``transfer_S``, and memory O(devices)."""
+        if len(self._changed):
+            raise RuntimeError("own_sensitivities needs the factorised states (discard_updates first)")
+        chunk = 64
+        a = self._terminal_a.reshape(self.n_in, self.n_out, self.n_pol)
+        b = self._terminal_b.reshape(self.n_in, self.n_out, self.n_pol)
+        across = np.empty((self.n_in, self.n_out, self.n_pol))   # v_i[a_k] − v_i[b_k]
+        adjoint = np.empty((self.n_in, self.n_out, self.n_pol))  # w_j[a_k] − w_j[b_k]
+        sense, summing = np.asarray(self.sense_nodes), np.asarray(self.summing_nodes)
+        with _one_blas_thread():
+            for first in range(0, self.n_in, chunk):
+                rows = np.arange(first, min(first + chunk, self.n_in))
+                unit = np.eye(self.n_in)[rows]
+                v = self.lu.solve(np.asarray(self.m @ (self.source_map @ unit.T)))   # (n, len(rows))
+                columns = np.arange(len(rows))[:, None, None]
+                across[rows] = v[a[rows], columns] - v[b[rows], columns]
+            for first in range(0, self.n_out, chunk):
+                cols = np.arange(first, min(first + chunk, self.n_out))
+                functional = np.zeros((self.n_unknown, len(cols)))
+                functional[sense[cols], np.arange(len(cols))] = self.g_sense
+                functional[summing[cols], np.arange(len(cols))] = -self.g_sense
+                w = self.lu.solve(functional)
+                columns = np.arange(len(cols))[None, :, None]
+                adjoint[:, cols] = w[a[:, cols], columns] - w[b[:, cols], columns]
+        return (-(across * adjoint)).ravel()
 
 
 def _pattern(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
@@ -319,6 +443,49 @@ class ArrayModel:
         for network in self.layers:
             network.factorize(branch[network.device_slice])
         self._factorized = True
+
+    @property
+    def n_unknowns(self) -> int:
+        """Unknown node voltages over all layers (the size of what a factorisation solves)."""
+        return sum(network.n_unknown for network in self.layers)
+
+    def update(self, device_indices, device_conductances_S, max_rank: int = 64) -> None:
+        """Change a few devices' conductances (``crossbar.sites`` indices, S) without refactorising:
+        each layer keeps its factorisation and corrects it in low rank (Woodbury), at one sparse
+        solve per newly changed device. A layer whose correction would exceed ``max_rank`` devices,
+        or whose devices touch a source directly, is refactorised instead."""
+        if not self._factorized:
+            raise RuntimeError("ArrayModel.factorize(conductances) must be called before update()")
+        idx = np.asarray(device_indices, dtype=int)
+        g = np.asarray(device_conductances_S, dtype=float)
+        r_switch = self.crossbar.spec.r_switch_on_ohm
+        branch = g / (1.0 + r_switch * g)
+        for network in self.layers:
+            start, stop = network.device_slice.start, network.device_slice.stop
+            mine = (idx >= start) & (idx < stop)
+            if not np.any(mine):
+                continue
+            local = idx[mine] - start
+            if not network.low_rank_ok or len(np.union1d(network._changed, local)) > max_rank:
+                full = network._base_branch.copy()
+                if len(network._changed):
+                    full[network._changed] += network._delta
+                full[local] = branch[mine]
+                network.factorize(full)
+            else:
+                network.update_devices(local, branch[mine])
+
+    def discard_updates(self) -> None:
+        """Forget every ``update``: the conductances are those of the last ``factorize`` again."""
+        for network in self.layers:
+            network.discard_updates()
+
+    def transfer_matrix_updated_S(self, layer: int = 0) -> np.ndarray:
+        """``transfer_matrix_S`` at the conductances of the latest ``update``: the factorised states'
+        matrix (computed once) with the low-rank correction, instead of min(n_in, n_out) new solves."""
+        if not self._factorized:
+            raise RuntimeError("ArrayModel.factorize(conductances) must be called before transfer_matrix_updated_S()")
+        return self.layers[layer].transfer_updated_S()
 
     def solve(self, inputs_V,
               current_noise: Callable[[np.ndarray], np.ndarray] | None = None,

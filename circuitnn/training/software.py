@@ -239,6 +239,15 @@ def train_default(config: SoftwareTrainingConfig = SoftwareTrainingConfig()) -> 
 
     The training set is clean; ``training_noise`` adds fresh flips every epoch.
     """
-    rng = np.random.default_rng(config.seed)
-    X, y = make_dataset(config.n_train_per_class, 0.0, rng)
-    return train_network(X, y, config, rng)
+    trained = _DEFAULT_RUNS.get(config)
+    if trained is None:
+        rng = np.random.default_rng(config.seed)
+        X, y = make_dataset(config.n_train_per_class, 0.0, rng)
+        trained = _DEFAULT_RUNS[config] = train_network(X, y, config, rng)
+    # A fresh copy each time: the run is deterministic in its config, and callers may change arrays.
+    return TrainedNetwork(tuple(w.copy() for w in trained.weights), trained.loss_history.copy(),
+                          trained.restart_losses.copy(), trained.config)
+
+
+# compare-media trains the same seeded network for every medium and mode: once per config is enough.
+_DEFAULT_RUNS: dict[SoftwareTrainingConfig, TrainedNetwork] = {}

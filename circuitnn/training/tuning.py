@@ -25,6 +25,8 @@ import numpy as np
 
 from ..chip.protocol import Chip
 from ..circuits.program import PulseSpec
+from ..chip.sequence import write_verify_op_by_op
+from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from ..errors import ConfigError
 from ..validation import check_range
 
@@ -58,6 +60,16 @@ class TuningConfig:
         check_range("tuning.reset_width_s", self.reset_width_s, 1e-9, 1.0)
         check_range("tuning.edge_s", self.edge_s, 1e-12, self.min_pulse_width_s)
         check_range("tuning.tolerance_floor_S", self.tolerance_floor_S, 0.0, 1.0, True)
+
+    def program(self, index: int, target_S: float) -> WriteVerifyProgram:
+        """Device ``index``'s write-verify to ``target_S`` as the controller's data."""
+        if not np.isfinite(target_S) or target_S <= 0:
+            raise ConfigError(f"targets[{index}]", target_S, "a positive conductance in S")
+        reset_width = self.pulse_width_s if self.reset_pulse_width_s is None else self.reset_pulse_width_s
+        return WriteVerifyProgram(
+            float(target_S), self.tolerance, self.tolerance_floor_S, self.max_pulses, self.initial_reset,
+            self.set_amplitude_V, self.reset_amplitude_V, self.pulse_width_s, reset_width, self.min_pulse_width_s,
+            self.edge_s, self.adaptive_width, self.reset_width_s)
 
     def pulse(self, direction: int, width_s: float) -> PulseSpec:
         amplitude = self.set_amplitude_V if direction > 0 else self.reset_amplitude_V
@@ -97,39 +109,38 @@ class DeviceTuning:
 
 
 def program_to_target(chip: Chip, index: int, target_S: float, config: TuningConfig) -> DeviceTuning:
-    """Write-verify one device to ``target_S``."""
-    if not np.isfinite(target_S) or target_S <= 0:
-        raise ConfigError(f"targets[{index}]", target_S, "a positive conductance in S")
-    if config.initial_reset:
-        chip.pulse_device(index, PulseSpec(config.reset_amplitude_V, config.reset_width_s, config.edge_s),
-                          phase="reset")
-    g = initial = chip.read_device(index).conductance_S
-    reads, counts, halvings, last = 1, {1: 0, -1: 0}, 0, 0
-    converged = config.within(g, target_S)
-    while not converged and counts[1] + counts[-1] < config.max_pulses:
-        direction = 1 if g < target_S else -1
-        if config.adaptive_width and last and direction != last:
-            halvings += 1
-        chip.pulse_device(index, config.pulse(direction, config.width_s(direction, halvings)), phase="program")
-        counts[direction] += 1
-        last = direction
-        g = chip.read_device(index).conductance_S
-        reads += 1
-        converged = config.within(g, target_S)
-    return DeviceTuning(index, float(target_S), float(initial), float(g), counts[1], counts[-1],
-                        config.initial_reset, reads, bool(converged))
+    """Write-verify one device to ``target_S``, one chip operation (read or pulse) per call.
+
+    The decisions are ``circuits.write_verify.controller``'s, the same state machine a chip's own
+    ``write_verify`` runs (inside the ngspice worker for ``SpiceChip``)."""
+    program = config.program(index, target_S)
+    return device_tuning(index, program, write_verify_op_by_op(chip, index, program))
+
+
+def device_tuning(index: int, program: WriteVerifyProgram, outcome: WriteVerifyOutcome) -> DeviceTuning:
+    """The ``DeviceTuning`` record of a controller's outcome."""
+    return DeviceTuning(index, float(program.target_S), outcome.initial_S, outcome.final_S, outcome.set_pulses,
+                        outcome.reset_pulses, program.initial_reset, outcome.reads, outcome.converged)
 
 
 def tune_all(chip: Chip, targets_S, config: TuningConfig, done: dict[int, DeviceTuning] | None = None,
-             on_device: Callable[[DeviceTuning], None] | None = None) -> list[DeviceTuning]:
+             on_device: Callable[[DeviceTuning], None] | None = None, in_chip: bool = True) -> list[DeviceTuning]:
     """Tune every device in order. ``done`` (from a checkpoint) skips devices already tuned;
-    ``on_device`` is called after each device (progress bars, checkpoints)."""
+    ``on_device`` is called after each device (progress bars, checkpoints).
+
+    ``in_chip``: when the chip offers ``write_verify`` (SpiceChip: the whole loop in one round trip
+    to its worker), each device is tuned through it; the decisions, states and ledger are the same
+    as ``program_to_target``'s operation by operation (``tests/test_sequences.py``)."""
     targets = np.asarray(targets_S, dtype=float)
     results = dict(done or {})
     for index, target in enumerate(targets):
         if index in results:
             continue
-        results[index] = program_to_target(chip, index, float(target), config)
+        if in_chip and hasattr(chip, "write_verify"):
+            program = config.program(index, float(target))
+            results[index] = device_tuning(index, program, chip.write_verify(index, program))
+        else:
+            results[index] = program_to_target(chip, index, float(target), config)
         if on_device is not None:
             on_device(results[index])
     return [results[i] for i in range(len(targets))]

@@ -1,0 +1,119 @@
+"""Write-verify of one device in one round trip, against ngspice's own solve times (30-memristor
+circuit, medium Cr unless --medium).
+
+For every device of the on-chip task, with and without the initial reset: the wall time of
+``SpiceChip.write_verify`` (the whole loop inside the worker) divided by the sum of ngspice's bare
+solve times it contains (each ``op``/``tran`` command timed inside the worker); and the same device
+tuned op by op (``program_to_target``: one round trip per read or pulse) for comparison. Measured
+twice in one run: at the machine's current load, and with CPU-bound processes this benchmark starts
+itself (``--load-processes``, default 1) running beside it. Load averages (os.getloadavg) are
+recorded before and after each phase: the machine is shared.
+
+Target: total ≤ 1.1 × the sum of solve times. Writes ``benchmarks/results/write_verify.json``.
+
+    python benchmarks/bench_write_verify.py [--medium Cr] [--repeats 3] [--load-processes 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from circuitnn import __version__
+from circuitnn.chip.spice_chip import SpiceChip
+from circuitnn.circuits.crossbar import Crossbar
+from circuitnn.experiments import onchip
+from circuitnn.experiments.config import load_config
+from circuitnn.spice.batch import ngspice_version
+from circuitnn.spice.engine import STATS
+from circuitnn.training.tuning import program_to_target
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TARGET = 1.1
+
+
+def _phase(config, crossbar, states, targets, repeats: int) -> dict:
+    rows = []
+    with SpiceChip(crossbar, states, config.programming, config.timing) as chip:
+        for reset in (False, True):
+            tuning = dataclasses.replace(config.tuning, initial_reset=reset)
+            for _ in range(repeats):
+                for index, target in enumerate(targets):
+                    for path in ("in_worker", "op_by_op"):
+                        chip.load_states(states)
+                        solve_before, runs_before, worker_before = STATS.solve_time_s, STATS.runs, STATS.worker_time_s
+                        start = time.perf_counter()
+                        if path == "in_worker":
+                            chip.write_verify(index, tuning.program(index, float(target)))
+                        else:
+                            program_to_target(chip, index, float(target), tuning)
+                        wall = time.perf_counter() - start
+                        rows.append({"path": path, "reset": reset, "device": index, "wall_s": wall,
+                                     "solve_s": STATS.solve_time_s - solve_before,
+                                     "worker_s": STATS.worker_time_s - worker_before,
+                                     "solves": STATS.runs - runs_before})
+    out = {}
+    for path in ("in_worker", "op_by_op"):
+        chosen = [r for r in rows if r["path"] == path]
+        wall, solve = sum(r["wall_s"] for r in chosen), sum(r["solve_s"] for r in chosen)
+        ratios = [r["wall_s"] / r["solve_s"] for r in chosen]
+        out[path] = {"devices_tuned": len(chosen), "solves": sum(r["solves"] for r in chosen),
+                     "wall_s": wall, "solve_s": solve, "ratio_total": wall / solve,
+                     "ratio_median_per_device": statistics.median(ratios),
+                     "ratio_p90_per_device": sorted(ratios)[int(0.9 * (len(ratios) - 1))],
+                     "wall_per_solve_s": wall / sum(r["solves"] for r in chosen)}
+        if path == "in_worker":
+            # Inside the worker (solves + alters + vector reads + its Python) vs the round trip.
+            worker = sum(r["worker_s"] for r in chosen)
+            out[path] |= {"worker_s": worker, "ratio_worker_to_solve": worker / solve,
+                          "ratio_wall_to_worker": wall / worker}
+    out["in_worker"]["meets_target"] = out["in_worker"]["ratio_total"] <= TARGET
+    out["speedup_in_worker_vs_op_by_op"] = out["op_by_op"]["wall_s"] / out["in_worker"]["wall_s"]
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--medium", default="Cr")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--load-processes", type=int, default=1)
+    args = parser.parse_args(argv)
+    config = load_config(None, args.medium)
+    crossbar = Crossbar(config.crossbar_spec())
+    states = onchip.initial_states(config, crossbar.n_devices)
+    targets = onchip.make_task(config, crossbar).targets_S
+    result = {"benchmark": "write_verify", "medium": args.medium, "circuitnn": __version__,
+              "ngspice": ngspice_version(), "python": platform.python_version(), "cpus": os.cpu_count(),
+              "target_ratio": TARGET}
+    load_before = os.getloadavg()
+    result["current_load"] = _phase(config, crossbar, states, targets, args.repeats)
+    result["current_load"]["loadavg_before"], result["current_load"]["loadavg_after"] = load_before, os.getloadavg()
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load_processes)]
+    try:
+        time.sleep(5)  # let the burners reach the run queue
+        load_before = os.getloadavg()
+        result["added_load"] = _phase(config, crossbar, states, targets, args.repeats)
+        result["added_load"]["loadavg_before"], result["added_load"]["loadavg_after"] = load_before, os.getloadavg()
+        result["added_load"]["load_processes_started"] = args.load_processes
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"write_verify{'' if args.medium == 'Cr' else '_' + args.medium}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Operation sequences on the programming circuit, run inside the ngspice worker.
+
+A verify read is an operating point and a pulse a short transient: each costs ngspice 0.3–1 ms on
+the default circuit, about what one round trip to the worker costs on a busy machine. A controller
+that decides after every read (write-verify) would pay that round trip per operation. Here the
+worker runs the whole sequence itself and answers once, with every operation's result as arrays.
+
+What crosses is data only (no code, no netlist text): the alter targets and values the engine has
+already checked, the vector names, the analyses, one table of pulses, and either a
+``WriteVerifyProgram`` as a dict (the worker drives ``circuits.write_verify.controller``, the same
+decisions Python takes op by op) or a list of (kind, device, pulse) operations. Each read and
+pulse is the very ``run`` the engine would send for it (same alters in the same order, same
+analysis, same vectors), so the results are those of the op-by-op path, bit for bit.
+
+``pulse_outcome`` turns a pulse's waveforms into state and energies; ``SpicePulseWriter`` uses it
+too, so both paths compute them with the same arithmetic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..circuits.netlist import number
+from ..circuits.write_verify import WriteVerifyProgram, controller, controller_read
+
+# Operation kinds in the result columns (and in ``run_program_ops``' operations).
+READ, RESET, PROGRAM = 0, 1, 2
+COLUMNS = ("kind", "device", "x_before", "x_after", "current_A", "v_device_V", "conductance_S",
+           "energy_device_J", "energy_source_J", "duration_s", "solve_s")
+
+
+@dataclass(frozen=True)
+class ProgrammingSetup:
+    """What the worker needs to read and pulse the loaded programming circuit (plain data).
+
+    ``pulses``: per pulse of the table, its alters [(target, value)] and its transient command.
+    Every target, value, vector and analysis is checked by the engine before it is sent."""
+
+    state_target: str
+    read_alters: tuple[tuple[str, str], ...]
+    read_vectors: tuple[str, ...]      # saved during a read (only top and bot are read back)
+    pulse_vectors: tuple[str, ...]
+    state_vector: str
+    source_branch: str
+    r_sense_ohm: float
+    v_read_V: float
+    r_series_ohm: float
+    state_bounds: tuple[float, float]
+    pulses: tuple[tuple[tuple[tuple[str, str], ...], str], ...]
+
+
+def pulse_outcome(vectors: dict, r_sense_ohm: float, state_vector: str, source_branch: str,
+                  state_bounds: tuple[float, float]) -> tuple[float, float, float, float, float]:
+    """(state after, device energy J, source energy J, duration s, peak current A) of a pulse
+    from its waveforms: energies integrated from the simulated V·I (trapezoid)."""
+    t = vectors["time"]
+    current = vectors["bot"] / r_sense_ohm
+    device_power = (vectors["top"] - vectors["bot"]) * current
+    # The branch current of a voltage source flows into its + node: delivered power is -V·I.
+    source_power = -vectors["pg"] * vectors[source_branch]
+    # np.trapezoid's arithmetic (bit for bit) without its per-call overhead (~25 µs a pulse).
+    dt = t[1:] - t[:-1]
+    low, high = state_bounds
+    return (min(max(float(vectors[state_vector][-1]), low), high),
+            float(np.add.reduce(dt * (device_power[1:] + device_power[:-1]) / 2.0)),
+            float(np.add.reduce(dt * (source_power[1:] + source_power[:-1]) / 2.0)),
+            float(t[-1]), float(np.abs(current).max()))
+
+
+def read_outcome(top_V: float, bot_V: float, r_sense_ohm: float) -> tuple[float, float]:
+    """(device current A, device voltage V) of a verify read's operating point."""
+    return float(bot_V) / r_sense_ohm, float(top_V - bot_V)
+
+
+class _Failed(Exception):
+    def __init__(self, reply: tuple, position: int):
+        super().__init__(reply)
+        self.reply, self.position = reply, position
+
+
+class _Programmer:
+    """Reads and pulses of the loaded programming circuit through the worker's ``run``."""
+
+    def __init__(self, run: Callable, setup: ProgrammingSetup):
+        self.run, self.setup = run, setup
+        self.rows: list[tuple] = []
+        self.applied: dict[str, str] = {}
+
+    def _run(self, alters: list[tuple[str, str]], analysis: str, vectors, save=None) -> tuple[dict, float]:
+        # A value this sequence already set is still set (a state a read left for the next pulse,
+        # the read voltage): ngspice need not hear it again.
+        reply = self.run([f"alter {target} {value}" for target, value in alters
+                          if self.applied.get(target) != value], analysis, list(vectors), save)
+        if reply[0] != "ok":
+            raise _Failed(reply, len(self.rows))
+        self.applied.update(alters)
+        return reply[1], reply[2]
+
+    def _state(self, x: float) -> tuple[str, str]:
+        return (self.setup.state_target, f"dc={number(float(x))}")
+
+    def read(self, device: int, x: float) -> float:
+        s = self.setup
+        v, solve = self._run([self._state(x), *s.read_alters], "op", ("top", "bot"), s.read_vectors)
+        current, v_device = read_outcome(v["top"], v["bot"], s.r_sense_ohm)
+        g = controller_read(current, s.v_read_V, s.r_series_ohm)
+        self.rows.append((READ, device, x, x, current, v_device, g, 0.0, 0.0, 0.0, solve))
+        return g
+
+    def pulse(self, device: int, x: float, kind: int, index: int) -> float:
+        s = self.setup
+        alters, analysis = s.pulses[index]
+        v, solve = self._run([self._state(x), *alters], analysis, s.pulse_vectors)
+        x_after, e_dev, e_src, duration, _ = pulse_outcome(v, s.r_sense_ohm, s.state_vector, s.source_branch,
+                                                           s.state_bounds)
+        self.rows.append((kind, device, x, x_after, 0.0, 0.0, 0.0, e_dev, e_src, duration, solve))
+        return x_after
+
+    def columns(self) -> dict[str, np.ndarray]:
+        table = np.array(self.rows, dtype=float).reshape(len(self.rows), len(COLUMNS))
+        out = {name: table[:, k] for k, name in enumerate(COLUMNS)}
+        out["kind"] = out["kind"].astype(np.int8)
+        out["device"] = out["device"].astype(np.int64)
+        return out
+
+
+def run_write_verify(run: Callable, setup: ProgrammingSetup, device: int, x0: float, program: dict) -> tuple:
+    """One device's whole write-verify; ('ok', columns, outcome as a tuple, alters now applied)
+    or the failed run's reply with the operation it stopped at."""
+    started = time.perf_counter()
+    programmer = _Programmer(run, setup)
+    wv = WriteVerifyProgram(**program)
+    steps = controller(wv)
+    x = float(x0)
+    try:
+        action = next(steps)
+        while True:
+            if action[0] == "read":
+                action = steps.send(programmer.read(device, x))
+            else:
+                kind = RESET if action[0] == "reset" else PROGRAM
+                x = programmer.pulse(device, x, kind, wv.pulse_index(action))
+                action = steps.send(None)
+    except StopIteration as stop:
+        o = stop.value
+        outcome = (o.initial_S, o.final_S, o.set_pulses, o.reset_pulses, o.reads, o.converged)
+        return ("ok", programmer.columns(), outcome, programmer.applied, time.perf_counter() - started)
+    except _Failed as failed:
+        return _failure(failed, "write-verify")
+
+
+def run_program_ops(run: Callable, setup: ProgrammingSetup, states: dict[int, float],
+                    operations: list[tuple[int, int, int]]) -> tuple:
+    """(kind, device, pulse index) operations in order, carrying each device's state from ``states``;
+    ('ok', columns, final states, alters now applied) or the failed run's reply."""
+    started = time.perf_counter()
+    programmer = _Programmer(run, setup)
+    x = {int(k): float(v) for k, v in states.items()}
+    try:
+        for kind, device, index in operations:
+            if kind == READ:
+                programmer.read(device, x[device])
+            else:
+                x[device] = programmer.pulse(device, x[device], kind, index)
+    except _Failed as failed:
+        return _failure(failed, "operation sequence")
+    return ("ok", programmer.columns(), x, programmer.applied, time.perf_counter() - started)
+
+
+def _failure(failed: _Failed, what: str) -> tuple:
+    reply = failed.reply
+    return (*reply[:2], f"{what}, operation {failed.position + 1}: {reply[2]}", *reply[3:])

@@ -1,0 +1,141 @@
+"""Low-rank (Woodbury) updates of the array solve: a few devices changed without refactorising equal a
+fresh factorisation of the new states, for the transfer matrix and for batch solves."""
+
+import numpy as np
+import pytest
+
+from circuitnn.circuits.crossbar import Crossbar
+from circuitnn.circuits.default import default_spec
+from circuitnn.devices.base import preset
+from circuitnn.networks.tile_circuit import tile_crossbar
+from circuitnn.networks.tiles import TileConfig
+from circuitnn.surrogate.array import ArrayModel
+
+WIRES = TileConfig(rows=48, cols=40, r_line_ohm=1.0, r_driver_ohm=10.0, r_sense_ohm=10.0, r_switch_on_ohm=100.0)
+
+
+def _relative(a, b):
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+@pytest.mark.parametrize("k", [1, 5, 16])
+def test_woodbury_transfer_matrix_equals_a_fresh_solve(k):
+    device = preset("Cr")
+    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, device)
+    rng = np.random.default_rng(k)
+    g = rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    model = ArrayModel(crossbar)
+    model.factorize(g)
+    before = model.transfer_matrix_updated_S()
+    current = g.copy()
+    for _ in range(3):  # successive updates accumulate in the same correction
+        idx = rng.choice(crossbar.n_devices, k, replace=False)
+        current[idx] = rng.uniform(device.g_low_S, device.g_high_S, k)
+        model.update(idx, current[idx])
+        fresh = ArrayModel(crossbar)
+        fresh.factorize(current)
+        expected = fresh.transfer_matrix_S()
+        assert _relative(model.transfer_matrix_updated_S(), expected) <= 1e-9
+        x = rng.uniform(-0.1, 0.1, (7, WIRES.rows))
+        assert _relative(model.solve(x).column_currents_A[0], fresh.solve(x).column_currents_A[0]) <= 1e-9
+    assert model.layers[0].low_rank_size <= 3 * k      # it did not refactorise
+    assert _relative(model.transfer_matrix_updated_S(), before) > 1e-4   # and the devices mattered
+
+
+def test_setting_devices_back_returns_the_original_transfer_matrix():
+    device = preset("W")
+    crossbar = tile_crossbar(16, 16, WIRES, device)
+    rng = np.random.default_rng(0)
+    g = rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    model = ArrayModel(crossbar)
+    model.factorize(g)
+    original = model.transfer_matrix_updated_S()
+    idx = np.array([3, 40, 41, 200])
+    model.update(idx, g[idx] * 2)
+    model.update(idx, g[idx])
+    assert _relative(model.transfer_matrix_updated_S(), original) <= 1e-12
+
+
+def test_beyond_the_rank_limit_or_without_wires_it_refactorises_and_stays_exact():
+    device = preset("Cr")
+    crossbar = Crossbar(default_spec(device))   # the 9-3-1 circuit: two layers
+    rng = np.random.default_rng(2)
+    g = rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    model = ArrayModel(crossbar)
+    model.factorize(g)
+    idx = np.arange(0, 30, 2)
+    g[idx] = rng.uniform(device.g_low_S, device.g_high_S, len(idx))
+    model.update(idx, g[idx], max_rank=4)
+    fresh = ArrayModel(crossbar)
+    fresh.factorize(g)
+    x = rng.uniform(0, 0.1, (5, 9))
+    for layer_got, layer_want in zip(model.solve(x).activations_V, fresh.solve(x).activations_V):
+        np.testing.assert_allclose(layer_got, layer_want, rtol=1e-10, atol=1e-15)
+    # Layer 1 got 14 changed devices (> 4): refactorised; layer 2 one (device 28): corrected.
+    assert [layer.low_rank_size for layer in model.layers] == [0, 1]
+
+
+def test_own_sensitivities_are_the_derivatives_of_the_transfer_matrix():
+    from circuitnn.networks.tile_circuit import tile_crossbar as make
+    device = preset("Cr")
+    crossbar = make(5, 4, TileConfig(rows=5, cols=4, r_line_ohm=2.0, r_driver_ohm=10.0, r_sense_ohm=10.0,
+                                     r_switch_on_ohm=100.0), device)
+    rng = np.random.default_rng(1)
+    g = rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    model = ArrayModel(crossbar)
+    model.factorize(g)
+    base = model.transfer_matrix_S()
+    branch_slope = 1.0 / (1.0 + crossbar.spec.r_switch_on_ohm * g) ** 2
+    sensitivities = model.layers[0].own_sensitivities() * branch_slope
+    for k in (0, 7, 13, 39):
+        step = g[k] * 1e-6
+        model.update([k], [g[k] + step])
+        i, j, _ = np.unravel_index(k, (5, 4, 2))
+        finite = (model.transfer_matrix_updated_S()[i, j] - base[i, j]) / step
+        model.discard_updates()
+        assert finite == pytest.approx(sensitivities[k], rel=1e-5)
+        assert 0.5 < abs(sensitivities[k]) < 1.0   # the wires attenuate, the sign is the polarity's
+
+
+def test_wire_gain_map_is_exact_at_its_reference_and_first_order_near_it():
+    from circuitnn.networks.devices import weights_to_conductance_pair
+    from circuitnn.networks.tile_circuit import effective_difference_S, wire_gain_map
+    device = preset("Cr")
+    tile = TileConfig(rows=6, cols=5, r_line_ohm=2.0, r_driver_ohm=10.0, r_sense_ohm=10.0, r_switch_on_ohm=100.0)
+    fraction = 0.2
+    gains = wire_gain_map(6, 5, tile, device, fraction)
+    span = device.g_high_S - device.g_low_S
+    errors, cross = [], []
+    for size in (1e-3, 1e-2):
+        # Every device at the reference but the + device of (2, 3), moved by ``size`` (in ŵ).
+        w = np.full((6, 5), fraction)
+        w[2, 3] += size
+        g_plus, _, _ = weights_to_conductance_pair(device.g_low_S, device.g_high_S, w, 1.0)
+        g_minus = np.full_like(g_plus, device.g_low_S + fraction * span)
+        exact = effective_difference_S(np.stack([g_plus, g_minus]), tile, device) / span
+        linear = gains.offset + gains.gain_plus * w - gains.gain_minus * fraction
+        errors.append(abs(linear[2, 3] - exact[2, 3]))
+        # What the map leaves out: the device's first-order pull on the other entries (IR drop).
+        moved = np.abs(exact - (gains.offset + (gains.gain_plus - gains.gain_minus) * fraction))
+        cross.append(np.max(np.delete(moved.ravel(), 2 * 5 + 3)) / moved[2, 3])
+    assert errors[0] < 1e-7 and errors[1] / errors[0] > 50   # second order: 10× the step, ~100× the error
+    assert max(cross) < 0.05
+
+
+def test_surrogate_chip_corrects_a_few_pulsed_devices_in_low_rank():
+    from circuitnn.chip.surrogate_chip import SurrogateChip
+    from circuitnn.circuits.program import PulseSpec
+    device = preset("Cr")
+    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, device)
+    rng = np.random.default_rng(3)
+    states = rng.uniform(0.1, 0.9, crossbar.n_devices)
+    x = rng.uniform(-1, 1, (4, WIRES.rows))
+    chip = SurrogateChip(crossbar, states)
+    chip.infer(x)
+    for index in (5, 300, 1001):
+        chip.pulse_device(index, PulseSpec(1.0, 2e-6))
+    got = chip.infer(x)
+    assert chip._array.layers[0].low_rank_size == 3           # corrected, not refactorised
+    fresh = SurrogateChip(crossbar, chip.states).infer(x)
+    assert _relative(got.column_currents_A[0], fresh.column_currents_A[0]) <= 1e-9
+    np.testing.assert_allclose(got.outputs, fresh.outputs, rtol=1e-9, atol=1e-15)

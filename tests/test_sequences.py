@@ -1,0 +1,154 @@
+"""Operation sequences: write-verify inside the ngspice worker, and Read/Pulse/SetStates/Infer/Restore
+sequences, against the op-by-op path of the Chip protocol (real ngspice; the surrogate in NumPy)."""
+
+import numpy as np
+import pytest
+
+from circuitnn.chip.sequence import Infer, Pulse, Read, Restore, SetStates
+from circuitnn.chip.spice_chip import SpiceChip
+from circuitnn.chip.surrogate_chip import SurrogateChip
+from circuitnn.circuits.crossbar import Crossbar
+from circuitnn.experiments import onchip
+from circuitnn.experiments.config import load_config
+from circuitnn.spice.engine import STATS
+from circuitnn.training.tuning import program_to_target, tune_all
+
+DEVICES = (0, 7, 29)
+
+
+def _setup(medium):
+    config = load_config(None, medium)
+    crossbar = Crossbar(config.crossbar_spec())
+    states = onchip.initial_states(config, crossbar.n_devices)
+    task = onchip.make_task(config, crossbar)
+    return config, crossbar, states, task.targets_S
+
+
+def _ledger_columns(chip):
+    return chip.ledger.to_arrays()
+
+
+@pytest.mark.parametrize("medium, reset", [("Cr", True), ("C", False)])
+def test_in_worker_write_verify_equals_op_by_op_in_ngspice(medium, reset):
+    config, crossbar, states, targets = _setup(medium)
+    tuning = config.tuning.__class__(**{**config.tuning.__dict__, "initial_reset": reset})
+    with SpiceChip(crossbar, states, config.programming, config.timing) as slow, \
+            SpiceChip(crossbar, states, config.programming, config.timing) as fast:
+        runs_before = STATS.runs
+        by_op = [program_to_target(slow, i, float(targets[i]), tuning) for i in DEVICES]
+        op_runs = STATS.runs - runs_before
+        in_worker = [fast.write_verify(i, tuning.program(i, float(targets[i]))) for i in DEVICES]
+        assert STATS.runs - runs_before == 2 * op_runs   # the same solves, just not one per round trip
+        for a, b in zip(by_op, in_worker):
+            assert (a.set_pulses, a.reset_pulses, a.reads, a.converged) == (b.set_pulses, b.reset_pulses,
+                                                                             b.reads, b.converged)
+            assert a.initial_S == b.initial_S and a.final_S == b.final_S
+        assert sum(t.pulses for t in by_op) > 3 * len(DEVICES)  # the loops really ran
+        np.testing.assert_array_equal(slow.states, fast.states)
+        slow_ledger, fast_ledger = _ledger_columns(slow), _ledger_columns(fast)
+        for name in slow_ledger:
+            np.testing.assert_array_equal(slow_ledger[name], fast_ledger[name], err_msg=name)
+        assert slow.ledger.totals() == fast.ledger.totals()
+        assert slow.clock_s == fast.clock_s
+
+
+def test_tune_all_takes_the_in_worker_path_with_the_same_results():
+    config, crossbar, states, targets = _setup("Cr")
+    with SpiceChip(crossbar, states, config.programming, config.timing) as chip:
+        slow = [program_to_target(chip, i, float(targets[i]), config.tuning) for i in range(4)]
+        slow_states, slow_totals = chip.states, chip.ledger.totals()
+        chip.load_states(states)
+        chip.ledger.clear()
+        calls = []
+        original = chip.write_verify
+        chip.write_verify = lambda i, p: calls.append(i) or original(i, p)
+        fast = tune_all(chip, targets[:4], config.tuning)
+        assert calls == [0, 1, 2, 3]
+        assert fast == slow
+        np.testing.assert_array_equal(chip.states[:4], slow_states[:4])
+        assert chip.ledger.totals() == slow_totals
+
+
+def test_surrogate_write_verify_equals_program_to_target():
+    config, crossbar, states, targets = _setup("W")
+    a = SurrogateChip(crossbar, states, config.programming, config.timing, seed=3)
+    b = SurrogateChip(crossbar, states, config.programming, config.timing, seed=3)
+    for i in DEVICES:
+        ta = program_to_target(a, i, float(targets[i]), config.tuning)
+        ob = b.write_verify(i, config.tuning.program(i, float(targets[i])))
+        assert (ta.final_S, ta.set_pulses, ta.reset_pulses, ta.reads) == (ob.final_S, ob.set_pulses,
+                                                                          ob.reset_pulses, ob.reads)
+    np.testing.assert_array_equal(a.states, b.states)
+    assert a.ledger.totals() == b.ledger.totals()
+
+
+def _dgc_ops(inputs, device, delta, x_device):
+    """A DGC-like step: pulse, read, perturb ±delta, infer the mini-batch each time, restore."""
+    return [Pulse(device, 1.0, 2e-6), Read(device), Read(device + 1),
+            SetStates((device,), (x_device + delta,)), Infer(inputs), Restore(),
+            SetStates((device,), (x_device - delta,)), Infer(inputs), Restore(), Infer(inputs),
+            Pulse(device + 1, -1.0, 1e-6, phase="reset"), Read(device + 1)]
+
+
+@pytest.mark.parametrize("backend", ["spice", "surrogate"])
+def test_sequence_equals_single_operations(backend):
+    config, crossbar, states, _ = _setup("Cr")
+    rng = np.random.default_rng(5)
+    inputs = rng.integers(0, 2, (6, crossbar.n_inputs)).astype(float)
+    device = 4
+
+    def make():
+        if backend == "spice":
+            return SpiceChip(crossbar, states, config.programming, config.timing)
+        return SurrogateChip(crossbar, states, config.programming, config.timing)
+
+    with make() as a, make() as b:
+        # The reference: the same steps through the protocol's single operations.
+        pulse1 = a.pulse_device(device, Pulse(device, 1.0, 2e-6).spec)
+        reads = [a.read_device(device), a.read_device(device + 1)]
+        after_pulse = a.states
+        expected = []
+        for delta in (0.1, -0.1):
+            perturbed = after_pulse.copy()
+            perturbed[device] += delta
+            a.load_states(perturbed)
+            expected.append(a.infer(inputs))
+        a.load_states(after_pulse)
+        expected.append(a.infer(inputs))
+        pulse2 = a.pulse_device(device + 1, Pulse(device + 1, -1.0, 1e-6).spec, phase="reset")
+        reads.append(a.read_device(device + 1))
+
+        ops = _dgc_ops(inputs, device, 0.1, pulse1.x_after)
+        result = b.run_sequence(ops)
+        np.testing.assert_array_equal(result.reads.conductance_S, [r.conductance_S for r in reads])
+        np.testing.assert_array_equal(result.pulses.x_after, [pulse1.x_after, pulse2.x_after])
+        np.testing.assert_array_equal(result.pulses.energy_total_J, [pulse1.energy_total_J, pulse2.energy_total_J])
+        assert len(result.inferences) == 3
+        for got, want in zip(result.inferences, expected):
+            # The same operating points; ngspice's op from another starting solution agrees to its tolerance.
+            np.testing.assert_allclose(got.outputs, want.outputs, rtol=0, atol=1e-6)
+            assert got.energy_total_J == pytest.approx(want.energy_total_J, rel=1e-5)
+        # The perturbations moved the outputs (the step measured something), the restore undid them.
+        assert np.max(np.abs(result.inferences[0].outputs - result.inferences[1].outputs)) > 1e-3
+        np.testing.assert_array_equal(b.states, a.states)
+        assert b.ledger.totals()["operations"] == a.ledger.totals()["operations"]
+        assert b.ledger.totals()["pulses"] == a.ledger.totals()["pulses"] == 2
+        assert b.ledger.totals()["time_s"] == pytest.approx(a.ledger.totals()["time_s"], rel=1e-12)
+
+
+def test_write_verify_survives_a_killed_worker_with_the_same_result():
+    import os
+    import signal
+    config, crossbar, states, targets = _setup("Cr")
+    program = config.tuning.program(3, float(targets[3]))
+    with SpiceChip(crossbar, states, config.programming, config.timing) as reference, \
+            SpiceChip(crossbar, states, config.programming, config.timing) as chip:
+        expected = reference.write_verify(3, program)
+        chip.read_device(0)                                  # the programming worker is up and loaded
+        engine = chip._program_engine
+        restarts = engine.restarts
+        os.kill(engine.worker_pid(), signal.SIGKILL)
+        got = chip.write_verify(3, program)
+        assert engine.restarts == restarts + 1
+        assert got == expected
+        assert chip.states[3] == reference.states[3]
