@@ -150,11 +150,14 @@ def _training_part(run: Run, config: Config, part: str, variant: str, progress: 
                                                      if k.startswith(TRAINER_PREFIX)})
         else:
             run.write_netlists({f"{part}_{name}": text for name, text in chip.netlists().items()})
-        bar = tqdm(desc=f"{part}: {trainer.name}", unit="checkpoint", disable=not progress, leave=False)
+        saved = {"count": checkpoint[0].get("count", 0) if checkpoint is not None else 0}
+        bar = tqdm(total=trainer.checkpoints(variant, crossbar.n_devices), initial=saved["count"],
+                   desc=f"{part}: {trainer.name}", unit="checkpoint", disable=not progress, leave=False)
 
         def on_checkpoint(now: TrainerState) -> None:
             snapshot = chip.snapshot()
-            run.checkpoint(part, {"trainer": now.state, "chip": snapshot.state},
+            saved["count"] += 1
+            run.checkpoint(part, {"trainer": now.state, "chip": snapshot.state, "count": saved["count"]},
                            {**{TRAINER_PREFIX + k: v for k, v in now.arrays.items()}, **snapshot.arrays})
             bar.update(1)
 

@@ -178,6 +178,11 @@ class Dgc(Trainer):
     variants = ("dgc", "finetune")
     summary_line = "in-situ: perturb-and-measure gradients on the chip, updates as pulses (Kim et al. 2021)"
 
+    def checkpoints(self, variant: str, n_devices: int) -> int:
+        s = self.settings
+        learning = s.steps // s.eval_every + (s.steps % s.eval_every > 0)
+        return learning + (n_devices + 1 if variant == "finetune" else 0)
+
     def train(self, chip: Chip, task: ChipTask, variant: str, resume: TrainerState | None,
               checkpoint: Checkpoint) -> TrainingOutcome:
         self.check_variant(variant)

@@ -97,6 +97,10 @@ class Trainer(ABC):
               checkpoint: Checkpoint) -> TrainingOutcome:
         """Train ``chip`` (its states as found, or as restored with ``resume``) for ``variant``."""
 
+    def checkpoints(self, variant: str, n_devices: int) -> int | None:
+        """How many times ``train`` will call ``checkpoint`` (for a progress bar); None: unknown."""
+        return None
+
     def check_variant(self, variant: str) -> None:
         if variant not in self.variants:
             raise ConfigError("trainer.variant", variant, f"one of {', '.join(self.variants)} ({self.name})")

@@ -92,6 +92,9 @@ class WriteVerify(Trainer):
     summary_line = "ex-situ: software training, mapping, write-verify of every device (Eslami et al.)"
     noise_heatmap = True
 
+    def checkpoints(self, variant: str, n_devices: int) -> int:
+        return n_devices   # one per tuned device
+
     def train(self, chip: Chip, task: ChipTask, variant: str, resume: TrainerState | None,
               checkpoint: Checkpoint) -> TrainingOutcome:
         self.check_variant(variant)
