@@ -455,8 +455,10 @@ def _execute(client, store: RunStore, sweep: Sweep, todo: list[SweepPoint], resu
     root = str(store.root.resolve())
     futures = {}
     for point in todo:
-        future = client.submit(run_point, root, point.task(sweep.experiment), key=f"circuitnn-run-{point.run_id}",
-                               pure=False)
+        # One task group for every run ("circuitnn-run-<hex>"), so the scheduler queues them and hands
+        # each worker one at a time instead of spreading them all out at once.
+        key = f"circuitnn-run-{hashlib.sha256(point.run_id.encode()).hexdigest()[:24]}"
+        future = client.submit(run_point, root, point.task(sweep.experiment), key=key, pure=False)
         futures[future] = point.run_id
     keys = {future.key for future in futures}
     bar = tqdm(total=len(result.runs), initial=len(result.skipped), desc=f"sweep {sweep.name}", unit="run",
@@ -464,7 +466,9 @@ def _execute(client, store: RunStore, sweep: Sweep, todo: list[SweepPoint], resu
 
     def show() -> None:
         if progress:
-            running = sum(1 for tasks in client.processing().values() for key in tasks if key in keys)
+            # Tasks the scheduler has handed to workers, at most one per thread actually executing.
+            assigned = sum(1 for tasks in client.processing().values() for key in tasks if key in keys)
+            running = min(assigned, sum(client.nthreads().values()))
             bar.set_postfix_str(f"running {running}, failed {len(result.failed)}", refresh=True)
 
     show()
