@@ -83,7 +83,7 @@ def phase(sweep, workers: int, folder: Path) -> dict:
 
     load_before = os.getloadavg()
     started = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         client.wait_for_workers(workers)
         startup_s = time.perf_counter() - started

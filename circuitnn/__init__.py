@@ -40,6 +40,8 @@ PUBLIC_API = {
     # experiments, runs, reports
     "Config": "circuitnn.experiments.config", "load_config": "circuitnn.experiments.config",
     "run_reproduction": "circuitnn.experiments.reproduction", "RunStore": "circuitnn.store",
+    "load_sweep": "circuitnn.experiments.sweep", "expand_sweep": "circuitnn.experiments.sweep",
+    "run_sweep": "circuitnn.experiments.sweep",
     "write_report_to": "circuitnn.reports.onchip_report",
 }
 

@@ -444,7 +444,7 @@ class _dask_client:
             # Processes, one thread each: ngspice and NumPy runs do not share one interpreter well,
             # and a crash or a kill takes one run with it, not the sweep.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=":0", silence_logs=logging.ERROR)
             self.made.append(cluster)
             client = Client(cluster)
         self.made.insert(0, client)
