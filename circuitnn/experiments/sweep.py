@@ -34,6 +34,7 @@ mid-run has its task sent elsewhere by the scheduler. The sweep itself is stored
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import itertools
@@ -371,7 +372,7 @@ def run_sweep(store: RunStore, sweep: Sweep, workers: int | None = None, schedul
     result = SweepResult(sweep.id, record, runs, skipped)
     todo = [point for point in sweep.points if statuses.get(point.run_id) != "complete"]
     started = time.perf_counter()
-    with record if record.writable else _nothing():
+    with record if record.writable else contextlib.nullcontext():
         if todo:
             with _dask_client(client, scheduler, workers) as dask_client:
                 result.workers = len(dask_client.nthreads())
@@ -404,22 +405,14 @@ def _sweep_record(store: RunStore, sweep: Sweep) -> Run:
         record = store.create(SWEEP_KIND, {"spec": sweep.spec}, seed=0,
                               labels={"sweep": sweep.name, "experiment": sweep.experiment}, name=sweep.name,
                               run_id=sweep.id)
-        record.write_json("plan.json", sweep.plan())
-        return record
     except RunExistsError:
-        pass
-    existing = store.open(sweep.id)
-    if existing.status == "complete":
-        return existing
-    return store.resume(sweep.id)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+        existing = store.open(sweep.id)
+        if existing.status == "complete":
+            return existing
+        record = store.resume(sweep.id)
+    if "plan.json" not in record.files:  # new, or killed between its creation and its plan
+        record.write_json("plan.json", sweep.plan())
+    return record
 
 
 class _dask_client:
