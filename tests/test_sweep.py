@@ -27,10 +27,12 @@ distributed = pytest.importorskip("distributed", reason="dask[distributed] is a 
 
 DASK = Path(sys.executable).parent / "dask"
 CIRCUITNN = Path(sys.executable).parent / "circuitnn"
-# Small runs: a short software training, a small test set, no conductance-error draws.
+# Small runs: one layer of 9 devices, a short software training, a small test set, no
+# conductance-error draws.
 SMALL = """
 [base]
 preset = "Cr"
+circuit.layers = [9, 1]
 onchip.n_test_per_class = 10
 onchip.conductance_errors = [0.0]
 onchip.error_draws = 1
