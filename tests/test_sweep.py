@@ -15,15 +15,15 @@ import threading
 import time
 from pathlib import Path
 
+import distributed
 import pytest
 
 from circuitnn.cli import main
-from circuitnn.experiments.config import from_dict, load_config, Config
+from circuitnn.experiments.config import Config, from_dict, load_config
 from circuitnn.experiments.reproduction import run_reproduction
-from circuitnn.experiments.sweep import expand_sweep, load_sweep, run_sweep
+from circuitnn.experiments.sweep import expand_sweep, load_sweep, run_sweep, task_key
 from circuitnn.store import RunStore
 
-distributed = pytest.importorskip("distributed", reason="dask[distributed] is a dependency of circuitnn")
 
 DASK = Path(sys.executable).parent / "dask"
 CIRCUITNN = Path(sys.executable).parent / "circuitnn"
@@ -217,8 +217,7 @@ def test_a_worker_killed_mid_run_has_its_run_retried_and_stored_once(cluster, tm
                  "onchip.n_test_per_class = 20\nonchip.conductance_errors = [0.0]\nonchip.error_draws = 1\n"
                  "[grid]\nseed = [0, 1, 2, 3]\n")
     sweep, store = load_sweep(spec), tmp_path / "runs"
-    key_of = {f"circuitnn-run-{__import__('hashlib').sha256(p.run_id.encode()).hexdigest()[:24]}": p.run_id
-              for p in sweep.points}
+    key_of = {task_key(p.run_id): p.run_id for p in sweep.points}
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(
         result=run_sweep(RunStore(store), sweep, client=cluster, progress=False)))

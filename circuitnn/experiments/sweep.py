@@ -360,7 +360,7 @@ def run_sweep(store: RunStore, sweep: Sweep, workers: int | None = None, schedul
 
     ``client``: a ``distributed.Client`` to use as it is; else ``scheduler`` (an address such as
     ``tcp://10.0.0.5:8786``) to connect to, else a LocalCluster of ``workers`` processes (default:
-    the machine's CPU count), one thread each. The store's folder must be the same path on every
+    one per CPU this process may use), one thread each. The store's folder must be the same path on every
     worker (a shared filesystem on a real cluster). ``write_report(run) -> summary`` writes the
     sweep's report into its record when every run is complete. Runs that fail are named in a
     SweepError after the others finished; the sweep is then stored as failed and resumable.
@@ -433,7 +433,7 @@ class _dask_client:
         if self.scheduler:
             client = Client(self.scheduler, timeout="30s")
         else:
-            workers = self.workers or os.cpu_count() or 1
+            workers = self.workers or len(os.sched_getaffinity(0))
             # Processes, one thread each: ngspice and NumPy runs do not share one interpreter well,
             # and a crash or a kill takes one run with it, not the sweep.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -452,6 +452,12 @@ class _dask_client:
         return False
 
 
+def task_key(run_id: str) -> str:
+    """The Dask key of a run's task. One task group for every run ("circuitnn-run-<hex>"), so the
+    scheduler queues them and hands each worker one at a time instead of spreading all out at once."""
+    return f"circuitnn-run-{hashlib.sha256(run_id.encode()).hexdigest()[:24]}"
+
+
 def _execute(client, store: RunStore, sweep: Sweep, todo: list[SweepPoint], result: SweepResult,
              progress: bool) -> None:
     from distributed import as_completed
@@ -460,10 +466,8 @@ def _execute(client, store: RunStore, sweep: Sweep, todo: list[SweepPoint], resu
     root = str(store.root.resolve())
     futures = {}
     for point in todo:
-        # One task group for every run ("circuitnn-run-<hex>"), so the scheduler queues them and hands
-        # each worker one at a time instead of spreading them all out at once.
-        key = f"circuitnn-run-{hashlib.sha256(point.run_id.encode()).hexdigest()[:24]}"
-        future = client.submit(run_point, root, point.task(sweep.experiment), key=key, pure=False)
+        future = client.submit(run_point, root, point.task(sweep.experiment), key=task_key(point.run_id),
+                               pure=False)
         futures[future] = point.run_id
     keys = {future.key for future in futures}
     bar = tqdm(total=len(result.runs), initial=len(result.skipped), desc=f"sweep {sweep.name}", unit="run",
