@@ -292,3 +292,18 @@ def test_a_sigkilled_sweep_restarted_gives_the_results_of_an_uninterrupted_one(c
     for table in ("runs", "over_seeds", "by_seed"):
         rel = f"{sweep.id}/tables/{table}.csv"
         assert (killed / rel).read_text() == (clean / rel).read_text()
+
+
+def test_a_run_created_under_a_given_id_exists_once(tmp_path):
+    from circuitnn.store import RunExistsError, StoreError
+
+    store = RunStore(tmp_path)
+    with store.create("train", {"a": 1}, seed=0, run_id="train-cr-0123456789abcdef") as run:
+        run.complete({})
+    with pytest.raises(RunExistsError, match="train-cr-0123456789abcdef exists already"):
+        store.create("train", {"a": 2}, seed=0, run_id="train-cr-0123456789abcdef")
+    for bad in ("../x", ".hidden", "a/b", ""):
+        with pytest.raises(StoreError, match="run id"):
+            store.create("train", {}, seed=0, run_id=bad)
+    assert _run_dirs(tmp_path) == ["train-cr-0123456789abcdef"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".creating")] == []
