@@ -365,25 +365,26 @@ def run_sweep(store: RunStore, sweep: Sweep, workers: int | None = None, schedul
     sweep's report into its record when every run is complete. Runs that fail are named in a
     SweepError after the others finished; the sweep is then stored as failed and resumable.
     """
-    record = _sweep_record(store, sweep)
+    started = time.perf_counter()
     statuses = {info.id: info.status for info in store.list()}  # also brings the index up to date
     runs = [point.run_id for point in sweep.points]
     skipped = [run_id for run_id in runs if statuses.get(run_id) == "complete"]
-    result = SweepResult(sweep.id, record, runs, skipped)
     todo = [point for point in sweep.points if statuses.get(point.run_id) != "complete"]
-    started = time.perf_counter()
-    with record if record.writable else contextlib.nullcontext():
-        if todo:
-            with _dask_client(client, scheduler, workers) as dask_client:
+    # The cluster first: one that cannot be reached leaves nothing in the store.
+    with _dask_client(client, scheduler, workers) if todo else contextlib.nullcontext() as dask_client:
+        record = _sweep_record(store, sweep)
+        result = SweepResult(sweep.id, record, runs, skipped)
+        with record if record.writable else contextlib.nullcontext():
+            if todo:
                 result.workers = len(dask_client.nthreads())
                 _execute(dask_client, store, sweep, todo, result, progress)
-        result.elapsed_s = time.perf_counter() - started
-        store.list()  # the index learns the new runs from this one writer
-        if record.writable:
-            if result.failed:
-                record.fail(_failure_line(result))
-            else:
-                record.complete(write_report(record) if write_report is not None else _headline(result))
+            result.elapsed_s = time.perf_counter() - started
+            store.list()  # the index learns the new runs from this one writer
+            if record.writable:
+                if result.failed:
+                    record.fail(_failure_line(result))
+                else:
+                    record.complete(write_report(record) if write_report is not None else _headline(result))
     if result.failed:
         raise SweepError(_failure_line(result) + f"; run the sweep again to retry them (sweep {sweep.id})")
     return result
