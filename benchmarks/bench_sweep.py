@@ -93,6 +93,7 @@ def phase(sweep, workers: int, folder: Path) -> dict:
             result = run_sweep(store, sweep, client=client, progress=False)
             wall = time.perf_counter() - start
         inside = sum(answer["seconds"] for answer in result.finished.values())
+        cpu = sum(answer["cpu_s"] for answer in result.finished.values())
         start = time.perf_counter()
         again = run_sweep(store, sweep, client=client, progress=False)
         rerun = time.perf_counter() - start
@@ -100,6 +101,9 @@ def phase(sweep, workers: int, folder: Path) -> dict:
     n = len(sweep.points)
     return {"workers": workers, "runs": n, "wall_time_s": wall, "cluster_startup_s": startup_s,
             "time_inside_tasks_s": inside, "mean_task_s": inside / n,
+            # CPU time the tasks got (worker and its ngspice processes) per second of wall time and
+            # worker: near 1 when each worker had a core to itself, lower when others took it.
+            "cpu_time_inside_tasks_s": cpu, "mean_task_cpu_s": cpu / n, "cpu_share_per_worker": cpu / (wall * workers),
             "overhead_per_run_s": (wall * workers - inside) / n,
             "rerun_all_stored_s": rerun, "rerun_per_run_s": rerun / n,
             "worker_pids": len({answer["pid"] for answer in result.finished.values()}),

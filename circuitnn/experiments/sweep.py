@@ -294,12 +294,13 @@ EXPERIMENTS: dict[str, Callable[[RunStore, dict, bool], Run]] = {"train": _train
 def run_point(store_root: str, task: dict) -> dict:
     """Run (or resume, or find complete) one sweep run; executed by a worker process.
 
-    Returns {"run_id", "outcome": "ran" | "resumed" | "found", "seconds" (in this call), "pid"}.
+    Returns {"run_id", "outcome": "ran" | "resumed" | "found", "seconds" (wall time of this call),
+    "cpu_s" (CPU time of this process and the ngspice processes it ran and reaped), "pid"}.
     The run's own lock keeps two processes from writing it: a task that finds it locked (the
     scheduler re-sent it while a worker it gave up on still runs it) waits for the lock, then
     finds the run complete or resumes it.
     """
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), _cpu_s()
     _no_spinning()
     store = RunStore(store_root)
     run_id = task["run_id"]
@@ -322,7 +323,13 @@ def run_point(store_root: str, task: dict) -> dict:
                 raise
             time.sleep(0.5)
     store.close()
-    return {"run_id": run_id, "outcome": outcome, "seconds": time.perf_counter() - started, "pid": os.getpid()}
+    return {"run_id": run_id, "outcome": outcome, "seconds": time.perf_counter() - started,
+            "cpu_s": _cpu_s() - cpu_before, "pid": os.getpid()}
+
+
+def _cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def _no_spinning() -> None:
