@@ -307,3 +307,14 @@ def test_a_run_created_under_a_given_id_exists_once(tmp_path):
             store.create("train", {}, seed=0, run_id=bad)
     assert _run_dirs(tmp_path) == ["train-cr-0123456789abcdef"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".creating")] == []
+
+
+def test_a_sweep_without_its_plan_is_reported_in_one_line(tmp_path, capsys):
+    store = RunStore(tmp_path / "runs")
+    with store.create("sweep", {}, seed=0, run_id="sweep-x-0123456789ab") as run:
+        run.complete({})
+    assert main(["report", "--sweep", run.id, "--store", str(store.root), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no plan yet" in err
+    assert main(["report", "--sweep", "nope", "--store", str(store.root)]) == 2
+    assert "no run 'nope'" in capsys.readouterr().err

@@ -81,6 +81,9 @@ def _stat_columns(members: list[dict]) -> dict:
 
 
 def build_report(run: Run) -> Report:
+    if "plan.json" not in run.files:
+        raise ReportError(f"sweep {run.id} ({run.status}) has no plan yet (it was stopped while being created); "
+                          "run the sweep again (circuitnn sweep SPEC.toml)")
     plan = run.read_json("plan.json")
     axes = plan["axes"]
     rows, missing = run_rows(run)
