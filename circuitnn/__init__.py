@@ -45,6 +45,8 @@ PUBLIC_API = {
     "run_reproduction": "circuitnn.experiments.reproduction", "RunStore": "circuitnn.store",
     "train_with": "circuitnn.experiments.onchip", "make_task": "circuitnn.experiments.onchip",
     "run_mismatch": "circuitnn.experiments.mismatch",
+    "load_sweep": "circuitnn.experiments.sweep", "expand_sweep": "circuitnn.experiments.sweep",
+    "run_sweep": "circuitnn.experiments.sweep",
     "write_report_to": "circuitnn.reports.onchip_report",
 }
 

@@ -304,6 +304,28 @@ def cmd_mismatch(args) -> None:
     print(f"run {run.id}: {run.path / 'report.md'}")
 
 
+def cmd_sweep(args) -> None:
+    from .experiments.sweep import load_sweep, run_sweep
+    from .reports import write_report
+    from .validation import check_range
+
+    if args.workers is not None:
+        check_range("--workers", args.workers, 1, 1024, True)
+        if args.scheduler:
+            raise ConfigError("--workers", args.workers, "nothing with --scheduler (the cluster has its own workers)")
+    sweep = load_sweep(args.spec)
+    if not args.verbose:  # Dask's own news (workers starting, lost, restarted) only with -v
+        import distributed  # noqa: F401 - it sets its loggers' levels when imported: set ours after
+
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+    result = run_sweep(_store(args), sweep, workers=args.workers, scheduler=args.scheduler,
+                       progress=not args.quiet, write_report=write_report)
+    store = "" if args.store == DEFAULT_STORE else f" --store {args.store}"
+    print(f"sweep {sweep.id}: {len(result.runs)} runs ({len(result.skipped)} already stored, "
+          f"{len(result.finished)} run now) in {result.elapsed_s:.1f} s; report: {result.run.path / 'report.md'} "
+          f"(rebuild with: circuitnn report --sweep {sweep.id}{store})")
+
+
 def cmd_report(args) -> None:
     from .reports import build_report
     from .reports.document import write_to_folder
@@ -311,6 +333,12 @@ def cmd_report(args) -> None:
 
     store = _store(args)
     reports = []
+    if args.sweep:
+        if store.open(args.sweep).info.kind != "sweep":
+            raise ConfigError("--sweep", args.sweep, "the id of a sweep (circuitnn runs --kind sweep lists them)")
+        args.runs = [*args.runs, args.sweep]
+    if not args.runs:
+        raise ConfigError("report", "no run", "one or more RUN_IDs, or --sweep SWEEP_ID")
     for run_id in args.runs:  # every one built (and so checked) before anything is written
         run = store.open(run_id)
         try:
@@ -504,15 +532,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_mismatch)
 
     p = sub.add_parser("report", help="regenerate reports from stored runs (no simulation)")
-    p.add_argument("runs", nargs="+", metavar="RUN_ID", help="one or more run ids (circuitnn runs lists them)")
+    p.add_argument("runs", nargs="*", metavar="RUN_ID", help="one or more run ids (circuitnn runs lists them)")
+    p.add_argument("--sweep", metavar="SWEEP_ID", help="a sweep's comparison report: its runs aggregated "
+                                                       "over seeds, tables (CSV) and figures (PNG)")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
     p.add_argument("--out", default="reports", help="folder receiving <RUN_ID>/report.md etc. (default: reports)")
     p.set_defaults(func=cmd_report)
 
+    p = sub.add_parser("sweep", help="run an experiment over a grid and/or list of config values on Dask "
+                                     "(local worker processes or an existing cluster); resumable")
+    p.add_argument("spec", metavar="SPEC.toml", help="the sweep: base config, [grid] and/or [[list]] of dotted "
+                                                     "config values (see the README, Sweeps)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: one per CPU)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on this existing Dask scheduler "
+                   "(tcp://host:8786) instead; its workers must see the --store folder at the same path")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
     p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, "
-                        "learn-networks, mismatch")
+                        "learn-networks, mismatch, sweep")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "
@@ -559,6 +600,9 @@ def _resume_hint(args, run) -> str:
     if args.command == "calibrate":
         medium = run.info.labels.get("medium", "Cr")
         return f"calibrations do not resume; start again: circuitnn calibrate --medium {medium}"
+    if args.command == "sweep":
+        where = "" if args.store == DEFAULT_STORE else f" --store {args.store}"
+        return f"continue with: circuitnn sweep {args.spec}{where} (finished runs are kept)"
     if args.command == "reproduce":
         where = "" if args.out == DEFAULT_OUT else f" --out {args.out}"
     else:

@@ -152,11 +152,11 @@ def test_cli_lists_and_filters_runs(stored, capsys):
 
 def test_cli_report_of_an_unknown_kind_exits_2_in_one_line(tmp_path, capsys):
     store = RunStore(tmp_path / "runs")
-    with store.create("sweep", {}, seed=0) as run:
+    with store.create("notebook", {}, seed=0) as run:
         run.complete({})
     assert main(["report", run.id, "--store", str(store.root), "--out", str(tmp_path / "r")]) == 2
     message = capsys.readouterr().err.strip()
-    assert "\n" not in message and "'sweep'" in message and "calibration" in message
+    assert "\n" not in message and "'notebook'" in message and "calibration" in message
     assert not (tmp_path / "r").exists()
 
 

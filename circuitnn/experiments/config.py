@@ -285,9 +285,13 @@ def load_config(path: str | Path | None = None, medium_name: str | None = None,
     ``medium_name`` the file's ``preset`` and ``device.medium`` are still checked (they are replaced,
     never ignored unread). ``trainer_kind`` replaces ``trainer.kind`` likewise.
     """
-    user: dict = {}
-    if path is not None:
-        user = _read_toml(Path(path))
+    return config_from_table(_read_toml(Path(path)) if path is not None else {}, medium_name)
+
+
+def config_from_table(table: dict, medium_name: str | None = None) -> Config:
+    """A ``Config`` from the contents of a config file (a dict as TOML reads it), as ``load_config``
+    builds it: ``preset`` (or ``medium_name``) chooses the preset, every other key overrides it."""
+    user = dict(table)
     file_preset = user.pop("preset", None)
     if file_preset is not None:
         _medium_name(file_preset, "preset")

@@ -45,14 +45,15 @@ def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
 def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_medium: str | None = None,
                      resume: str | None = None, progress: bool = True, backend: str = "spice",
                      calibration: SurrogateCalibration | None = None,
-                     write_report: Callable[[Run], dict] | None = None) -> Run:
+                     write_report: Callable[[Run], dict] | None = None, run_id: str | None = None) -> Run:
     """Run (or resume) the reproduction for ``configs`` (one per medium) and return the stored run.
 
     ``backend`` is "spice" (SpiceChip) or "surrogate" (SurrogateChip with ``calibration``, whose
     name every stored result and report carries). ``write_report(run) -> summary`` writes the report
     into the run before it is completed (the CLI passes ``reports.onchip_report.write_report``);
     without it the run's summary holds each part's headline numbers and ``circuitnn report`` builds
-    the report later."""
+    the report later. ``run_id`` names a new run (a sweep derives it from the run's config) instead
+    of a new time-stamped id."""
     check_choice("backend", backend, BACKENDS)
     by_medium = {c.device.medium: c for c in configs}
     if heatmap_medium is not None and heatmap_medium not in by_medium:
@@ -71,7 +72,7 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
         if calibration is not None:
             labels["calibration"] = calibration.name
         run = store.create(kind, {"media": {m: c.as_dict() for m, c in by_medium.items()}},
-                           seed=configs[0].seed, labels=labels, name=kind)
+                           seed=configs[0].seed, labels=labels, name=kind, run_id=run_id)
         run.write_json("plan.json", {"media": list(by_medium), "heatmap_medium": heatmap_medium,
                                      "parts": plan(list(by_medium.values()), heatmap_medium),
                                      "backend": backend,

@@ -17,6 +17,7 @@ BUILDERS = {
     "calibration": "calibration_report",
     "learn-networks": "network_learning_report",
     "mismatch": "mismatch_report",
+    "sweep": "sweep_report",
 }
 
 

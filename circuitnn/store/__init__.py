@@ -25,6 +25,7 @@ from .runs import (
     Run,
     RunInfo,
     RunListing,
+    RunExistsError,
     RunInterrupted,
     RunLock,
     RunLockedError,
@@ -34,5 +35,5 @@ from .runs import (
     write_atomic,
 )
 
-__all__ = ["CorruptRunError", "Run", "RunInfo", "RunInterrupted", "RunListing", "RunLock", "RunLockedError",
+__all__ = ["CorruptRunError", "Run", "RunInfo", "RunExistsError", "RunInterrupted", "RunListing", "RunLock", "RunLockedError",
            "RunStore", "StoreError", "format_run_table", "write_atomic"]

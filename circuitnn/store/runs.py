@@ -46,6 +46,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -95,6 +96,14 @@ class CorruptRunError(StoreError):
     def __init__(self, run_dir: Path, problem: str):
         self.run_dir, self.problem = Path(run_dir), problem
         super().__init__(f"corrupt run directory {self.run_dir}: {problem}")
+
+
+class RunExistsError(StoreError):
+    """``RunStore.create`` was given a run id that is already a run in the store."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        super().__init__(f"run {self.run_dir.name} exists already in {self.run_dir.parent}; open or resume it")
 
 
 class RunLockedError(StoreError):
@@ -827,15 +836,21 @@ class RunStore:
         self._index = RunIndex(self.root / INDEX_FILE)
 
     def create(self, kind: str, config: Mapping, seed: int, labels: Mapping[str, object] | None = None,
-               name: str | None = None) -> Run:
+               name: str | None = None, run_id: str | None = None) -> Run:
         """A new run with status "running", its run.json written, and its directory named by a new id.
 
         ``config`` is the experiment's configuration as a dict (``Config.as_dict()``), ``labels``
         the values to filter by (``{"medium": "Cr"}``; stored as strings), ``name`` a human title
-        (also the id's label; default: the label values).
+        (also the id's label; default: the label values). ``run_id`` names the run instead of a new
+        time-stamped id (a sweep derives it from the run's config, so the same point is one run):
+        RunExistsError if that run is there already, whoever made it.
         """
         if not isinstance(kind, str) or not _slug(kind, 20):
             raise StoreError(f"run kind {kind!r}: give a word such as 'train' or 'compare-media'")
+        if run_id is not None and not (isinstance(run_id, str) and _CHECKPOINT_NAME.fullmatch(run_id)):
+            raise StoreError(f"run id {run_id!r}: use letters, digits, '_', '.', '-', starting with a letter or digit")
+        if run_id is not None and (self.root / run_id).exists():
+            raise RunExistsError(self.root / run_id)
         if not isinstance(config, Mapping):
             raise StoreError(f"run config must be a dict (Config.as_dict()), not {type(config).__name__}")
         labels = {str(key): str(value) for key, value in (labels or {}).items()}
@@ -857,8 +872,9 @@ class RunStore:
             raise StoreError(f"cannot create a run in {self.root}: {err.strerror}") from None
         lock = RunLock(staging)  # taken before the run appears: no other process can ever resume it first
         try:
+            fixed = run_id
             while True:
-                record["id"] = run_id = new_run_id(kind, name or "-".join(labels.values()), created)
+                record["id"] = run_id = fixed or new_run_id(kind, name or "-".join(labels.values()), created)
                 write_atomic(staging / RUN_FILE, lambda handle: handle.write(_json_bytes(record, RUN_FILE)))
                 try:
                     os.rename(staging, self.root / run_id)
@@ -866,6 +882,9 @@ class RunStore:
                 except OSError:
                     if not (self.root / run_id).exists():
                         raise
+                    if fixed:  # another process made this very run first: it is theirs
+                        shutil.rmtree(staging, ignore_errors=True)
+                        raise RunExistsError(self.root / run_id) from None
                     # Another process took this id in the same second: draw another suffix.
         except BaseException:
             lock.release()

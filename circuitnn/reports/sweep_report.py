@@ -1,0 +1,173 @@
+"""The comparison report of a sweep (``sweep`` runs): the stored runs of its points, aggregated.
+
+Built from the store alone: the sweep's ``plan.json`` names its runs and the values that made them;
+each run's tuning parts give accuracy, training time, energy and pulses, with and without the
+initial reset. Tables: every run, then mean ± standard deviation over seeds for each combination of
+the other swept values; per swept value (other than the seed), a figure of the four quantities
+against it, one line per medium and reset mode, beside the CSV of what it plots. A sweep still
+running is reported for the runs it has finished.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+
+from ..store import Run, RunStore, StoreError
+from .document import Report, ReportError, provenance, pyplot
+
+# (summary key, column label, scale): what every run contributes, per reset mode.
+METRICS = (("chip_accuracy", "accuracy (%)", 100.0),
+           ("training_time_s", "training time (s)", 1.0),
+           ("training_energy_total_J", "training energy with drivers (J)", 1.0),
+           ("pulses", "pulses", 1.0))
+MODES = (("noreset", "without reset"), ("reset", "with reset"))
+SEED_PATHS = ("seed",)
+MEDIUM_PATHS = ("device.medium", "preset")
+
+
+def value_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_rows(run: Run) -> tuple[list[dict], list[str]]:
+    """One row per stored run and reset mode: the run id, its swept values ("values"), medium,
+    seed, mode and metrics; and a line per run of the plan not (yet) complete in the store."""
+    plan = run.read_json("plan.json")
+    store = RunStore(run.path.parent)
+    rows, missing = [], []
+    for point in plan["points"]:
+        run_id = point["run_id"]
+        try:
+            member = store.open(run_id)
+        except StoreError as err:
+            missing.append(f"{run_id}: not readable in the store ({str(err)[:100]})")
+            continue
+        if member.status != "complete":
+            missing.append(f"{run_id}: {member.status}")
+            continue
+        for mode, label in MODES:
+            summary = member.read_json(f"parts/{point['medium']}-{mode}/summary.json")
+            rows.append({"run_id": run_id, "values": point["values"], "medium": point["medium"],
+                         "seed": point["seed"], "backend": point.get("backend", "spice"), "mode": label,
+                         **{key: float(summary[key]) * scale for key, _, scale in METRICS}})
+    store.close()
+    return rows, missing
+
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n − 1; 0 for a single run)."""
+    array = np.asarray(values, dtype=float)
+    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
+
+
+def _aggregate(rows: list[dict], key) -> list[tuple[tuple, list[dict]]]:
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(key(row), []).append(row)
+    return list(groups.items())
+
+
+def _stat_columns(members: list[dict]) -> dict:
+    columns = {"runs": len(members), "seeds": " ".join(str(s) for s in sorted({m["seed"] for m in members}))}
+    for key, label, _ in METRICS:
+        mean, std = _stats([m[key] for m in members])
+        name, unit = re.match(r"(.*?)( \(.*\))?$", label).groups()
+        columns[f"{name} mean{unit or ''}"] = mean
+        columns[f"{name} std{unit or ''}"] = std
+    return columns
+
+
+def build_report(run: Run) -> Report:
+    if "plan.json" not in run.files:
+        raise ReportError(f"sweep {run.id} ({run.status}) has no plan yet (it was stopped while being created); "
+                          "run the sweep again (circuitnn sweep SPEC.toml)")
+    plan = run.read_json("plan.json")
+    axes = plan["axes"]
+    rows, missing = run_rows(run)
+    if not rows:
+        raise ReportError(f"sweep {run.id} ({run.status}) has no complete run in {run.path.parent} yet, so "
+                          f"there is nothing to report; run the sweep (circuitnn sweep SPEC.toml) to finish it")
+    report = Report(run.id, f"Sweep {plan['name']}: {run.id}", header=provenance(run))
+    n_runs = len(plan["points"])
+    report.header.append(f"Experiment {plan['experiment']} at {n_runs} points, sweeping "
+                         + ", ".join(f"`{a}`" for a in axes) + f"; {n_runs - len(missing)} runs complete.")
+    if missing:
+        report.header.append(f"Not in this report ({len(missing)} runs not complete): " + "; ".join(missing[:10])
+                             + (" ..." if len(missing) > 10 else "") + ". Run the sweep again to finish them.")
+    report.tables["runs"] = [{**{a: value_text(r["values"].get(a)) for a in axes}, "reset": r["mode"],
+                              **{label: r[key] for key, label, _ in METRICS}, "run": r["run_id"]} for r in rows]
+    report.captions["runs"] = "Every stored run of the sweep, per reset mode (`circuitnn report RUN` details one)."
+    others = [a for a in axes if a not in SEED_PATHS]
+    report.tables["over_seeds"] = [
+        {**{a: value_text(v) for a, v in zip(others, key[:-1])}, "reset": key[-1], **_stat_columns(members)}
+        for key, members in _aggregate(rows, lambda r: (*(value_text(r["values"].get(a)) for a in others),
+                                                         r["mode"]))]
+    report.captions["over_seeds"] = ("Mean and standard deviation (n − 1; 0 for one run) over seeds of every "
+                                     "combination of the other swept values.")
+    plotted = [a for a in others if a not in MEDIUM_PATHS] or others or list(axes)
+    for axis in plotted:
+        name = "by_" + re.sub(r"[^A-Za-z0-9]+", "_", axis).strip("_")
+        table, figure = _against(rows, axis)
+        report.tables[name] = table
+        report.captions[name] = (f"Against {axis}, per medium and reset mode: mean and standard deviation over "
+                                 f"seeds and every other swept value (the data of figures/{name}.png).")
+        report.figures[f"{name}.png"] = figure
+        report.captions[f"{name}.png"] = (f"Accuracy, training time, energy and pulses against {axis}, per "
+                                          f"medium and reset mode (mean ± standard deviation, {len(rows) // 2} runs).")
+    report.summary = {"runs": n_runs, "complete": n_runs - len(missing)}
+    return report
+
+
+def _numeric(values: list) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _against(rows: list[dict], axis: str) -> tuple[list[dict], object]:
+    """The table and figure of the four metrics against one swept value."""
+    plt = pyplot()
+    raw = list({value_text(r["values"].get(axis)): r["values"].get(axis) for r in rows}.values())
+    numeric = _numeric(raw)
+    order = sorted(raw) if numeric else raw
+    position = {value_text(v): (float(v) if numeric else i) for i, v in enumerate(order)}
+    groups = _aggregate(rows, lambda r: (r["medium"], r["mode"], value_text(r["values"].get(axis))))
+    table = [{"medium": medium, "reset": mode, axis: value, **_stat_columns(members)}
+             for (medium, mode, value), members in sorted(groups, key=lambda g: (g[0][0], g[0][1],
+                                                                                 position[g[0][2]]))]
+    figure, panels = plt.subplots(2, 2, figsize=(10, 7.5), constrained_layout=True)
+    media = list(dict.fromkeys(r["medium"] for r in rows))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    offsets = {label: (i - (len(MODES) - 1) / 2) for i, (_, label) in enumerate(MODES)}
+    span = (max(position.values()) - min(position.values())) if len(position) > 1 else 1.0
+    log_x = numeric and min(position.values()) > 0 and max(position.values()) / min(position.values()) >= 20
+    for panel, (key, label, _) in zip(panels.flat, METRICS):
+        for m, medium in enumerate(media):
+            for mode_key, mode in MODES:
+                points = sorted(((position[value], members) for (med, md, value), members in groups
+                                 if med == medium and md == mode), key=lambda p: p[0])
+                if not points:
+                    continue
+                xs = np.array([p[0] for p in points])
+                # Reset modes side by side on categorical axes, so neither hides the other's error bar.
+                if not numeric:
+                    xs = xs + 0.06 * offsets[mode]
+                elif not log_x:
+                    xs = xs + 0.004 * span * offsets[mode]
+                stats = [_stats([member[key] for member in p[1]]) for p in points]
+                panel.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o" if
+                               mode_key == "noreset" else "s", linestyle="-" if mode_key == "noreset" else "--",
+                               color=colours[m % len(colours)], capsize=3, label=f"{medium}, {mode}")
+        panel.set_ylabel(label)
+        panel.set_xlabel(axis)
+        panel.grid(alpha=0.3)
+        if key == "training_energy_total_J" and all(r[key] > 0 for r in rows):
+            panel.set_yscale("log")
+        if log_x:
+            panel.set_xscale("log")
+        if not numeric:
+            panel.set_xticks(range(len(order)), [value_text(v) for v in order])
+    panels.flat[0].legend(fontsize=8)
+    figure.suptitle(f"Sweep against {axis} (mean ± std over seeds and other swept values)")
+    return table, figure
