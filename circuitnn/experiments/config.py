@@ -285,10 +285,10 @@ def load_config(path: str | Path | None = None, medium_name: str | None = None,
     ``medium_name`` the file's ``preset`` and ``device.medium`` are still checked (they are replaced,
     never ignored unread). ``trainer_kind`` replaces ``trainer.kind`` likewise.
     """
-    return config_from_table(_read_toml(Path(path)) if path is not None else {}, medium_name)
+    return config_from_table(_read_toml(Path(path)) if path is not None else {}, medium_name, trainer_kind)
 
 
-def config_from_table(table: dict, medium_name: str | None = None) -> Config:
+def config_from_table(table: dict, medium_name: str | None = None, trainer_kind: str | None = None) -> Config:
     """A ``Config`` from the contents of a config file (a dict as TOML reads it), as ``load_config``
     builds it: ``preset`` (or ``medium_name``) chooses the preset, every other key overrides it."""
     user = dict(table)
