@@ -131,7 +131,7 @@ def test_a_swept_medium_is_its_whole_preset_and_backend_is_a_run_option():
 BAD_SPECS = [
     ('[grid]\ntuning.tolerance = [0.05, -0.1]', "grid.tuning.tolerance[1] = -0.1 is invalid: allowed (0, 0.5]"),
     ('[grid]\ntuning.tolerence = [0.05]', "grid.tuning.tolerence[0] = 0.05 is invalid: allowed a known field"),
-    ('[grid]\ntrainer.kind = ["dgc"]', "grid.trainer.kind[0] = 'dgc' is invalid: allowed a config path"),
+    ('[grid]\ntrainer.kind = ["dgc", "nope"]', "grid.trainer.kind[1] = 'nope' is invalid: allowed one of"),
     ('[grid]\nseed = 3', "grid.seed = 3 is invalid: allowed a list of 1 to 10000 values"),
     ('[grid]\nbackend = ["spice", "gpu"]', "grid.backend[1] = 'gpu' is invalid: allowed one of spice, surrogate"),
     ('[grid]\ndevice.medium = ["W", "Unobtainium"]', "grid.device.medium[1] = 'Unobtainium' is invalid"),

@@ -23,7 +23,8 @@ METRICS = (("chip_accuracy", "accuracy (%)", 100.0),
            ("training_time_s", "training time (s)", 1.0),
            ("training_energy_total_J", "training energy with drivers (J)", 1.0),
            ("pulses", "pulses", 1.0))
-MODES = (("noreset", "without reset"), ("reset", "with reset"))
+# How a trainer variant is named in tables and legends (others: the variant's own name).
+MODE_LABELS = {"noreset": "without reset", "reset": "with reset"}
 SEED_PATHS = ("seed",)
 MEDIUM_PATHS = ("device.medium", "preset")
 
@@ -48,13 +49,22 @@ def run_rows(run: Run) -> tuple[list[dict], list[str]]:
         if member.status != "complete":
             missing.append(f"{run_id}: {member.status}")
             continue
-        for mode, label in MODES:
-            summary = member.read_json(f"parts/{point['medium']}-{mode}/summary.json")
+        for part in _training_parts(member, point["medium"]):
+            variant = part.split("-", 1)[1]
+            label = MODE_LABELS.get(variant, variant)
+            summary = member.read_json(f"parts/{part}/summary.json")
             rows.append({"run_id": run_id, "values": point["values"], "medium": point["medium"],
                          "seed": point["seed"], "backend": point.get("backend", "spice"), "mode": label,
                          **{key: float(summary[key]) * scale for key, _, scale in METRICS}})
     store.close()
     return rows, missing
+
+
+def _training_parts(member: Run, medium: str) -> list[str]:
+    """The run's trained parts ("<medium>-<variant>"), write-verify's without reset first."""
+    parts = [p for p in member.read_json("plan.json")["parts"]
+             if p.startswith(f"{medium}-") and p.split("-", 1)[1] != "errors"]
+    return sorted(parts, key=lambda p: p.split("-", 1)[1] != "noreset")
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -112,11 +122,13 @@ def build_report(run: Run) -> Report:
         name = "by_" + re.sub(r"[^A-Za-z0-9]+", "_", axis).strip("_")
         table, figure = _against(rows, axis)
         report.tables[name] = table
-        report.captions[name] = (f"Against {axis}, per medium and reset mode: mean and standard deviation over "
+        report.captions[name] = (f"Against {axis}, per medium and trainer variant (write-verify: with or without "
+                                 f"reset): mean and standard deviation over "
                                  f"seeds and every other swept value (the data of figures/{name}.png).")
         report.figures[f"{name}.png"] = figure
         report.captions[f"{name}.png"] = (f"Accuracy, training time, energy and pulses against {axis}, per "
-                                          f"medium and reset mode (mean ± standard deviation, {len(rows) // 2} runs).")
+                                          f"medium and trainer variant (mean ± standard deviation, "
+                                          f"{len({r['run_id'] for r in rows})} runs).")
     report.summary = {"runs": n_runs, "complete": n_runs - len(missing)}
     return report
 
@@ -139,12 +151,13 @@ def _against(rows: list[dict], axis: str) -> tuple[list[dict], object]:
     figure, panels = plt.subplots(2, 2, figsize=(10, 7.5), constrained_layout=True)
     media = list(dict.fromkeys(r["medium"] for r in rows))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    offsets = {label: (i - (len(MODES) - 1) / 2) for i, (_, label) in enumerate(MODES)}
+    modes = list(dict.fromkeys(r["mode"] for r in rows))
+    offsets = {label: (i - (len(modes) - 1) / 2) for i, label in enumerate(modes)}
     span = (max(position.values()) - min(position.values())) if len(position) > 1 else 1.0
     log_x = numeric and min(position.values()) > 0 and max(position.values()) / min(position.values()) >= 20
     for panel, (key, label, _) in zip(panels.flat, METRICS):
         for m, medium in enumerate(media):
-            for mode_key, mode in MODES:
+            for first, mode in ((i == 0, mode) for i, mode in enumerate(modes)):
                 points = sorted(((position[value], members) for (med, md, value), members in groups
                                  if med == medium and md == mode), key=lambda p: p[0])
                 if not points:
@@ -157,7 +170,7 @@ def _against(rows: list[dict], axis: str) -> tuple[list[dict], object]:
                     xs = xs + 0.004 * span * offsets[mode]
                 stats = [_stats([member[key] for member in p[1]]) for p in points]
                 panel.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o" if
-                               mode_key == "noreset" else "s", linestyle="-" if mode_key == "noreset" else "--",
+                               first else "s", linestyle="-" if first else "--",
                                color=colours[m % len(colours)], capsize=3, label=f"{medium}, {mode}")
         panel.set_ylabel(label)
         panel.set_xlabel(axis)
