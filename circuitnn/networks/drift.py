@@ -85,6 +85,13 @@ class DriftRegularizerConfig:
     * ``drift_compensation``: the penalty assumes GDC (ν̄ = weighted mean μ_ν, α per draw) or not.
     * ``systematic``: include the systematic (μ_ν) term of the analytic form.
     * ``drift_scale``: multiplies ν as ``PcmEffects.drift_scale`` does (1 = the published model).
+    * ``normalize``: divide each layer's R by its mean squared output S = Σ_j mean_b y_bj² (exact
+      gradient of the quotient), so R is the *relative* output variance. Why: the plain R falls when a layer's
+      weights or inputs shrink, and with digital biases and softmax the optimiser takes that cheap
+      route (smaller logits) instead of moving weights to low-σ_ν conductances; the relative form is
+      invariant to a layer's scale and keeps only the second route.
+    * ``window_fraction``: the fraction of the device window a full-scale weight uses (ĝ = fraction ×
+      |w|/w_max), as ``WindowedPcmTileDevice`` programs it; 1 = the whole window.
     """
 
     form: str = "analytic"
@@ -98,6 +105,8 @@ class DriftRegularizerConfig:
     drift_compensation: bool = True
     systematic: bool = True
     drift_scale: float = 1.0
+    normalize: bool = True
+    window_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         check_choice("regularizer.form", self.form, FORMS)
@@ -118,6 +127,9 @@ class DriftRegularizerConfig:
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"regularizer.{name}", getattr(self, name), "true or false")
         check_range("regularizer.drift_scale", self.drift_scale, 0.0, 100.0, True)
+        if not isinstance(self.normalize, bool):
+            raise ConfigError("regularizer.normalize", self.normalize, "true or false")
+        check_range("regularizer.window_fraction", self.window_fraction, 0.0, 1.0)
 
 
 def log_time_factor(t_s, t0_s: float = PcmParams.t0_s):
@@ -294,6 +306,39 @@ def analytic_moments(weight, inputs, w_max: float, time_s: float, compensated: b
     return L2 * (X**2 @ (sigma * W) ** 2), L2 * (X @ ((mu - nu_bar) * W)) ** 2
 
 
+class WindowedPcmTileDevice(PcmTileDevice):
+    """PCM tiles whose full-scale weight uses only ``window_fraction`` of the device window:
+    G_active = g_min + fraction·(g_max − g_min)·|w|/w_max (idle device at g_min).
+
+    A smaller window means lower conductances (less read power) and, in the PCM model, larger and
+    more variable drift (μ_ν up to 0.1, σ_ν up to 0.045 below ĝ ≈ 0.02) and more read noise: the
+    setting where drift costs accuracy. Reads normalise by the used span, so an ideal tile still
+    computes x·W.
+    """
+
+    def __init__(self, effects: PcmEffects = PcmEffects(), window_fraction: float = 1.0):
+        check_range("tiles.window_fraction", window_fraction, 0.0, 1.0)
+        super().__init__(effects)
+        self.window_fraction = float(window_fraction)
+
+    @property
+    def g_span_S(self) -> float:
+        return (self.model.g_high_S - self.model.g_low_S) * self.window_fraction
+
+    def program(self, w, rng):
+        from .devices import PcmTileState, _spawn, _tile_w_max, weights_to_conductance_pair
+
+        model = self.model
+        w = np.asarray(w, dtype=float)
+        streams = _spawn(rng, ("programming", "drift"))
+        w_max = _tile_w_max(w)
+        g_plus, g_minus, scale = weights_to_conductance_pair(model.g_low_S, model.g_low_S + self.g_span_S, w, w_max)
+        target = np.stack([g_plus, g_minus])
+        g_prog = model.programmed_conductance_S(target, streams["programming"])
+        memory = model.draw_programming_memory(model.state_from_conductance(target), streams["drift"])
+        return PcmTileState(g_prog, memory, scale, w_max)
+
+
 # ---- training -----------------------------------------------------------------------------------------
 def _layer_inputs(layer) -> np.ndarray:
     """The 2-D inputs the layer's last forward multiplied by its weight (im2col rows for a conv)."""
@@ -328,8 +373,13 @@ class DriftRegularizer:
         result = []
         for layer in network.weighted:
             W = layer.weight
-            w_max = max(float(np.max(np.abs(W))), 1e-12)
+            # the weight of a full-window device: the layer's max|W| over the fraction of the window it uses
+            w_max = max(float(np.max(np.abs(W))), 1e-12) / c.window_fraction
             X = _layer_inputs(layer)
+            signal = None
+            if c.normalize:
+                outputs = X @ W
+                signal = max(float(np.einsum("bj,bj->", outputs, outputs)) / len(X), 1e-12)
             if c.form == "analytic":
                 p = analytic_penalty(W, X, w_max, c.time_s, c.drift_compensation, c.systematic, c.drift_scale,
                                      self.t0_s)
@@ -354,6 +404,8 @@ class DriftRegularizer:
                     grad_w[:, columns] = factor * p.grad_weight
                     p = Penalty(factor * p.value, grad_w, factor * p.grad_inputs)
                 p = replace(p, rows=rows)
+            if signal is not None:
+                p = _relative(p, _layer_inputs(layer), W, outputs, signal)
             result.append(p)
         return result
 
@@ -384,6 +436,20 @@ class DriftRegularizer:
                 # The regularizer's mean is over the rows it saw; the loss's over the mini-batch: both
                 # are already normalised, so they add.
                 grad = grad + strength * d_inputs.reshape(grad.shape)
+
+
+def _relative(p: Penalty, X, W, outputs, signal: float) -> Penalty:
+    """R/S with S = mean_b Σ_j y_bj² (y = X W) and its exact gradient (quotient rule):
+    d(R/S) = dR/S − (R/S²) dS, dS/dW = (2/B) Xᵀ y, dS/dX = (2/B) y Wᵀ."""
+    B = len(X)
+    grad_inputs = p.grad_inputs
+    if p.rows is not None:
+        grad_inputs = np.zeros(X.shape)
+        grad_inputs[p.rows] = p.grad_inputs
+    ratio = p.value / signal
+    grad_w = p.grad_weight / signal - ratio / signal * (2.0 / B) * (X.T @ outputs)
+    grad_x = grad_inputs / signal - ratio / signal * (2.0 / B) * (outputs @ W.T)
+    return Penalty(ratio, grad_w, grad_x)
 
 
 def _choose_rows(source, n: int, k: int) -> np.ndarray:
@@ -468,7 +534,7 @@ def train_drift_regularized(network: Network, X, y, config: NetworkTrainingConfi
 # ---- accuracy over time ---------------------------------------------------------------------------------
 def accuracy_over_time(network: Network, X, y, times_s=EVALUATION_TIMES_S, effects: PcmEffects = PcmEffects(),
                        compensation=(False, True), draws: int = 25, seed: int = 0, tile: TileConfig = DEFAULT_TILE,
-                       batch_size: int = 1000, weights=None) -> np.ndarray:
+                       batch_size: int = 1000, weights=None, window_fraction: float = 1.0) -> np.ndarray:
     """Accuracies (len(compensation), draws, len(times_s)) of ``network`` on PCM tiles.
 
     Each draw programs every weight once (programming noise, ν) and reads the same devices at every
@@ -476,6 +542,7 @@ def accuracy_over_time(network: Network, X, y, times_s=EVALUATION_TIMES_S, effec
     ``compensation`` lists: paired comparisons, as a deployed chip would be. ``effects`` gives the
     scales and converters (its ``time_s`` and ``drift_compensation`` are replaced). ``weights``:
     programmed instead of ``network.weights`` (e.g. a programming strategy's read-back), else None.
+    ``window_fraction``: the part of the device window a full-scale weight uses (``WindowedPcmTileDevice``).
     """
     if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= 100000:
         raise ConfigError("evaluation.draws", draws, "an integer in [1, 100000]")
@@ -486,7 +553,8 @@ def accuracy_over_time(network: Network, X, y, times_s=EVALUATION_TIMES_S, effec
     y = np.asarray(y)
     used = network.weights if weights is None else weights
     result = np.empty((len(compensation), draws, len(times)))
-    devices = {(gdc, t): PcmTileDevice(replace(effects, time_s=t, drift_compensation=bool(gdc)))
+    devices = {(gdc, t): WindowedPcmTileDevice(replace(effects, time_s=t, drift_compensation=bool(gdc)),
+                                               window_fraction)
                for gdc in compensation for t in times}
     for d, child in enumerate(np.random.default_rng(seed).spawn(draws)):
         programming, reading = child.spawn(2)
