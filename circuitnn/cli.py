@@ -255,6 +255,29 @@ def cmd_networks(args) -> None:
     print(f"run {run.id}: {run.path}")
 
 
+def cmd_drift(args) -> None:
+    from dataclasses import replace
+
+    from .experiments.drift import DriftStudyConfig, quick_config, run_drift
+    from .reports import write_report
+    from .validation import check_range
+
+    check_range("--seed", args.seed, 0, 2**32 - 1, True)
+    _check_resume(_store(args), args, ("drift",))
+    config = quick_config() if args.quick else DriftStudyConfig()
+    changes = {"seed": args.seed, "mnist_dir": args.mnist}
+    if args.network:
+        changes["kinds"] = tuple(args.network)
+    if args.step:
+        changes["steps"] = tuple(args.step)
+    if args.draws is not None:
+        changes["draws"] = args.draws
+    config = replace(config, **changes)
+    run = run_drift(_store(args), config, resume=args.resume, progress=not args.quiet, write_report=write_report)
+    print(run.read_text("report.md"))
+    print(f"run {run.id}: {run.path}")
+
+
 def cmd_report(args) -> None:
     from .reports import build_report
     from .reports.document import write_to_folder
@@ -403,6 +426,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_networks)
 
+    p = sub.add_parser("drift", help="PCM drift: drift-regularized training and accuracy over time, optimized "
+                                     "four-device programming, SPICE checks on the 9-3-1 PCM circuit")
+    p.add_argument("--mnist", metavar="DIR", help="folder (or images file) with MNIST IDX files "
+                   "(default: scikit-learn's 8x8 digits)")
+    p.add_argument("--network", action="append", choices=("mlp", "cnn"), help="repeatable; default both")
+    p.add_argument("--step", action="append", choices=("networks", "programming", "spice"),
+                   help="repeatable; default all three")
+    p.add_argument("--draws", type=int, help="programming draws per evaluation (default 25)")
+    p.add_argument("--quick", action="store_true", help="a few-minute version: fewer examples, draws, generations")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run (its own settings)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and draws (default 0)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_drift)
+
     p = sub.add_parser("train", help="on-chip training of one medium, with and without reset (SPICE, or "
                                      "the surrogate with --backend surrogate)")
     run_options(p, False)
@@ -421,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
-    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks")
+    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, drift")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "

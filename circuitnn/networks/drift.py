@@ -85,11 +85,13 @@ class DriftRegularizerConfig:
     * ``drift_compensation``: the penalty assumes GDC (ν̄ = weighted mean μ_ν, α per draw) or not.
     * ``systematic``: include the systematic (μ_ν) term of the analytic form.
     * ``drift_scale``: multiplies ν as ``PcmEffects.drift_scale`` does (1 = the published model).
-    * ``normalize``: divide each layer's R by its mean squared output S = Σ_j mean_b y_bj² (exact
-      gradient of the quotient), so R is the *relative* output variance. Why: the plain R falls when a layer's
-      weights or inputs shrink, and with digital biases and softmax the optimiser takes that cheap
-      route (smaller logits) instead of moving weights to low-σ_ν conductances; the relative form is
-      invariant to a layer's scale and keeps only the second route.
+    * ``normalize``: divide each layer's R by its signal S = Σ_j Var_b[y_bj], the spread of its
+      outputs over the mini-batch (exact gradient of the quotient), so R is a noise-to-signal ratio.
+      Why: the plain R falls when a layer's weights or inputs shrink, and with digital biases and
+      softmax the optimiser takes that cheap route (smaller logits) instead of moving weights to
+      low-σ_ν conductances; the ratio is invariant to a layer's scale. The spread over examples, not
+      the mean square: a mean square can be inflated by a common-mode output that the bias cancels,
+      which makes drift worse, not better (we saw exactly that).
     * ``window_fraction``: the fraction of the device window a full-scale weight uses (ĝ = fraction ×
       |w|/w_max), as ``WindowedPcmTileDevice`` programs it; 1 = the whole window.
     """
@@ -379,6 +381,7 @@ class DriftRegularizer:
             signal = None
             if c.normalize:
                 outputs = X @ W
+                outputs -= outputs.mean(axis=0)
                 signal = max(float(np.einsum("bj,bj->", outputs, outputs)) / len(X), 1e-12)
             if c.form == "analytic":
                 p = analytic_penalty(W, X, w_max, c.time_s, c.drift_compensation, c.systematic, c.drift_scale,
@@ -439,8 +442,8 @@ class DriftRegularizer:
 
 
 def _relative(p: Penalty, X, W, outputs, signal: float) -> Penalty:
-    """R/S with S = mean_b Σ_j y_bj² (y = X W) and its exact gradient (quotient rule):
-    d(R/S) = dR/S − (R/S²) dS, dS/dW = (2/B) Xᵀ y, dS/dX = (2/B) y Wᵀ."""
+    """R/S with S = Σ_j mean_b (y_bj − ȳ_j)² (y = X W; ``outputs`` holds y − ȳ) and its exact gradient
+    (quotient rule): d(R/S) = dR/S − (R/S²) dS, dS/dW = (2/B) Xᵀ (y − ȳ), dS/dX = (2/B) (y − ȳ) Wᵀ."""
     B = len(X)
     grad_inputs = p.grad_inputs
     if p.rows is not None:

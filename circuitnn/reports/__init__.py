@@ -15,6 +15,7 @@ BUILDERS = {
     "networks": "networks_report",
     "crosscheck": "crosscheck_report",
     "calibration": "calibration_report",
+    "drift": "drift_report",
 }
 
 
