@@ -53,7 +53,7 @@ from .train import (
     _check_data,
 )
 
-FORMS = ("analytic", "montecarlo", "none")
+FORMS = ("analytic", "montecarlo", "montecarlo_outputs", "none")
 HOUR_S, DAY_S = 3600.0, 86400.0
 MONTH_S, YEAR_S = 30 * DAY_S, 365 * DAY_S
 # The evaluation grid of the accuracy-over-time study: right after programming, 1 s, 1 h, 1 day,
@@ -341,6 +341,40 @@ class WindowedPcmTileDevice(PcmTileDevice):
         return PcmTileState(g_prog, memory, scale, w_max)
 
 
+def network_output_penalty(network: Network, X, config: DriftRegularizerConfig, source,
+                           t0_s: float = PcmParams.t0_s) -> tuple[float, list[np.ndarray]]:
+    """Monte-Carlo variance of the network's outputs (logits) over K drift draws, relative to their
+    spread over the examples, and its gradient with respect to every weight matrix.
+
+    R = mean_b Σ_j Var_k[z_kbj] / Σ_j Var_b[z̄_bj], z_k the logits with every layer's weights drifted
+    (W∘α_k f_k, ν per device, t log-uniform); the denominator is held constant. The gradient
+    backpropagates through each drifted pass (dR/dW = Σ_k dR/dW̃_k ∘ α_k f_k). Call it after the
+    mini-batch's own backward pass: it runs its own passes, which overwrite the layers' caches.
+    """
+    c = config
+    weights = network.weights
+    factors = []
+    for W in weights:
+        w_max = max(float(np.max(np.abs(W))), 1e-12) / c.window_fraction
+        normals = source.standard_normal((c.draws, *W.shape), dtype=np.float32)
+        times = _log_uniform_times(source, c.draws, c.time_min_s, c.time_max_s)
+        factors.append(drift_factors(W, w_max, times, normals, c.drift_compensation, c.drift_scale, t0_s))
+    drifted = [[W * f[k] for W, f in zip(weights, factors)] for k in range(c.draws)]
+    logits = np.stack([network.forward(X, used) for used in drifted])            # (K, B, n_out)
+    K, B = logits.shape[:2]
+    mean = logits.mean(axis=0)
+    signal = max(float(((mean - mean.mean(axis=0)) ** 2).sum() / B), 1e-12)
+    deviation = logits - mean
+    value = float((deviation**2).sum() / (K * B)) / signal
+    grads = [np.zeros_like(W) for W in weights]
+    for k in range(c.draws):
+        network.forward(X, drifted[k])
+        network.backward((2.0 / (K * B * signal)) * deviation[k])
+        for g, layer, f in zip(grads, network.weighted, factors):
+            g += layer.grad_weight * f[k]
+    return value, grads
+
+
 # ---- training -----------------------------------------------------------------------------------------
 def _layer_inputs(layer) -> np.ndarray:
     """The 2-D inputs the layer's last forward multiplied by its weight (im2col rows for a conv)."""
@@ -514,13 +548,23 @@ def train_drift_regularized(network: Network, X, y, config: NetworkTrainingConfi
             weights = None if noise is None else noise.apply(network.weights)
             logits = network.forward(X[rows], weights)
             loss, grad = softmax_cross_entropy(logits, y[rows])
-            if active:
-                layer_penalties = reg.penalties(network, pool)
-                reg.backward(network, grad, layer_penalties)
-                total_penalty += regularizer.strength * sum(p.value for p in layer_penalties) * len(rows)
-            else:
+            if active and regularizer.form == "montecarlo_outputs":
                 network.backward(grad)
-            optimizer.step(params, network.gradients())
+                gradients = [g.copy() for g in network.gradients()]
+                mc_rows = rows if regularizer.mc_examples is None else rows[:regularizer.mc_examples]
+                value, extra = network_output_penalty(network, X[mc_rows], regularizer, pool)
+                for i, g in enumerate(extra):
+                    gradients[2 * i] += regularizer.strength * g
+                total_penalty += regularizer.strength * value * len(rows)
+                optimizer.step(params, gradients)
+            else:
+                if active:
+                    layer_penalties = reg.penalties(network, pool)
+                    reg.backward(network, grad, layer_penalties)
+                    total_penalty += regularizer.strength * sum(p.value for p in layer_penalties) * len(rows)
+                else:
+                    network.backward(grad)
+                optimizer.step(params, network.gradients())
             if config.weight_limit is not None:
                 for w in network.weights:
                     np.clip(w, -config.weight_limit, config.weight_limit, out=w)

@@ -30,7 +30,8 @@ Our choices where the sources are silent (config values, ``ProgrammingSearchConf
   candidate and generation, so DE compares strategies on the same noise and the objective is a
   deterministic function (smooth enough for the final polish); the reported errors use fresh draws.
 * DE settings follow aihwkit (best1bin, mutation 0.1, recombination 0.3, Latin-hypercube init,
-  polish) but a smaller population multiplier and fewer generations than its 100/200, and fewer test
+  polish; ``start_from_dual_pair`` puts the baseline's own parameters in the initial population,
+  off by default: with mutation 0.1 the population then collapses onto it), but a smaller population multiplier and fewer generations than its 100/200, and fewer test
   weights than its 512×20: a 2-core machine, not a cluster.
 * The GDC reference is read right after programming with programming noise only.
 """
@@ -131,6 +132,20 @@ def decode(params, n_points: int = 6):
         tables[:, 0, p], tables[:, 1, p] = g_plus, g_plus - d_big
         tables[:, 2, p], tables[:, 3, p] = s_plus, s_plus - d_small
     return np.clip(tables, 0.0, 1.0), f, full
+
+
+def dual_pair_params(n_points: int = 6) -> np.ndarray:
+    """The parameters (n_parameters,) whose decoding is the dual pair (F = 1, k_w = 1, LSP first):
+    where the search starts from, so it can only improve on the baseline it is compared with."""
+    u = np.zeros(n_parameters(n_points))
+    for p, w in enumerate(np.linspace(0.0, 1.0, n_points)):
+        target = 2.0 * w
+        msp = max(target - 1.0, 0.0)
+        low, high = max(target - 1.0, -1.0), min(target + 1.0, 1.0)
+        u[3 * p] = (msp - low) / (high - low) if high > low else 0.0   # at k_w = 1, |w| = 1 the range is a point
+    u[-2] = (1.0 - F_RANGE[0]) / (F_RANGE[1] - F_RANGE[0])
+    u[-1] = 1.0
+    return u
 
 
 def strategy_from_params(params, n_points: int = 6, name: str = "optimized") -> Strategy:
@@ -238,8 +253,11 @@ class ProgrammingSearchConfig:
     polish: bool = True
     seed: int = 100
     times_s: tuple[float, ...] = OBJECTIVE_TIMES_S
+    start_from_dual_pair: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.start_from_dual_pair, bool):
+            raise ConfigError("programming.start_from_dual_pair", self.start_from_dual_pair, "true or false")
         for name, low, high in (("n_points", 2, 50), ("n_weights", 16, 10**6), ("popsize", 2, 1000),
                                 ("maxiter", 1, 100000), ("seed", 0, 2**32 - 1)):
             value = getattr(self, name)
@@ -297,6 +315,7 @@ def optimize_strategy(weights, config: ProgrammingSearchConfig = ProgrammingSear
         objective, [(0.0, 1.0)] * n_parameters(n), strategy="best1bin", popsize=config.popsize,
         maxiter=config.maxiter, tol=0.0, atol=0.0, mutation=config.mutation, recombination=config.recombination,
         polish=config.polish, init="latinhypercube", rng=config.seed, callback=record,
+        x0=dual_pair_params(n) if config.start_from_dual_pair else None,
         vectorized=vectorized, updating="deferred" if vectorized else "immediate")
     wall = time.perf_counter() - start
     strategy = strategy_from_params(result.x, n)
