@@ -276,7 +276,7 @@ class SearchResult:
     objective: float             # TNMSE on the search's fixed draws
     baseline_objective: float    # the dual pair's TNMSE on the same draws
     generations: int
-    evaluations: int
+    evaluations: int             # candidate strategies evaluated (population members, polish steps)
     wall_time_s: float
     history: list[float]         # best objective after each generation
 
@@ -295,9 +295,12 @@ def optimize_strategy(weights, config: ProgrammingSearchConfig = ProgrammingSear
     draws = NoiseDraws.draw(len(w), len(config.times_s), np.random.default_rng(config.seed))
     n = config.n_points
 
+    counted = [0]
+
     def objective(x):
         x = np.asarray(x, dtype=float)
         single = x.ndim == 1
+        counted[0] += 1 if single else x.shape[1]
         tables, f, full = decode(x if not single else x[:, None], n)
         errors = weight_error_over_time(tables, f, full, w, draws, config.times_s, params).mean(axis=1)
         return float(errors[0]) if single else errors
@@ -319,7 +322,7 @@ def optimize_strategy(weights, config: ProgrammingSearchConfig = ProgrammingSear
         vectorized=vectorized, updating="deferred" if vectorized else "immediate")
     wall = time.perf_counter() - start
     strategy = strategy_from_params(result.x, n)
-    return SearchResult(strategy, float(result.fun), baseline_objective, int(result.nit), int(result.nfev), wall,
+    return SearchResult(strategy, float(result.fun), baseline_objective, int(result.nit), counted[0], wall,
                         history)
 
 
