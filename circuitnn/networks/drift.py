@@ -245,32 +245,40 @@ def montecarlo_penalty(weight, inputs, factors) -> Penalty:
 
 
 def montecarlo_penalty_fast(weight, inputs, w_max: float, times_s, normals, compensated: bool = True,
-                           drift_scale: float = 1.0, t0_s: float = PcmParams.t0_s) -> Penalty:
-    """``montecarlo_penalty(weight, inputs, drift_factors(...))`` in float32, in place, with the draws
-    laid out (n_in, K, n_out) so the K products need no transposed copy: what training calls.
+                           drift_scale: float = 1.0, t0_s: float = PcmParams.t0_s,
+                           reparameterized: bool = True) -> Penalty:
+    """The Monte-Carlo penalty for draws ``normals`` (n_in, K, n_out) float32 (K draws laid out so the
+    K products need no transposed copy), in float32: what training calls.
 
-    ``normals`` (n_in, K, n_out) float32 is overwritten. Same value and gradient as the reference pair
-    to float32 rounding (tests/test_drift_regularizer.py).
+    ``reparameterized`` (default): the gradient is that of R for these fixed normals, through
+    ν = |μ_ν(ĝ) + σ_ν(ĝ) z| (ĝ = |w|/w_max, w_max constant) and through GDC's α_k: the pathwise
+    gradient, exact for the drawn sample (tests check it against finite differences). This is what
+    lets R move weights to conductances that drift less alike; with the factors held constant
+    (``False``: ``montecarlo_penalty(weight, inputs, drift_factors(...))``) the relative penalty has
+    no such lever.
     """
     W = np.asarray(weight, dtype=float)
     n_in, K, n_out = normals.shape
     A = np.abs(W)
-    mu, _, sigma, _ = nu_statistics(A / w_max)
-    E = normals
-    E *= sigma.astype(np.float32)[:, None, :]
-    E += mu.astype(np.float32)[:, None, :]
-    np.abs(E, out=E)                                              # ν / drift_scale
+    g_hat = A / w_max
+    mu, dmu, sigma, dsigma = nu_statistics(g_hat)
+    z = normals
+    raw = z * sigma.astype(np.float32)[:, None, :]
+    raw += mu.astype(np.float32)[:, None, :]                          # μ + σ z
     L = (log_time_factor(np.asarray(times_s, dtype=float), t0_s) * drift_scale).astype(np.float32)
-    E *= -L[None, :, None]
-    np.exp(E, out=E)                                              # f_k
-    if compensated:
-        A32 = A.astype(np.float32)
-        readout = np.einsum("ikj,ij->k", E, A32)
-        total = float(A.sum())
-        alpha = (total / np.maximum(readout, 1e-30)).astype(np.float32) if total > 0 else np.ones(K, np.float32)
-        E *= alpha[None, :, None]
-    E -= 1.0                                                      # α_k f_k − 1
-    WE = E * W.astype(np.float32)[:, None, :]
+    f = np.abs(raw)
+    f *= -L[None, :, None]
+    np.exp(f, out=f)                                                  # f_k = exp(−ν L_k)
+    alpha = np.ones(K, np.float32)
+    total = float(A.sum())
+    A32 = A.astype(np.float32)
+    if compensated and total > 0:
+        readout = np.einsum("ikj,ij->k", f, A32)
+        alpha = (total / np.maximum(readout, 1e-30)).astype(np.float32)
+    E = f * alpha[None, :, None]
+    E -= 1.0                                                          # α_k f_k − 1
+    W32 = W.astype(np.float32)
+    WE = E * W32[:, None, :]
     WE2 = WE.reshape(n_in, K * n_out)
     X = np.asarray(inputs, dtype=np.float32)
     B = len(X)
@@ -278,10 +286,29 @@ def montecarlo_penalty_fast(weight, inputs, w_max: float, times_s, normals, comp
     scale = 1.0 / (K * B)
     value = float(np.einsum("bm,bm->", dY, dY, dtype=np.float64)) * scale
     dY *= 2.0 * scale
-    grad_we = (X.T @ dY).reshape(n_in, K, n_out)
-    grad_we *= E
-    grad_w = grad_we.sum(axis=1, dtype=np.float64)
+    G = (X.T @ dY).reshape(n_in, K, n_out)                            # dR/d(W∘E_k)
     grad_x = (dY @ WE2.T).astype(float)
+    grad_w = (G * E).sum(axis=1, dtype=np.float64)                    # E held constant
+    if reparameterized:
+        # df/dW = −L f dν/dW, dν/dW = sign(μ + σz)(μ' + σ' z) sign(W)/w_max (times drift_scale, in L)
+        dnu = z * dsigma.astype(np.float32)[:, None, :]
+        dnu += dmu.astype(np.float32)[:, None, :]
+        dnu *= np.sign(raw)
+        dnu *= (np.sign(W) / w_max).astype(np.float32)[:, None, :]
+        df = dnu
+        df *= f
+        df *= -L[None, :, None]
+        GW = G * W32[:, None, :]                                      # dR/dE_k
+        grad_w += (GW * df * alpha[None, :, None]).sum(axis=1, dtype=np.float64)
+        if compensated and total > 0:
+            # α_k = ΣA/Σ(A f_k): dα_k/dW = sign(W)/D_k − ΣA (sign(W) f_k + A df_k)/D_k², D_k = Σ A f_k
+            c = np.einsum("ikj,ikj->k", GW, f, dtype=np.float64)       # dR/dα_k
+            D = readout.astype(np.float64)
+            sign = np.sign(W)
+            d_af = f * sign.astype(np.float32)[:, None, :] + A32[:, None, :] * df
+            weights_k = (c * total / D**2).astype(np.float32)
+            grad_w += sign * float((c / D).sum())
+            grad_w -= np.einsum("ikj,k->ij", d_af, weights_k, dtype=np.float64)
     return Penalty(value, grad_w, grad_x)
 
 
@@ -603,15 +630,15 @@ def accuracy_over_time(network: Network, X, y, times_s=EVALUATION_TIMES_S, effec
     devices = {(gdc, t): WindowedPcmTileDevice(replace(effects, time_s=t, drift_compensation=bool(gdc)),
                                                window_fraction)
                for gdc in compensation for t in times}
-    for d, child in enumerate(np.random.default_rng(seed).spawn(draws)):
+    for d, child in enumerate(np.random.SeedSequence(seed).spawn(draws)):
         programming, reading = child.spawn(2)
         programmed = program_weights(used, devices[(compensation[0], 0.0 if 0.0 in times else times[0])], tile,
-                                     programming)
-        read_streams = reading.spawn(len(compensation) * len(times))
+                                     np.random.default_rng(programming))
+        # The same read-noise draws with GDC off and on: the two columns differ by compensation only.
+        read_seeds = reading.spawn(len(times))
         for c, gdc in enumerate(compensation):
             for k, t in enumerate(times):
-                stream = read_streams[c * len(times) + k]
-                read_rng, noise_rng = stream.spawn(2)
+                read_rng, noise_rng = np.random.default_rng(read_seeds[k]).spawn(2)
                 analog = []
                 for matrix in programmed:
                     matrix.device = devices[(gdc, t)]  # same programmed states, read at another time
