@@ -119,18 +119,19 @@ def variance_with_error(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class ChipDriftTrainingConfig:
     """Fields validated as ``drift_training.<field>``.
 
-    ``strength`` λ on R_chip (output variance, outputs in [0, 1]); ``time_s`` the read time after
+    ``strength`` λ on R_chip (output variance, outputs in [0, 1]: R_chip ~ 1e-3 where BCE ~ 0.02, so
+    λ of a few hundred weighs them alike); ``time_s`` the read time after
     programming (one day); ``draws`` K ν draws per evaluation; ``steps`` gradient steps;
     ``learning_rate`` of plain gradient descent; ``perturbation`` the SPSA step in weight units (≈ 2 %
     of the weight range: large against SPICE's numerical noise, small against the curvature);
     ``w_limit`` the weight clip (inside the device window); ``seed`` of the perturbation signs.
     """
 
-    strength: float = 20.0
+    strength: float = 200.0
     time_s: float = 86400.0
     draws: int = 4
     steps: int = 20
-    learning_rate: float = 0.05
+    learning_rate: float = 0.2
     perturbation: float = 0.1
     w_limit: float = 3.2
     seed: int = 0
