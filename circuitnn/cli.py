@@ -272,7 +272,8 @@ def cmd_drift(args) -> None:
         changes["steps"] = tuple(args.step)
     if args.draws is not None:
         changes["draws"] = args.draws
-    config = replace(config, **changes)
+    config = replace(config, **changes).with_setting(args.window_fraction, args.drift_scale, args.regularizer,
+                                                     args.strength)
     run = run_drift(_store(args), config, resume=args.resume, progress=not args.quiet, write_report=write_report)
     print(run.read_text("report.md"))
     print(f"run {run.id}: {run.path}")
@@ -435,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="repeatable; default all three")
     p.add_argument("--draws", type=int, help="programming draws per evaluation (default 25)")
     p.add_argument("--quick", action="store_true", help="a few-minute version: fewer examples, draws, generations")
+    p.add_argument("--window-fraction", type=float, help="fraction of the PCM window a full-scale weight uses "
+                   "(default 0.15)")
+    p.add_argument("--drift-scale", type=float, help="multiplies every drift exponent (default 1: as published)")
+    p.add_argument("--regularizer", choices=("analytic", "montecarlo", "montecarlo_outputs"),
+                   help="form of the drift penalty (default montecarlo)")
+    p.add_argument("--strength", type=float, help="lambda of the drift penalty (default 3)")
     p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run (its own settings)")
     p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and draws (default 0)")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)

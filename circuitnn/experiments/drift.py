@@ -54,7 +54,8 @@ class DriftStudyConfig:
 
     * ``window_fraction`` 0.15 and GDC on: the setting where drift costs the plain MLP points by one
       month (full window: < 1 point after a year); ``drift_scale``/``read_noise_scale`` as published.
-    * regularizer: the analytic form, relative (noise-to-signal) penalty, λ = ``strength``.
+    * regularizer: the Monte-Carlo form (K = 8, pathwise gradient), relative (noise-to-signal)
+      penalty, λ = 3; its ``window_fraction`` and ``drift_scale`` follow the study's (``with_setting``).
     """
 
     mnist_dir: str | None = None
@@ -68,7 +69,7 @@ class DriftStudyConfig:
     window_fraction: float = 0.15
     drift_scale: float = 1.0
     read_noise_scale: float = 1.0
-    regularizer: DriftRegularizerConfig = DriftRegularizerConfig(form="analytic", strength=1.0,
+    regularizer: DriftRegularizerConfig = DriftRegularizerConfig(form="montecarlo", strength=3.0,
                                                                  window_fraction=0.15)
     search: wp.ProgrammingSearchConfig = wp.ProgrammingSearchConfig()
     programming_repeats: int = 25
@@ -93,6 +94,16 @@ class DriftStudyConfig:
         for step in self.steps:
             if step not in ("networks", "programming", "spice"):
                 raise ConfigError("drift.steps", step, "networks, programming or spice")
+
+    def with_setting(self, window_fraction: float | None = None, drift_scale: float | None = None,
+                     form: str | None = None, strength: float | None = None) -> DriftStudyConfig:
+        """A copy with another device setting / regularizer, the regularizer told the same setting."""
+        window = self.window_fraction if window_fraction is None else window_fraction
+        scale = self.drift_scale if drift_scale is None else drift_scale
+        regularizer = replace(self.regularizer, window_fraction=window, drift_scale=scale,
+                              form=self.regularizer.form if form is None else form,
+                              strength=self.regularizer.strength if strength is None else strength)
+        return replace(self, window_fraction=window, drift_scale=scale, regularizer=regularizer)
 
     def as_dict(self) -> dict:
         return asdict(self)
