@@ -103,7 +103,7 @@ class DriftRegularizerConfig:
     time_min_s: float = HOUR_S
     time_max_s: float = YEAR_S
     mc_examples: int | None = 16
-    mc_outputs: int | None = 64
+    mc_outputs: int | None = 32
     drift_compensation: bool = True
     systematic: bool = True
     drift_scale: float = 1.0
@@ -439,19 +439,21 @@ class DriftRegularizer:
             # the weight of a full-window device: the layer's max|W| over the fraction of the window it uses
             w_max = max(float(np.max(np.abs(W))), 1e-12) / c.window_fraction
             X = _layer_inputs(layer)
+            rows = None
+            if c.form != "analytic" and c.mc_examples is not None and c.mc_examples < len(X):
+                rows = _choose_rows(source, len(X), c.mc_examples)
+            # The signal is estimated on the rows the penalty sees (all of them for the analytic form).
+            X_signal = X if rows is None else X[rows]
             signal = None
             if c.normalize:
-                outputs = X @ W
+                outputs = X_signal @ W
                 outputs -= outputs.mean(axis=0)
-                signal = max(float(np.einsum("bj,bj->", outputs, outputs)) / len(X), 1e-12)
+                signal = max(float(np.einsum("bj,bj->", outputs, outputs)) / len(X_signal), 1e-12)
             if c.form == "analytic":
                 p = analytic_penalty(W, X, w_max, c.time_s, c.drift_compensation, c.systematic, c.drift_scale,
                                      self.t0_s)
             else:
-                rows = None
-                if c.mc_examples is not None and c.mc_examples < len(X):
-                    rows = _choose_rows(source, len(X), c.mc_examples)
-                    X = X[rows]
+                X = X_signal
                 n_out = W.shape[1]
                 columns = None
                 if c.mc_outputs is not None and c.mc_outputs < n_out:
@@ -469,7 +471,7 @@ class DriftRegularizer:
                     p = Penalty(factor * p.value, grad_w, factor * p.grad_inputs)
                 p = replace(p, rows=rows)
             if signal is not None:
-                p = _relative(p, _layer_inputs(layer), W, outputs, signal)
+                p = replace(_relative(replace(p, rows=None), X_signal, W, outputs, signal), rows=rows)
             result.append(p)
         return result
 
