@@ -35,10 +35,18 @@ EPILOG = (f"Runs are stored in {DEFAULT_STORE}/ unless --store says otherwise; `
           "2 bad input, 128 + N stopped by signal N (130 Ctrl-C; the run stays resumable with --resume).")
 
 
-def _config(args):
+def _trainer_help() -> str:
+    from .training.trainer import trainers
+
+    return "; ".join(f"{name}: {cls.summary_line} (variants {', '.join(cls.variants)})"
+                     for name, cls in trainers().items())
+
+
+def _config(args, trainer_kind: str | None = None):
     from .experiments.config import load_config
 
-    return load_config(getattr(args, "config", None), getattr(args, "medium", None))
+    return load_config(getattr(args, "config", None), getattr(args, "medium", None),
+                       trainer_kind or getattr(args, "trainer", None))
 
 
 def _media(args) -> list[str]:
@@ -78,7 +86,7 @@ def cmd_netlist(args) -> None:
 def _media_configs(args):
     from .experiments.config import load_config
 
-    return [load_config(args.config, name) for name in _media(args)]
+    return [load_config(args.config, name, getattr(args, "trainer", None)) for name in _media(args)]
 
 
 def cmd_simulate(args) -> None:
@@ -279,6 +287,19 @@ def cmd_drift(args) -> None:
     print(f"run {run.id}: {run.path}")
 
 
+def cmd_mismatch(args) -> None:
+    from .experiments.mismatch import MismatchStudy, run_mismatch
+    from .reports import write_report
+
+    store = _store(args)
+    _check_resume(store, args, ("mismatch",))
+    study = MismatchStudy(levels=tuple(float(v) for v in _floats(args.levels, "--levels")), chips=args.chips,
+                          backend=args.backend)
+    run = run_mismatch(store, _config(args, trainer_kind="dgc"), study, resume=args.resume, progress=not args.quiet,
+                       write_report=write_report)
+    print(f"run {run.id}: {run.path / 'report.md'}")
+
+
 def cmd_report(args) -> None:
     from .reports import build_report
     from .reports.document import write_to_folder
@@ -387,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="simulate in ngspice (default) or on the calibrated NumPy surrogate")
         p.add_argument("--calibration", metavar="RUN_ID",
                        help="surrogate calibration run (circuitnn calibrate); needs --backend surrogate")
+        p.add_argument("--trainer", metavar="KIND",
+                       help="on-chip trainer (trainer.kind; default write-verify): " + _trainer_help())
 
     p = sub.add_parser("calibrate", help="fit the surrogate to SPICE for one medium; store errors and parity plots")
     common(p, False)
@@ -448,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_drift)
 
-    p = sub.add_parser("train", help="on-chip training of one medium, with and without reset (SPICE, or "
-                                     "the surrogate with --backend surrogate)")
+    p = sub.add_parser("train", help="on-chip training of one medium: write-verify with and without reset, "
+                                     "or --trainer dgc (SPICE, or the surrogate with --backend surrogate)")
     run_options(p, False)
     p.set_defaults(func=cmd_onchip)
 
@@ -457,6 +480,18 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p, True)
     p.add_argument("--heatmap-medium", default="Cr", help="medium of the noise heat-map (default: Cr)")
     p.set_defaults(func=cmd_onchip)
+
+    p = sub.add_parser("mismatch", help="neuron-circuit mismatch study: write-verify alone, DGC from as-found "
+                                        "states, and write-verify + DGC fine-tuning, over mismatch levels and chips")
+    common(p, False)
+    p.add_argument("--levels", default="0,1,2,3", help="mismatch levels, multiples of the base sigmas (default 0,1,2,3)")
+    p.add_argument("--chips", type=int, default=10, help="chips (Monte-Carlo instances) per level (default 10)")
+    p.add_argument("--backend", choices=("spice", "surrogate"), default="surrogate",
+                   help="the NumPy surrogate (default: ~10 s per chip) or ngspice (minutes per chip)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted study (its own settings)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_mismatch)
 
     p = sub.add_parser("report", help="regenerate reports from stored runs (no simulation)")
     p.add_argument("runs", nargs="+", metavar="RUN_ID", help="one or more run ids (circuitnn runs lists them)")
@@ -466,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
-    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, drift")
+    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, mismatch, drift")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "

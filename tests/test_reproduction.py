@@ -17,22 +17,22 @@ from report_checks import assert_report_folder, assert_valid_markdown
 @contextlib.contextmanager
 def _interrupted_after(devices: int, monkeypatch):
     """Ctrl-C (a KeyboardInterrupt) right after the ``devices``-th device's checkpoint."""
-    original = reproduction.onchip.train_on_chip
+    original = reproduction.onchip.train_with
     calls = {"n": 0}
 
-    def interrupted(*args, on_device=None, **kwargs):
-        def stop(progress):
-            on_device(progress)
+    def interrupted(config, chip, task, trainer, variant, resume=None, checkpoint=None, **kwargs):
+        def stop(state):
+            checkpoint(state)
             calls["n"] += 1
             if calls["n"] == devices:
                 raise KeyboardInterrupt("simulated ^C")
-        return original(*args, on_device=stop, **kwargs)
+        return original(config, chip, task, trainer, variant, resume, stop, **kwargs)
 
-    monkeypatch.setattr(reproduction.onchip, "train_on_chip", interrupted)
+    monkeypatch.setattr(reproduction.onchip, "train_with", interrupted)
     try:
         yield
     finally:
-        monkeypatch.setattr(reproduction.onchip, "train_on_chip", original)
+        monkeypatch.setattr(reproduction.onchip, "train_with", original)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored
     # Nothing finished yet: the report says so in one line, and how to continue.
     assert main(["report", info.id, "--store", str(store.root), "--out", str(tmp_path / "r")]) == 2
     message = capsys.readouterr().err.strip()
-    assert "\n" not in message and "no finished tuning part" in message and f"--resume {info.id}" in message
+    assert "\n" not in message and "no finished training part" in message and f"--resume {info.id}" in message
     run = reproduction.run_reproduction(store, [small_config], "train", resume=info.id, progress=False,
                                         write_report=write_report)
     assert run.status == "complete"

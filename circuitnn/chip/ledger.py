@@ -2,7 +2,8 @@
 
 Energies come from the simulated currents and voltages; times from the pulse and read schedule plus
 the controller's per-operation overhead. Operations are kept individually so totals can be broken
-down per device and per phase (read / reset / program / inference). Stored as columns, so that a
+down per device and per phase (read / reset / program / inference / perturb: the temporary weight
+changes of perturb-and-measure learning). Stored as columns, so that a
 backend doing thousands of operations in one vectorised call records them in one ``add_many``.
 """
 
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PHASES = ("read", "reset", "program", "inference")
+# Codes are stored as int8 indices into PHASES: append, never reorder.
+PHASES = ("read", "reset", "program", "inference", "perturb")
 _COLUMNS = ("phase", "device", "energy_device_J", "energy_total_J", "time_s", "pulses")
 _DTYPES = (np.int8, np.int32, float, float, float, np.int32)
 

@@ -8,7 +8,7 @@ from typing import Protocol
 import numpy as np
 
 from ..circuits.crossbar import Crossbar
-from ..circuits.program import PulseSpec
+from ..circuits.program import ProgrammingPath, PulseSpec
 from ..errors import ConfigError
 from ..validation import check_range
 from .ledger import Ledger, LedgerEntry
@@ -87,6 +87,7 @@ class Chip(Protocol):
     crossbar: Crossbar
     ledger: Ledger
     clock_s: float
+    path: ProgrammingPath    # the programming path a selected device is pulsed and read through
 
     @property
     def states(self) -> np.ndarray:
@@ -107,6 +108,14 @@ class Chip(Protocol):
 
     def rest_device(self, index: int, duration_s: float) -> float:
         """Leave one device unbiased for ``duration_s`` (retention); returns its new state."""
+
+    def trim(self, offsets, time_s: float = 0.0) -> None:
+        """Temporarily change what the array reads, without programming: inference sees every
+        device at its state + ``offsets`` (clipped to its bounds) until ``trim(None)``. The hardware
+        is the selection transistor's gate setting each cell's series resistance: nothing is
+        written, so the device, its drift clock and its verify reads are untouched. Models the
+        effect as exact (the best a gate trim can do). ``time_s`` (setting the gates) is charged
+        to the ledger as 'perturb'."""
 
     def load_states(self, states: np.ndarray) -> None:
         """Overwrite the device states without pulses (fabrication variation, experiments): as if
@@ -143,6 +152,7 @@ class DeviceStates:
 
     def _init_states(self, initial_states, seed: int) -> None:
         self._states = np.array(self.crossbar._validated_states(initial_states), dtype=float)
+        self._trim: np.ndarray | None = None
         self.clock_s = 0.0
         self.seed = seed
         self._model_rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
@@ -196,11 +206,31 @@ class DeviceStates:
         self._states = np.array(self.crossbar._validated_states(states), dtype=float)
         self._programmed(np.arange(self.n_devices), self._states)
 
+    # -- temporary read trims -----------------------------------------------------------------------
+    def trim(self, offsets, time_s: float = 0.0) -> None:
+        if offsets is None:
+            self._trim = None
+        else:
+            values = np.asarray(offsets, dtype=float)
+            if values.shape != (self.n_devices,) or not np.all(np.isfinite(values)):
+                raise ConfigError("trim offsets", f"shape {values.shape}", f"({self.n_devices},) finite values")
+            self._trim = values.copy()
+        if time_s > 0:
+            self._charge(LedgerEntry("perturb", -1, 0.0, 0.0, float(time_s)))
+
+    def _inference_states(self) -> np.ndarray:
+        """The states the array is read at: the stored ones plus any trim."""
+        if self._trim is None:
+            return self._states
+        return np.clip(self._states + self._trim, *self.device.state_bounds)
+
     # -- snapshots ---------------------------------------------------------------------------------
     def snapshot(self) -> ChipSnapshot:
         arrays = {"states": self._states.copy(), "programmed_at_s": self._programmed_at_s.copy(),
                   **{f"memory.{key}": values.copy() for key, values in self._memory.items()},
                   **{f"ledger.{key}": values for key, values in self.ledger.to_arrays().items()}}
+        if self._trim is not None:
+            arrays["trim"] = self._trim.copy()
         return ChipSnapshot(arrays, {"clock_s": self.clock_s, "rngs": self._rng_states()})
 
     def restore(self, snapshot: ChipSnapshot) -> None:
@@ -213,6 +243,7 @@ class DeviceStates:
                                           if key.startswith("ledger.")})
         self.clock_s = float(snapshot.state["clock_s"])
         self._set_rng_states(snapshot.state["rngs"])
+        self._trim = np.array(arrays["trim"], dtype=float) if "trim" in arrays else None
 
     def _rngs(self) -> dict[str, np.random.Generator]:
         return {"model": self._model_rng}

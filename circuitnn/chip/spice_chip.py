@@ -39,6 +39,10 @@ class SpiceChip(DeviceStates):
         self._array_states: np.ndarray | None = None  # the states the loaded array holds
         self._array_inputs: dict[str, np.ndarray] = {}  # the read inputs it holds (ageing models)
 
+    @property
+    def path(self) -> ProgrammingPath:
+        return self.program_circuit.path
+
     # -- protocol ----------------------------------------------------------------------------------
 
     def read_device(self, index: int) -> DeviceRead:
@@ -110,14 +114,16 @@ class SpiceChip(DeviceStates):
         return InferenceResult(activations[-1], activations[:-1], energy, duration, currents)
 
     def _sync_array(self, device_inputs: dict[str, np.ndarray]) -> None:
-        """Bring the loaded array to the chip's states and the read inputs of this inference."""
+        """Bring the loaded array to the chip's states (with any trim) and the read inputs of this
+        inference."""
+        states = self._inference_states()
         if self._array_states is None:
             self._array_engine.load(self.crossbar.spec.name,
-                                    self.crossbar.netlist(self._states, np.zeros(self.crossbar.n_inputs),
+                                    self.crossbar.netlist(states, np.zeros(self.crossbar.n_inputs),
                                                           device_inputs=device_inputs))
         else:
-            changed = np.flatnonzero(self._array_states != self._states)
-            alters = self.crossbar.state_alters(self._states)
+            changed = np.flatnonzero(self._array_states != states)
+            alters = self.crossbar.state_alters(states)
             sites = self.crossbar.sites
             alters = {sites[i].state_target: alters[sites[i].state_target] for i in changed}
             for key, values in device_inputs.items():
@@ -126,7 +132,7 @@ class SpiceChip(DeviceStates):
             if alters:
                 self._array_engine.run("op", [self.crossbar.output_nodes()[0]], step="load device states",
                                        alters=alters)
-        self._array_states = self._states.copy()
+        self._array_states = states.copy()
         self._array_inputs = {key: np.array(values) for key, values in device_inputs.items()}
 
     # -- for stored runs --------------------------------------------------------------------------------

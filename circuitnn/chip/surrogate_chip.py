@@ -299,7 +299,7 @@ class SurrogateChip(DeviceStates):
         return x
 
     def _solve(self, x: np.ndarray, device_inputs: dict[str, np.ndarray]) -> ArrayResponse:
-        g = self._window_conductances(self._states)
+        g = self._window_conductances(self._inference_states())
         if device_inputs:
             g = g * self.device.conductance_factor(device_inputs)
         if self._array_states is None or not np.array_equal(self._array_states, g):

@@ -28,6 +28,7 @@ scaled to volts by V_read and activations in [0, 1] (sigmoid) scaled back to V_r
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,10 +64,70 @@ class NeuronSpec:
 
 
 @dataclass(frozen=True)
+class NeuronMismatch:
+    """One chip's drawn deviations of each neuron of a layer from its nominal ``NeuronSpec``
+    (a Monte-Carlo instance of the layer's neuron circuits), one value per neuron:
+
+    * ``feedback_scale``: R_f of the TIA is ``r_feedback_ohm × feedback_scale`` (resistor tolerance,
+      i.e. TIA gain);
+    * ``offset_V``: op-amp input offset, added to the nominal ``v_offset_V``;
+    * ``gain_scale``: the activation stage's gain is ``activation_gain_per_V × gain_scale``;
+    * ``threshold_V``: the activation stage's threshold, f(k (z − threshold));
+    * ``reference_scale``: the reference resistor 1/G_ref is ``× reference_scale`` ("single" weights).
+    """
+
+    feedback_scale: tuple[float, ...]
+    offset_V: tuple[float, ...]
+    gain_scale: tuple[float, ...]
+    threshold_V: tuple[float, ...]
+    reference_scale: tuple[float, ...]
+
+    FIELDS = ("feedback_scale", "offset_V", "gain_scale", "threshold_V", "reference_scale")
+
+    def validate(self, path: str, n_outputs: int) -> None:
+        for name_ in self.FIELDS:
+            values = getattr(self, name_)
+            if len(values) != n_outputs:
+                raise ConfigError(f"{path}.{name_}", f"{len(values)} values", f"one per neuron ({n_outputs})")
+            scale = name_.endswith("scale")
+            for j, value in enumerate(values):
+                if scale:
+                    _check(f"{path}.{name_}[{j}]", value, 0.05, 20.0, True)
+                else:
+                    _check(f"{path}.{name_}[{j}]", value, -1.0, 1.0, True)
+
+    def array(self, name_: str) -> np.ndarray:
+        return np.asarray(getattr(self, name_), dtype=float)
+
+    @classmethod
+    def draw(cls, n_outputs: int, rng: np.random.Generator, feedback_sigma: float = 0.0,
+             offset_sigma_V: float = 0.0, gain_sigma: float = 0.0, threshold_sigma_V: float = 0.0,
+             reference_sigma: float = 0.0) -> NeuronMismatch:
+        """Gaussian deviations: relative ones (1 + σ N(0, 1), kept ≥ 0.05) for the scales, absolute
+        ones (σ N(0, 1) V) for offset and threshold. Every field draws its own n values in a fixed
+        order, so one σ changed leaves the other fields' draws as they were."""
+        def relative(sigma):
+            return tuple(float(v) for v in np.maximum(1.0 + sigma * rng.standard_normal(n_outputs), 0.05))
+
+        def absolute(sigma):
+            return tuple(float(v) for v in np.clip(sigma * rng.standard_normal(n_outputs), -1.0, 1.0))
+
+        return cls(relative(feedback_sigma), absolute(offset_sigma_V), relative(gain_sigma),
+                   absolute(threshold_sigma_V), relative(reference_sigma))
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     n_inputs: int
     n_outputs: int
     neuron: NeuronSpec
+    mismatch: NeuronMismatch | None = None   # None: every neuron is the nominal one
+
+    def neuron_values(self, name_: str) -> np.ndarray:
+        """Per neuron (n_outputs,): the mismatch field ``name_`` (1 / 0 when nominal)."""
+        if self.mismatch is None:
+            return np.full(self.n_outputs, 0.0 if name_ in ("offset_V", "threshold_V") else 1.0)
+        return self.mismatch.array(name_)
 
 
 @dataclass(frozen=True)
@@ -102,12 +163,23 @@ class CrossbarSpec:
                 raise ConfigError(f"{path}.n_inputs", layer.n_inputs,
                                   f"equal to the previous layer's n_outputs ({self.layers[index - 1].n_outputs})")
             layer.neuron.validate(f"{path}.neuron")
+            if layer.mismatch is not None:
+                layer.mismatch.validate(f"{path}.mismatch", layer.n_outputs)
         _check("circuit.v_read_V", self.v_read_V, 0.0, 0.3)
         for field_name in ("r_driver_ohm", "r_line_ohm", "r_sense_ohm"):
             _check(f"circuit.{field_name}", getattr(self, field_name), 0.0, 1e6, True)
         _check("circuit.r_switch_on_ohm", self.r_switch_on_ohm, 0.0, 1e6)
         if self.g_ref_S is not None:
             _check("circuit.g_ref_S", self.g_ref_S, self.device.g_low_S, self.device.g_high_S, True)
+
+    @property
+    def has_mismatch(self) -> bool:
+        return any(layer.mismatch is not None for layer in self.layers)
+
+    def nominal(self) -> CrossbarSpec:
+        """This circuit with every neuron at its nominal values (what a designer maps for)."""
+        return dataclasses.replace(self, layers=tuple(dataclasses.replace(layer, mismatch=None)
+                                                      for layer in self.layers))
 
     @property
     def reference_conductance_S(self) -> float:
@@ -372,22 +444,28 @@ class Crossbar:
 
     def _neuron(self, net: Netlist, l: int, j: int, neuron: NeuronSpec, summing: str) -> str:
         spec, tag = self.spec, f"l{l + 1}"
+        layer = spec.layers[l]
         out, act = self.tia_output_node(l, j), self.activation_node(l, j)
         if spec.weights == "single":
-            net.element(f"rref{tag}_{j}", [f"{tag}ref", summing], number(1.0 / spec.reference_conductance_S))
+            r_ref = layer.neuron_values("reference_scale")[j] / spec.reference_conductance_S
+            net.element(f"rref{tag}_{j}", [f"{tag}ref", summing], number(r_ref))
         # Linear op-amp (finite gain A, offset at the + input) closing the loop through R_f, then an
         # output stage clamped to the rails. Clamping inside the loop (one B-source with min/max or
         # tanh and gain 1e5) defeats ngspice's Newton iterations whenever a neuron saturates.
         unclamped, plus = f"{tag}u{j}", "0"
-        if neuron.v_offset_V != 0.0:
+        offset = neuron.v_offset_V + layer.neuron_values("offset_V")[j]
+        if offset != 0.0:
             plus = f"{tag}p{j}"
-            net.element(f"vos{tag}_{j}", [plus, "0"], "dc", number(neuron.v_offset_V))
+            net.element(f"vos{tag}_{j}", [plus, "0"], "dc", number(offset))
         net.element(f"eamp{tag}_{j}", [unclamped, "0", plus, summing], number(neuron.open_loop_gain))
-        net.element(f"rf{tag}_{j}", [unclamped, summing], number(neuron.r_feedback_ohm))
+        r_feedback = neuron.r_feedback_ohm * layer.neuron_values("feedback_scale")[j]
+        net.element(f"rf{tag}_{j}", [unclamped, summing], number(r_feedback))
         rail = number(neuron.v_rail_V)
         net.element(f"bout{tag}_{j}", [out, "0"], f"V = min(max(V({unclamped}), -{rail}), {rail})")
-        k, full_scale = number(neuron.activation_gain_per_V), number(spec.v_read_V)
-        z = f"(-V({out}))"
+        gain = neuron.activation_gain_per_V * layer.neuron_values("gain_scale")[j]
+        k, full_scale = number(gain), number(spec.v_read_V)
+        threshold = layer.neuron_values("threshold_V")[j]
+        z = f"(-V({out}))" if threshold == 0.0 else f"(-V({out})-({number(threshold)}))"
         expression = {
             "sigmoid": f"{full_scale}/(1+exp(-{k}*{z}))",
             "tanh": f"{full_scale}*tanh({k}*{z})",
@@ -414,4 +492,10 @@ def _spec_summary(spec: CrossbarSpec) -> dict:
         summary[f"layer{index + 1}.neuron"] = (
             f"R_f={n.r_feedback_ohm:g} A={n.open_loop_gain:g} rail={n.v_rail_V:g} "
             f"offset={n.v_offset_V:g} {n.activation} k={n.activation_gain_per_V:g}")
+        if layer.mismatch is not None:
+            m = layer.mismatch
+            summary[f"layer{index + 1}.mismatch"] = (
+                "per-neuron Monte-Carlo instance: "
+                + " ".join(f"{name_}=[{','.join(f'{v:.4g}' for v in getattr(m, name_))}]"
+                           for name_ in NeuronMismatch.FIELDS))
     return summary

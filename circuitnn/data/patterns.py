@@ -91,3 +91,14 @@ def make_dataset(n_per_class: int, noise: float, rng: np.random.Generator) -> tu
     _check_rng(rng)
     labels = np.repeat(np.arange(len(PROTOTYPES)), int(n_per_class))
     return add_pixel_noise(PROTOTYPES[labels], noise, rng), labels
+
+
+def nearest_prototype(X) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's class by the nearest prototype in Hamming distance (the Bayes decision under
+    pixel-flip noise), and whether it is defined: an image equally far from both prototypes has
+    no class. Over all 512 binary images, 372 have one (140 tie: as many X corners as + arms on)."""
+    images = np.asarray(X, dtype=float)
+    distances = np.abs(images[:, None, :] - PROTOTYPES[None, :, :]).sum(axis=2)
+    labels = np.argmin(distances, axis=1)
+    defined = distances.min(axis=1) < np.sort(distances, axis=1)[:, 1]
+    return labels, defined

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from ..circuits.crossbar import CrossbarSpec, LayerSpec, NeuronSpec
+import numpy as np
+
+from ..circuits.crossbar import CrossbarSpec, LayerSpec, NeuronMismatch, NeuronSpec
 from ..circuits.default import feedback_resistance_ohm
 from ..chip.protocol import ChipTiming
 from ..circuits.program import ProgrammingPath, PulseSpec
@@ -25,6 +27,8 @@ from ..devices.base import DeviceModel, presets
 from ..devices.base import preset as device_preset
 from ..errors import ConfigError
 from ..training.software import SoftwareTrainingConfig
+from ..training.trainer import Trainer
+from ..training.trainer import trainer as trainer_class
 from ..training.tuning import TuningConfig
 from ..validation import check_range
 
@@ -64,6 +68,50 @@ class NeuronConfig:
 
 
 @dataclass(frozen=True)
+class MismatchConfig:
+    """Neuron-circuit mismatch, drawn per chip (a Monte-Carlo instance of every neuron circuit).
+
+    The σ's are our choice of scale (no source gives them for this circuit): 1 % resistor
+    tolerance and a few mV of offset are ordinary for discrete parts and large for matched on-chip
+    ones. ``instance`` picks the chip: the same seed and instance draw the same deviations.
+    Ex-situ mapping never sees them (it programs nominal targets); what is measured on the chip does.
+    """
+
+    feedback_sigma: float = 0.0        # relative σ of each TIA feedback resistor (TIA gain)
+    offset_sigma_V: float = 0.0        # σ of each op-amp's input offset voltage
+    gain_sigma: float = 0.0            # relative σ of each activation stage's gain
+    threshold_sigma_V: float = 0.0     # σ of each activation stage's threshold
+    reference_sigma: float = 0.0       # relative σ of each reference resistor ("single" weights)
+    instance: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("feedback_sigma", "gain_sigma", "reference_sigma"):
+            check_range(f"circuit.mismatch.{name}", getattr(self, name), 0.0, 1.0, True)
+        for name in ("offset_sigma_V", "threshold_sigma_V"):
+            check_range(f"circuit.mismatch.{name}", getattr(self, name), 0.0, 0.5, True)
+        check_range("circuit.mismatch.instance", self.instance, 0, 2**31 - 1, True)
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, name) > 0 for name in ("feedback_sigma", "offset_sigma_V", "gain_sigma",
+                                                         "threshold_sigma_V", "reference_sigma"))
+
+    def scaled(self, level: float) -> MismatchConfig:
+        """Every σ × ``level`` (a mismatch sweep)."""
+        return dataclasses.replace(self, **{name: getattr(self, name) * level for name in (
+            "feedback_sigma", "offset_sigma_V", "gain_sigma", "threshold_sigma_V", "reference_sigma")})
+
+    def draw(self, layer_sizes, seed: int) -> list:
+        """Per layer, its ``NeuronMismatch`` (None for all when every σ is 0)."""
+        if not self.any:
+            return [None] * len(layer_sizes)
+        rngs = [np.random.default_rng([seed, 5, self.instance, l]) for l in range(len(layer_sizes))]
+        return [NeuronMismatch.draw(n, rng, self.feedback_sigma, self.offset_sigma_V, self.gain_sigma,
+                                    self.threshold_sigma_V, self.reference_sigma)
+                for n, rng in zip(layer_sizes, rngs)]
+
+
+@dataclass(frozen=True)
 class CircuitConfig:
     layers: tuple[int, ...] = (9, 3, 1)
     weights: str = "single"
@@ -74,6 +122,7 @@ class CircuitConfig:
     r_switch_on_ohm: float = 100.0
     g_ref_S: float | None = None
     neuron: NeuronConfig = NeuronConfig()
+    mismatch: MismatchConfig = MismatchConfig()
 
 
 MAPPINGS = ("circuit", "switch")
@@ -92,6 +141,15 @@ class OnChipConfig:
     conductance_errors: tuple[float, ...] = (0.0, 0.025, 0.05, 0.075, 0.10, 0.125, 0.15, 0.175, 0.20)
     error_draws: int = 5
     noise_levels: tuple[float, ...] = (0.0, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """Which on-chip trainer runs (``kind``, a module of ``circuitnn/training/``) and its own
+    settings (``[trainer.settings]``, that trainer's dataclass; checked at load time)."""
+
+    kind: str = "write-verify"
+    settings: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +172,7 @@ class Config:
     training: SoftwareTrainingConfig = SoftwareTrainingConfig()
     onchip: OnChipConfig = OnChipConfig()
     curves: CurvesConfig = CurvesConfig()
+    trainer: TrainerConfig = TrainerConfig()
 
     def __post_init__(self) -> None:
         check_range("seed", self.seed, 0, 2**32 - 1, True)
@@ -145,9 +204,12 @@ class Config:
         # Build everything once so an invalid value fails at load time, not mid-experiment.
         self.crossbar_spec()
         self.software_training()
+        self.make_trainer()
 
     # -- the objects the library works with ---------------------------------------------------------
-    def crossbar_spec(self, name: str | None = None) -> CrossbarSpec:
+    def crossbar_spec(self, name: str | None = None, nominal: bool = False) -> CrossbarSpec:
+        """The circuit of this config; with ``circuit.mismatch`` σ's its neurons are this chip's
+        drawn instance, unless ``nominal`` (what an ex-situ mapping designs for)."""
         device, c = self.device.params(), self.circuit
         if not 2 <= len(c.layers) <= 16:
             raise ConfigError("circuit.layers", list(c.layers), "2 to 16 sizes (inputs, then each layer's outputs)")
@@ -159,12 +221,23 @@ class Config:
         neuron = NeuronSpec(r_f, n.open_loop_gain, n.v_rail_V, n.v_offset_V, n.activation,
                             n.activation_gain_per_V)
         neuron.validate("circuit.neuron")
-        layers = tuple(LayerSpec(a, b, neuron) for a, b in zip(c.layers[:-1], c.layers[1:]))
+        mismatch = [None] * (len(c.layers) - 1) if nominal else c.mismatch.draw(c.layers[1:], self.seed)
+        layers = tuple(LayerSpec(a, b, neuron, m) for a, b, m in zip(c.layers[:-1], c.layers[1:], mismatch))
         return CrossbarSpec(
             name=name or f"default_{device.medium.lower()}", device=device, layers=layers,
             weights=c.weights, g_ref_S=c.g_ref_S, v_read_V=c.v_read_V, r_driver_ohm=c.r_driver_ohm,
             r_line_ohm=c.r_line_ohm, r_sense_ohm=c.r_sense_ohm, r_switch_on_ohm=c.r_switch_on_ohm,
             seed=self.seed)
+
+    def make_trainer(self) -> Trainer:
+        """The configured trainer, with its settings checked (``trainer.settings.<field>``)."""
+        cls = trainer_class(self.trainer.kind)
+        if not dataclasses.fields(cls.settings_type) and self.trainer.settings:
+            key = next(iter(self.trainer.settings))
+            raise ConfigError(_join("trainer.settings", key), self.trainer.settings[key],
+                              f"nothing: trainer {cls.name} has no settings of its own (set trainer.kind?)")
+        settings = from_dict(cls.settings_type, self.trainer.settings, "trainer.settings")
+        return cls(settings, self.tuning, self.seed)
 
     def programming_path(self) -> ProgrammingPath:
         return self.programming
@@ -194,12 +267,13 @@ def preset_text(name: str) -> str:
     return resources.files("circuitnn.presets").joinpath(f"{key}.toml").read_text()
 
 
-def load_config(path: str | Path | None = None, medium_name: str | None = None) -> Config:
+def load_config(path: str | Path | None = None, medium_name: str | None = None,
+                trainer_kind: str | None = None) -> Config:
     """A ``Config`` from a TOML file, a preset (``medium_name``), or both (file overrides preset).
 
     A file may name its preset with ``preset = "W"``; with neither, the Cr preset is used. With
     ``medium_name`` the file's ``preset`` and ``device.medium`` are still checked (they are replaced,
-    never ignored unread).
+    never ignored unread). ``trainer_kind`` replaces ``trainer.kind`` likewise.
     """
     user: dict = {}
     if path is not None:
@@ -217,6 +291,11 @@ def load_config(path: str | Path | None = None, medium_name: str | None = None) 
     merged = _merge(base, user)
     if medium_name:
         merged.setdefault("device", {})["medium"] = preset
+    if trainer_kind:  # the command line's choice, before the file's [trainer.settings] are checked
+        trainer_table = merged.setdefault("trainer", {})
+        if not isinstance(trainer_table, dict):
+            raise ConfigError("trainer", trainer_table, "a table")
+        trainer_table["kind"] = trainer_kind
     return from_dict(Config, merged, "")
 
 

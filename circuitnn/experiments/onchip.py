@@ -1,11 +1,12 @@
 """On-chip training of the 9-3-1 network with SPICE in the loop (Eslami et al. 2024, §4 of the notes).
 
-Software training → target conductances → write-verify tuning of each of the 30 devices through its
-selection switch (with or without the initial reset pulse) → inference of the noisy test set through
-the full array → accuracy, pulse counts, energy and time from the simulation. Plus the sweeps: the
-conductance-error sweep, the training-noise × test-noise heat-map, and a retention check.
+Software training → target conductances (the task) → a trainer of ``circuitnn/training/`` on the
+chip (write-verify of each of the 30 devices, or perturb-and-measure learning, ...) → inference of
+the noisy test set and of every binary input through the full array → accuracy, pulse counts,
+energy and time from the simulation. Plus the sweeps: the conductance-error sweep, the
+training-noise × test-noise heat-map, and a retention check.
 
-Everything here computes; storing is in ``experiments/stored.py``.
+Everything here computes; storing is in ``experiments/reproduction.py``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,11 @@ from ..circuits.crossbar import Crossbar
 from .config import Config
 from ..data.patterns import make_dataset
 from ..training import mapping
+from ..data.patterns import nearest_prototype
 from ..training.software import TrainedNetwork, accuracy, train_default
-from ..training.tuning import DeviceTuning, tune_all
+from ..training.trainer import ChipTask, Trainer, TrainerState, TrainingOutcome, last_programmed
+from ..training.tuning import tune_all
+from ..training.write_verify import TuningProgress, WriteVerify
 
 # The paper's published numbers (Eslami et al., arXiv 2408.14680, abstract): they stand beside ours
 # in every report, labelled as the paper's.
@@ -39,13 +43,20 @@ PAPER = {
 
 @dataclass(frozen=True)
 class Task:
-    """The trained software network, its device targets and the test set of one configuration."""
+    """The trained software network, its device targets, a training set and the test set of one
+    configuration."""
 
     network: TrainedNetwork
     targets_S: np.ndarray       # (n_devices,) device conductance targets
     X_test: np.ndarray          # (n, 9) noisy test images
     y_test: np.ndarray          # (n,)
     software_accuracy: float
+    X_train: np.ndarray | None = None   # noisy training images for in-situ trainers
+    y_train: np.ndarray | None = None
+
+    def chip_task(self) -> ChipTask:
+        return ChipTask(tuple(self.network.weights), self.targets_S, self.X_train, self.y_train,
+                        self.X_test, self.y_test)
 
 
 def make_task(config: Config, crossbar: Crossbar, training_noise: float | None = None) -> Task:
@@ -54,13 +65,18 @@ def make_task(config: Config, crossbar: Crossbar, training_noise: float | None =
     if training_noise is not None:
         settings = dataclasses.replace(settings, training_noise=training_noise)
     network = train_default(settings)
+    # Mapped through the nominal circuit: a controller programming ex-situ targets cannot know its
+    # chip's drawn neuron mismatch.
+    nominal = Crossbar(crossbar.spec.nominal()) if crossbar.spec.has_mismatch else crossbar
     if config.onchip.mapping == "circuit":
-        targets = mapping.circuit_conductances(network.weights, crossbar, config.onchip.target_margin)
+        targets = mapping.circuit_conductances(network.weights, nominal, config.onchip.target_margin)
     else:
-        targets = mapping.weights_to_conductances(network.weights, crossbar, config.onchip.target_margin)
+        targets = mapping.weights_to_conductances(network.weights, nominal, config.onchip.target_margin)
     rng = np.random.default_rng([config.seed, 1])
     X, y = make_dataset(config.onchip.n_test_per_class, config.onchip.test_noise, rng)
-    return Task(network, targets, X, y, accuracy(network.weights, X, y))
+    X_train, y_train = make_dataset(settings.n_train_per_class, config.onchip.test_noise,
+                                    np.random.default_rng([config.seed, 6]))
+    return Task(network, targets, X, y, accuracy(network.weights, X, y), X_train, y_train)
 
 
 def initial_states(config: Config, n_devices: int) -> np.ndarray:
@@ -95,117 +111,123 @@ def chip_accuracy(chip: Chip, X, y) -> tuple[float, np.ndarray]:
     return float(np.mean((outputs > 0.5).astype(int) == y)), outputs
 
 
+def all_inputs_accuracy(chip: Chip) -> float:
+    """Accuracy over every binary input that has a class (the nearest prototype; 372 of 512), read
+    without read noise; the chip is left exactly as it was."""
+    inputs = mapping.binary_inputs(chip.crossbar.n_inputs)
+    labels, defined = nearest_prototype(inputs)
+    saved = chip.snapshot()
+    try:
+        outputs = chip.infer(inputs[defined], read_noise=False).outputs
+    finally:
+        chip.restore(saved)
+    predicted = (outputs[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
+    return float(np.mean(predicted == labels[defined]))
+
+
 @dataclass
 class OnChipResult:
     medium: str
-    initial_reset: bool
+    trainer: str
+    variant: str
     software_accuracy: float
-    programmed_software_accuracy: float  # the software network with the weights the tuned circuit computes
-    chip_accuracy: float                 # SPICE inference through the array
+    programmed_software_accuracy: float  # the software network with the weights the trained circuit computes
+    chip_accuracy: float                 # inference of the noisy test set through the array
+    all_inputs_accuracy: float           # over every binary input with a nearest prototype
     targets_S: np.ndarray
     initial_states: np.ndarray
     final_states: np.ndarray
     final_S: np.ndarray
-    tunings: list[DeviceTuning]
+    outcome: TrainingOutcome
+    training_totals: dict                # the ledger's totals when training ended
     ledger: Ledger
     chip_outputs: np.ndarray
-    completed_at_s: np.ndarray           # training time at which each device was finished
+    completed_at_s: np.ndarray           # training time of each device's last programming
     retention: dict = field(default_factory=dict)
     # What the chip computes over every binary input against the software network: at the mapped
-    # targets ("mapping") and at the tuned states ("tuned"); see mapping.fidelity.
+    # targets ("mapping") and at the trained states ("tuned"); see mapping.fidelity.
     fidelity: dict = field(default_factory=dict)
 
-    def training_totals(self) -> dict[str, float]:
-        """Time, energy and pulses of the whole tuning (reads, reset and program pulses)."""
-        return self.ledger.totals(("read", "reset", "program"))
-
     def summary(self) -> dict:
-        totals = self.training_totals()
-        errors = np.array([t.relative_error for t in self.tunings])
+        totals = self.training_totals
+        reads = self.ledger.totals(("read",))
         return {
-            "medium": self.medium, "initial_reset": self.initial_reset,
+            "medium": self.medium, "trainer": self.trainer, "variant": self.variant,
+            "initial_reset": self.variant == "reset",
             "software_accuracy": self.software_accuracy,
             "programmed_software_accuracy": self.programmed_software_accuracy,
             "chip_accuracy": self.chip_accuracy,
+            "all_inputs_accuracy": self.all_inputs_accuracy,
             "training_time_s": totals["time_s"],
             "training_energy_device_J": totals["energy_device_J"],
             "training_energy_total_J": totals["energy_total_J"],
             "pulses": totals["pulses"],
-            "reads": self.ledger.totals(("read",))["operations"],
-            "converged_devices": int(sum(t.converged for t in self.tunings)),
-            "max_relative_conductance_error": float(np.max(np.abs(errors))),
+            "reads": reads["operations"],
+            **self.outcome.summary,
             "inference_energy_J": self.ledger.totals(("inference",))["energy_total_J"],
             **{f"retention_{k}": v for k, v in self.retention.items() if np.isscalar(v)},
             **{f"fidelity_{stage}_{k}": v for stage, values in self.fidelity.items() for k, v in values.items()},
         }
 
 
-@dataclass
-class TuningProgress:
-    """Where a tuning run stands: enough, with the chip's snapshot, to continue it exactly.
+def train_with(config: Config, chip: Chip, task: Task, trainer_: Trainer, variant: str,
+               resume: TrainerState | None = None,
+               checkpoint: Callable[[TrainerState], None] | None = None,
+               check_retention: bool = True) -> OnChipResult:
+    """Train ``chip`` with ``trainer_`` (variant ``variant``), then measure it: the noisy test set
+    and every binary input through the array, what it computes against the software network, and
+    (``check_retention``) each device resting from its last programming to the end of training.
 
-    ``initial_states`` are the as-found states; per tuned device its ``DeviceTuning``, the training
-    time at which it was finished and its read conductance then (for retention and drift).
+    ``resume`` (from a checkpoint) continues a trainer; the chip must then be restored to the
+    snapshot taken with it, so the run continues exactly as if never interrupted.
     """
+    initial = np.asarray(resume.arrays["initial_states"]) if resume is not None and "initial_states" in resume.arrays \
+        else chip.states
+    fidelity = {"mapping": measure_fidelity(chip, task.network.weights, target_states(chip, task.targets_S))}
+    outcome = trainer_.train(chip, task.chip_task(), variant, resume, checkpoint or (lambda state: None))
+    totals = chip.ledger.totals()
+    final_states = chip.states
+    fidelity["tuned"] = measure_fidelity(chip, task.network.weights, final_states)
+    programmed = mapping.circuit_weights(chip.conductances_S(), chip.crossbar)
+    accuracy_chip, outputs = chip_accuracy(chip, task.X_test, task.y_test)
+    times = outcome.programmed_at_s
+    at_completion = outcome.programmed_S
+    if times is None:
+        times = trainer_last_programmed(chip, totals["time_s"])
+    result = OnChipResult(
+        medium=chip.crossbar.spec.device.medium, trainer=trainer_.name, variant=variant,
+        software_accuracy=task.software_accuracy,
+        programmed_software_accuracy=accuracy(programmed, task.X_test, task.y_test),
+        chip_accuracy=accuracy_chip, all_inputs_accuracy=all_inputs_accuracy(chip),
+        targets_S=task.targets_S, initial_states=initial,
+        final_states=final_states, final_S=chip.conductances_S(), outcome=outcome, training_totals=totals,
+        ledger=chip.ledger, chip_outputs=outputs, completed_at_s=times, fidelity=fidelity)
+    if check_retention:
+        result.retention = retention_check(chip, task, times, totals["time_s"], at_completion)
+    return result
 
-    initial_states: np.ndarray
-    tunings: dict[int, DeviceTuning] = field(default_factory=dict)
-    completed_at_s: dict[int, float] = field(default_factory=dict)
-    completed_S: dict[int, float] = field(default_factory=dict)
 
-    def to_state(self) -> dict:
-        """JSON-able (the arrays go separately: ``initial_states``)."""
-        return {"tunings": [dataclasses.asdict(t) for t in self.tunings.values()],
-                "completed_at_s": {str(k): v for k, v in self.completed_at_s.items()},
-                "completed_S": {str(k): v for k, v in self.completed_S.items()}}
-
-    @classmethod
-    def from_state(cls, state: dict, initial_states) -> TuningProgress:
-        return cls(np.asarray(initial_states, dtype=float),
-                   {int(t["index"]): DeviceTuning(**t) for t in state["tunings"]},
-                   {int(k): float(v) for k, v in state["completed_at_s"].items()},
-                   {int(k): float(v) for k, v in state["completed_S"].items()})
+def trainer_last_programmed(chip: Chip, total_time_s: float) -> np.ndarray:
+    """When each device was last pulsed (never: the end of training, so it does not rest)."""
+    at, _ = last_programmed(chip)
+    return np.where(np.isfinite(at), at, total_time_s)
 
 
 def train_on_chip(config: Config, chip: Chip, task: Task, initial_reset: bool,
                   progress: TuningProgress | None = None,
                   on_device: Callable[[TuningProgress], None] | None = None,
                   check_retention: bool = True) -> OnChipResult:
-    """Tune every device of ``chip`` to the task's targets, then run the test set through it.
+    """Write-verify (``train_with`` and the write-verify trainer), with or without the initial
+    reset; ``progress``/``on_device`` checkpoint it per device."""
+    wv = WriteVerify(WriteVerify.settings_type(), config.tuning, config.seed)
 
-    ``progress`` (from a checkpoint) holds the devices already tuned; the chip must then be restored
-    to the snapshot taken with it, so the run continues exactly as if never interrupted.
-    ``on_device(progress)`` is called after each device (checkpoints, progress bars).
-    """
-    progress = progress if progress is not None else TuningProgress(chip.states)
-    fidelity = {"mapping": measure_fidelity(chip, task.network.weights, target_states(chip, task.targets_S))}
-    tuning = dataclasses.replace(config.tuning, initial_reset=initial_reset)
-
-    def record(result: DeviceTuning) -> None:
-        progress.tunings[result.index] = result
-        progress.completed_at_s[result.index] = chip.ledger.totals(("read", "reset", "program"))["time_s"]
-        progress.completed_S[result.index] = float(chip.conductances_S()[result.index])
+    def checkpoint(state: TrainerState) -> None:
         if on_device is not None:
-            on_device(progress)
+            on_device(TuningProgress.from_state(state.state, state.arrays["initial_states"]))
 
-    tunings = tune_all(chip, task.targets_S, tuning, done=dict(progress.tunings), on_device=record)
-    final_states = chip.states
-    fidelity["tuned"] = measure_fidelity(chip, task.network.weights, final_states)
-    programmed = mapping.circuit_weights(chip.conductances_S(), chip.crossbar)
-    accuracy_chip, outputs = chip_accuracy(chip, task.X_test, task.y_test)
-    total_time = chip.ledger.totals(("read", "reset", "program"))["time_s"]
-    times = np.array([progress.completed_at_s.get(i, 0.0) for i in range(len(tunings))])
-    at_completion = np.array([progress.completed_S.get(i, np.nan) for i in range(len(tunings))])
-    result = OnChipResult(
-        medium=chip.crossbar.spec.device.medium, initial_reset=initial_reset,
-        software_accuracy=task.software_accuracy,
-        programmed_software_accuracy=accuracy(programmed, task.X_test, task.y_test),
-        chip_accuracy=accuracy_chip, targets_S=task.targets_S, initial_states=progress.initial_states,
-        final_states=final_states, final_S=chip.conductances_S(),
-        tunings=tunings, ledger=chip.ledger, chip_outputs=outputs, completed_at_s=times, fidelity=fidelity)
-    if check_retention:
-        result.retention = retention_check(chip, task, times, total_time, at_completion)
-    return result
+    resume = progress.as_trainer_state() if progress is not None else None
+    return train_with(config, chip, task, wv, "reset" if initial_reset else "noreset", resume, checkpoint,
+                      check_retention)
 
 
 def retention_check(chip: Chip, task: Task, completed_at_s: np.ndarray, total_time_s: float,
@@ -221,7 +243,7 @@ def retention_check(chip: Chip, task: Task, completed_at_s: np.ndarray, total_ti
     before = chip.states
     for index, finished in enumerate(completed_at_s):
         wait = max(total_time_s - float(finished), 0.0)
-        if wait > 0:
+        if wait > 1e-9:  # shorter rests (float residue of summed times) change nothing
             chip.rest_device(index, wait)
     after = chip.states
     at_end = chip.conductances_S()

@@ -1,14 +1,18 @@
-"""The Eslami et al. reproduction as a stored, resumable run.
+"""On-chip training runs (the Eslami et al. reproduction and every other trainer) as stored,
+resumable runs.
 
 A run is a list of *parts*, each stored under ``parts/<part>/`` as soon as it finishes:
 
-* ``<medium>-reset`` / ``<medium>-noreset``: write-verify tuning of all 30 devices in SPICE (with or
-  without the initial reset pulse), inference of the noisy test set, retention check;
-* ``<medium>-errors``: the conductance-error sweep on the chip tuned without reset;
-* ``heatmap``: training noise × test noise, for one medium.
+* ``<medium>-<variant>``: one variant of the configured trainer (``trainer.kind``) on a chip of that
+  medium: write-verify's ``reset`` / ``noreset`` (with or without the initial reset pulse), perturb-
+  and-measure's ``dgc`` / ``finetune``, ...; then inference of the noisy test set and of every binary
+  input, and the retention check;
+* ``<medium>-errors``: the conductance-error sweep on the states the last variant trained;
+* ``heatmap``: training noise × test noise, for one medium (ex-situ trainers only).
 
-A checkpoint after every device (states, ledger, tunings so far) and after every part lets
-``--resume`` continue an interrupted run where it stopped; finished parts are never simulated again.
+A checkpoint whenever the trainer can be continued exactly (the chip's whole snapshot plus the
+trainer's own state) and after every part lets ``--resume`` continue an interrupted run where it
+stopped; finished parts are never simulated again.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..chip.protocol import ChipSnapshot
+from ..training.trainer import TrainerState
 from ..chip.spice_chip import SpiceChip
 from ..circuits.crossbar import Crossbar
 from .config import Config, from_dict
@@ -27,15 +32,12 @@ from ..surrogate.calibration_params import SurrogateCalibration
 from ..validation import check_choice
 from . import onchip
 
-TUNING_FIELDS = ("index", "target_S", "initial_S", "final_S", "set_pulses", "reset_pulses", "reads", "converged")
-
-
 def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
     parts = []
     for config in configs:
         medium = config.device.medium
-        parts += [f"{medium}-reset", f"{medium}-noreset", f"{medium}-errors"]
-    if heatmap_medium:
+        parts += [f"{medium}-{variant}" for variant in config.make_trainer().variants] + [f"{medium}-errors"]
+    if heatmap_medium and all(config.make_trainer().noise_heatmap for config in configs):
         parts.append("heatmap")
     return parts
 
@@ -65,7 +67,7 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
     else:
         if backend == "surrogate" and calibration is None:
             calibration = SurrogateCalibration()
-        labels = {"media": ",".join(by_medium), "backend": backend}
+        labels = {"media": ",".join(by_medium), "backend": backend, "trainer": configs[0].trainer.kind}
         if calibration is not None:
             labels["calibration"] = calibration.name
         run = store.create(kind, {"media": {m: c.as_dict() for m, c in by_medium.items()}},
@@ -85,7 +87,7 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
             elif what == "errors":
                 _error_sweep(run, by_medium[medium], progress, make_chip)
             else:
-                _tuning_part(run, by_medium[medium], part, (what == "reset"), progress, make_chip)
+                _training_part(run, by_medium[medium], part, what, progress, make_chip)
         summary = write_report(run) if write_report is not None else _headline(run)
         run.complete(summary)
     return run
@@ -94,7 +96,7 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
 def headline(summaries) -> dict:
     """What run.json keeps of a reproduction: accuracy, time and energy per medium and mode, from
     the tuning parts' summaries."""
-    return {f"{s['medium']}_{'reset' if s['initial_reset'] else 'noreset'}_{key}": s[field]
+    return {f"{s['medium']}_{s.get('variant') or ('reset' if s['initial_reset'] else 'noreset')}_{key}": s[field]
             for s in summaries
             for key, field in (("accuracy", "chip_accuracy"), ("time_s", "training_time_s"),
                                ("energy_J", "training_energy_total_J"))}
@@ -103,7 +105,7 @@ def headline(summaries) -> dict:
 def _headline(run: Run) -> dict:
     parts = run.read_json("plan.json")["parts"]
     return headline(run.read_json(f"parts/{part}/summary.json") for part in parts
-                    if part.partition("-")[2] in ("reset", "noreset"))
+                    if part != "heatmap" and part.partition("-")[2] != "errors")
 
 
 def stored_config(run: Run, medium: str) -> Config:
@@ -129,48 +131,58 @@ def _chip_factory(backend: str, calibration: SurrogateCalibration | None):
                                                       seed=config.seed)
 
 
-def _tuning_part(run: Run, config: Config, part: str, initial_reset: bool, progress: bool, make_chip) -> None:
-    """Tune one chip, checkpointing after every device: the chip's whole snapshot (states, clock,
-    ageing, noise streams, ledger) and the tuning progress, so a resume is the uninterrupted run."""
+def _training_part(run: Run, config: Config, part: str, variant: str, progress: bool, make_chip) -> None:
+    """Train one chip with the configured trainer, checkpointing whenever the trainer can be
+    continued: the chip's whole snapshot (states, clock, ageing, noise streams, ledger) and the
+    trainer's own state, so a resume is the uninterrupted run."""
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
     states = onchip.initial_states(config, crossbar.n_devices)
+    trainer = config.make_trainer()
     checkpoint = run.load_checkpoint(part)
     with make_chip(config, crossbar, states) as chip:
-        saved = None
+        resume = None
         if checkpoint is not None:
             state, arrays = checkpoint
-            chip.restore(ChipSnapshot({k: v for k, v in arrays.items() if k != "initial_states"}, state["chip"]))
-            saved = onchip.TuningProgress.from_state(state["progress"], arrays["initial_states"])
+            chip.restore(ChipSnapshot({k: v for k, v in arrays.items() if not k.startswith(TRAINER_PREFIX)},
+                                      state["chip"]))
+            resume = TrainerState(state["trainer"], {k.removeprefix(TRAINER_PREFIX): v for k, v in arrays.items()
+                                                     if k.startswith(TRAINER_PREFIX)})
         else:
             run.write_netlists({f"{part}_{name}": text for name, text in chip.netlists().items()})
-        done = len(saved.tunings) if saved else 0
-        bar = tqdm(total=crossbar.n_devices, initial=done, desc=f"{part}: tuning", unit="device",
-                   disable=not progress, leave=False)
+        bar = tqdm(desc=f"{part}: {trainer.name}", unit="checkpoint", disable=not progress, leave=False)
 
-        def on_device(now: onchip.TuningProgress) -> None:
+        def on_checkpoint(now: TrainerState) -> None:
             snapshot = chip.snapshot()
-            run.checkpoint(part, {"progress": now.to_state(), "chip": snapshot.state},
-                           {"initial_states": now.initial_states, **snapshot.arrays})
+            run.checkpoint(part, {"trainer": now.state, "chip": snapshot.state},
+                           {**{TRAINER_PREFIX + k: v for k, v in now.arrays.items()}, **snapshot.arrays})
             bar.update(1)
 
-        result = onchip.train_on_chip(config, chip, task, initial_reset, progress=saved, on_device=on_device)
+        result = onchip.train_with(config, chip, task, trainer, variant, resume, on_checkpoint)
         bar.close()
-    _write_tuning_part(run, part, result)
+    _write_training_part(run, part, result)
 
 
-def _write_tuning_part(run: Run, part: str, result: onchip.OnChipResult) -> None:
+TRAINER_PREFIX = "trainer."
+
+
+def _write_training_part(run: Run, part: str, result: onchip.OnChipResult) -> None:
     folder = f"parts/{part}"
-    per_device = result.ledger.by_device(len(result.tunings))
+    n = len(result.final_states)
+    per_device = result.ledger.by_device(n, phases=("read", "reset", "program", "perturb"))
+    tables = dict(result.outcome.tables)
+    devices = tables.pop("devices", {"index": np.arange(n)})
     run.write_csv(f"{folder}/devices.csv", {
-        **{name: [getattr(t, name) for t in result.tunings] for name in TUNING_FIELDS},
+        **devices,
         "initial_state": result.initial_states, "final_state": result.final_states,
-        "relative_error": [t.relative_error for t in result.tunings],
+        "final_conductance_S": result.final_S,
         "completed_at_s": result.completed_at_s,
-        "state_drift_at_end": result.retention.get("state_drift", np.zeros(len(result.tunings))),
-        "conductance_drift_at_end": result.retention.get("conductance_drift", np.zeros(len(result.tunings))),
+        "state_drift_at_end": result.retention.get("state_drift", np.zeros(n)),
+        "conductance_drift_at_end": result.retention.get("conductance_drift", np.zeros(n)),
         **per_device,
     })
+    for name, columns in tables.items():
+        run.write_csv(f"{folder}/{name}.csv", columns)
     run.write_npz(f"{folder}/ledger.npz", **result.ledger.to_arrays())
     run.write_npz(f"{folder}/outputs.npz", chip_outputs=result.chip_outputs)
     phases = result.ledger.by_phase()
@@ -184,7 +196,8 @@ def _error_sweep(run: Run, config: Config, progress: bool, make_chip) -> None:
     medium = config.device.medium
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
-    final_states = run.read_csv(f"parts/{medium}-noreset/devices.csv")["final_state"]
+    last = config.make_trainer().variants[-1]
+    final_states = run.read_csv(f"parts/{medium}-{last}/devices.csv")["final_state"]
     total = sum(config.onchip.error_draws if s > 0 else 1 for s in config.onchip.conductance_errors)
     with make_chip(config, crossbar, final_states) as chip, \
             tqdm(total=total, desc=f"{medium}: conductance errors", disable=not progress, leave=False) as bar:

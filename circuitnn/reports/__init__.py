@@ -16,6 +16,7 @@ BUILDERS = {
     "crosscheck": "crosscheck_report",
     "calibration": "calibration_report",
     "drift": "drift_report",
+    "mismatch": "mismatch_report",
 }
 
 

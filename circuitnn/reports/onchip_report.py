@@ -16,6 +16,8 @@ import numpy as np
 from ..experiments.onchip import PAPER
 from ..experiments.reproduction import headline
 from ..store import CorruptRunError, Run
+from .learning_report import add_sections as learning_sections
+from .learning_report import learning_parts
 from .document import (
     Report, ReportError, provenance, resume_command, pyplot, without_float_noise, write_into_run, write_to_folder,
 )
@@ -84,10 +86,13 @@ def build_report(run: Run) -> Report:
     backend = plan.get("backend", "spice")
     parts = _finished(run, plan["parts"])
     tuning = [p for p in parts if _TUNING.match(p)]
-    if not tuning:
-        raise ReportError(f"run {run.id} ({run.status}) has no finished tuning part yet, so there is nothing "
+    learning = learning_parts(run, parts)
+    if not tuning and not learning:
+        raise ReportError(f"run {run.id} ({run.status}) has no finished training part yet, so there is nothing "
                           f"to report; resume it with `{resume_command(run)}`")
-    summaries = {p: _summary(run, p) for p in tuning}
+    summaries = {p: _summary(run, p) for p in tuning + learning}
+    learned = {p: summaries[p] for p in learning}
+    summaries = {p: summaries[p] for p in tuning}
     phases = {p: run.read_csv(f"parts/{p}/phases.csv", numeric=("time_s",)) for p in tuning}
     overheads = {m: float(c["timing"]["controller_overhead_s"]) for m, c in run.info.config["media"].items()}
     report = Report(run.id, f"circuitnn reproduction report: {run.id}", header=provenance(run))
@@ -99,6 +104,14 @@ def build_report(run: Run) -> Report:
         report.header.append(f"Incomplete run ({run.status}): not finished yet: {', '.join(missing)}. "
                              f"Resume with `{resume_command(run)}`.")
 
+    if not tuning:  # a run of an in-situ trainer only
+        learning_sections(report, run, learning, learned)
+        _add_errors(report, run, parts)
+        figures = {**report.figures, **_figures(run, parts, {}, [], tuning_figure=False)}
+        report.figures = figures
+        report.captions.update(_figure_captions(figures, backend))
+        report.summary = headline(learned.values())
+        return report
     ours = f"ours ({backend})"
     report.tables["tuning"] = [_tuning_row(summaries[p], ours) for p in tuning] + [{
         "medium": "Cr", "initial reset": "not stated", "chip accuracy (%)": f"up to {100 * PAPER['best_accuracy']:g}",
@@ -135,12 +148,7 @@ def build_report(run: Run) -> Report:
     if savings:
         report.tables["reset_savings"] = savings
     report.tables["paper_comparison"] = _paper_comparison(summaries, run, parts)
-    errors = [p for p in parts if p.endswith("-errors")]
-    if errors:
-        report.tables["conductance_errors"] = _error_table(run, errors)
-        report.captions["conductance_errors"] = (
-            "Accuracy through the array when every programmed conductance is off by a relative error drawn "
-            "from N(0, σ²): mean and standard deviation over the draws, in % of the test images.")
+    _add_errors(report, run, parts)
     if "heatmap" in parts:
         grid = _grid(run)
         report.tables["noise_heatmap"] = [
@@ -157,8 +165,19 @@ def build_report(run: Run) -> Report:
     report.notes = _notes(summaries, split, calibration, plan)
     if "heatmap" in parts:
         report.notes.append(_heatmap_note(_grid(run)))
-    report.summary = headline(summaries.values())
+    learning_sections(report, run, learning, learned)
+    report.summary = headline([*summaries.values(), *learned.values()])
     return report
+
+
+def _add_errors(report: Report, run: Run, parts: list[str]) -> None:
+    errors = [p for p in parts if p.endswith("-errors")]
+    if errors:
+        report.tables["conductance_errors"] = _error_table(run, errors)
+        report.captions["conductance_errors"] = (
+            "Accuracy through the array when every programmed conductance is off by a relative error drawn "
+            "from N(0, σ²) (around the states the run's last trainer variant left): mean and standard deviation "
+            "over the draws, in % of the test images.")
 
 
 def _heatmap_medium(run: Run, plan: dict) -> str:
@@ -367,9 +386,33 @@ def _figure_captions(figures: dict, backend: str) -> dict[str, str]:
     return {name: captions[name] for name in figures if name in captions}
 
 
-def _figures(run: Run, parts: list[str], summaries: dict[str, dict], split: list[dict]) -> dict[str, object]:
+def _figures(run: Run, parts: list[str], summaries: dict[str, dict], split: list[dict],
+             tuning_figure: bool = True) -> dict[str, object]:
     plt = pyplot()
     figures = {}
+    if tuning_figure:
+        figures["tuning_cost.png"] = _tuning_figure(summaries, split)
+    errors = [p for p in parts if p.endswith("-errors")]
+    if errors:
+        figure, ax = plt.subplots(figsize=(6, 4))
+        for part in errors:
+            sweep = _sweep(run, part)
+            ax.errorbar(sweep["sigma"] * 100, sweep["accuracy_mean"] * 100, yerr=sweep["accuracy_std"] * 100,
+                        marker="o", capsize=3, label=part.split("-")[0])
+        ax.axvline(10, color="k", ls=":", label="paper: 10 % tolerated")
+        ax.set(xlabel="conductance error σ (%)", ylabel="accuracy (% of test images)",
+               title="Accuracy under conductance error")
+        ax.legend()
+        figure.tight_layout()
+        figures["conductance_errors.png"] = figure
+
+    if "heatmap" in parts:
+        figures["noise_heatmap.png"] = _heatmap_figure(_grid(run))
+    return figures
+
+
+def _tuning_figure(summaries: dict[str, dict], split: list[dict]):
+    plt = pyplot()
     media = list(dict.fromkeys(s["medium"] for s in summaries.values()))
     x = np.arange(len(media))
     figure, axes = plt.subplots(1, 4, figsize=(16, 4.2))
@@ -408,25 +451,7 @@ def _figures(run: Run, parts: list[str], summaries: dict[str, dict], split: list
     split_ax.legend(fontsize=8)
     figure.suptitle("Write-verify tuning of the 30 devices")
     figure.tight_layout()
-    figures["tuning_cost.png"] = figure
-
-    errors = [p for p in parts if p.endswith("-errors")]
-    if errors:
-        figure, ax = plt.subplots(figsize=(6, 4))
-        for part in errors:
-            sweep = _sweep(run, part)
-            ax.errorbar(sweep["sigma"] * 100, sweep["accuracy_mean"] * 100, yerr=sweep["accuracy_std"] * 100,
-                        marker="o", capsize=3, label=part.split("-")[0])
-        ax.axvline(10, color="k", ls=":", label="paper: 10 % tolerated")
-        ax.set(xlabel="conductance error σ (%)", ylabel="accuracy (% of test images)",
-               title="Accuracy under conductance error")
-        ax.legend()
-        figure.tight_layout()
-        figures["conductance_errors.png"] = figure
-
-    if "heatmap" in parts:
-        figures["noise_heatmap.png"] = _heatmap_figure(_grid(run))
-    return figures
+    return figure
 
 
 def _heatmap_figure(grid: dict):

@@ -143,18 +143,18 @@ class _LayerNetwork:
                     self._edge(rows[pol][i][j], columns[j][i], 0.0, device)
                     device += 1
         if spec.weights == "single":
-            g_ref = spec.reference_conductance_S
-            for s in self.summing_nodes:
-                self._edge(("src", reference), s, g_ref)
-        # Feedback: u = A (V_os − V_s) substituted into KCL at s.
+            g_ref = spec.reference_conductance_S / layer.neuron_values("reference_scale")
+            for s, g in zip(self.summing_nodes, g_ref):
+                self._edge(("src", reference), s, float(g))
+        # Feedback: u = A (V_os − V_s) substituted into KCL at s; per neuron (a drawn mismatch).
         neuron = layer.neuron
         self.gain = neuron.open_loop_gain
-        self.offset_V = neuron.v_offset_V
-        g_f = 1.0 / (neuron.r_feedback_ohm * gain_scale)
+        self.offset_V = neuron.v_offset_V + layer.neuron_values("offset_V")[:, None]   # (n_out, 1)
+        g_f = 1.0 / (neuron.r_feedback_ohm * gain_scale * layer.neuron_values("feedback_scale"))
         self.constant_rhs = np.zeros(self.n_unknown)
-        for s in self.summing_nodes:
-            self._entry(s, s, g_f * (1.0 + self.gain))
-            self.constant_rhs[s] += g_f * self.gain * self.offset_V
+        for j, s in enumerate(self.summing_nodes):
+            self._entry(s, s, g_f[j] * (1.0 + self.gain))
+            self.constant_rhs[s] += g_f[j] * self.gain * self.offset_V[j, 0]
         self._freeze()
 
     # -- building ---------------------------------------------------------------------------------
@@ -342,7 +342,9 @@ class ArrayModel:
             out = np.clip(u, -neuron.v_rail_V, neuron.v_rail_V)
             if quantize_output is not None:
                 out = quantize_output(out, neuron.v_rail_V)
-            act = activation_V(out, neuron.activation, neuron.activation_gain_per_V, spec.v_read_V)
+            layer = network.layer
+            act = activation_V(out, neuron.activation, neuron.activation_gain_per_V * layer.neuron_values("gain_scale"),
+                               spec.v_read_V, layer.neuron_values("threshold_V"))
             tia.append(out)
             activations.append(act)
             currents.append(column)
@@ -380,9 +382,10 @@ class ArrayModel:
         return self.layers[layer].transfer_S()
 
 
-def activation_V(tia_output_V, activation: str, gain_per_V: float, v_read_V: float) -> np.ndarray:
-    """The activation stage: V_read · f(k · z), z = −V(out) (the netlist's ``bact`` source)."""
-    kz = gain_per_V * -np.asarray(tia_output_V)
+def activation_V(tia_output_V, activation: str, gain_per_V, v_read_V: float, threshold_V=0.0) -> np.ndarray:
+    """The activation stage: V_read · f(k · (z − θ)), z = −V(out) (the netlist's ``bact`` source);
+    ``gain_per_V`` and ``threshold_V`` are scalars or one value per neuron (the last axis)."""
+    kz = gain_per_V * (-np.asarray(tia_output_V) - threshold_V)
     if activation == "sigmoid":
         return v_read_V * expit(kz)
     if activation == "tanh":
