@@ -101,3 +101,25 @@ def test_chip_in_the_loop_trainer_lowers_the_drift_penalty(pcm_circuit):
     assert after < 0.6 * before
     assert result.loss.shape == (8,) and result.loss.max() < 0.05   # the task is still solved
     assert np.all(np.isfinite(result.penalty))
+
+
+def test_drift_regularized_trainer_behind_the_trainer_protocol(pcm_circuit):
+    """Selected by name, fine-tunes on the chip, then write-verifies: the chip's ledger holds the
+    write-verify only (the in-loop evaluations are put back), every device within tolerance."""
+    from circuitnn.training.trainer import ChipTask, trainer
+
+    config, crossbar, trained, states, X, y = pcm_circuit
+    X_train, y_train = make_dataset(10, 0.0, np.random.default_rng(1))
+    cls = trainer("drift-regularized")
+    settings = chip_drift.ChipDriftTrainingConfig(steps=3, draws=2)
+    task = ChipTask(trained.weights, mapping.weights_to_conductances(trained.weights, crossbar), X_train, y_train,
+                    X_train, y_train)
+    checkpoints = []
+    start = np.full(crossbar.n_devices, 0.5)
+    with SurrogateChip(crossbar, start, config.programming, config.timing, seed=2) as chip:
+        outcome = cls(settings, config.tuning, 0).train(chip, task, "noreset", None, checkpoints.append)
+        assert chip.ledger.totals()["pulses"] == sum(outcome.tables["devices"]["set_pulses"]) + sum(
+            outcome.tables["devices"]["reset_pulses"])
+    assert outcome.summary["converged_devices"] == crossbar.n_devices
+    assert len(outcome.tables["drift_fine_tuning"]["penalty"]) == 3
+    assert checkpoints and "w0" in checkpoints[-1].arrays

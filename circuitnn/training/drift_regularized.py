@@ -22,11 +22,16 @@ since then (the chip's simulated clock ``clock_s``): waiting t seconds is advanc
   normal draws and their difference is the effect of the weights, not of the noise. Programming in
   the loop is ``load_states`` (ideal write: the chip's circuit and drift, not the verify loop).
 
-Written against the Chip protocol only (no trainer protocol was on main when this was written).
+``DriftRegularized`` puts the trainer behind the trainer protocol (``trainer.kind =
+"drift-regularized"``): fine-tune the ex-situ network with the chip penalty, then write-verify the
+fine-tuned weights' targets. The in-loop evaluations program by ``load_states`` and wait by moving
+the clock: simulated experiments (a real chip cannot wait a day per step), so the chip is put back
+to its as-found snapshot afterwards and the ledger holds the write-verify of the result only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +43,8 @@ from ..errors import ConfigError
 from ..validation import check_range
 from . import mapping
 from .software import _bce_and_gradients, _targets, forward
+from .trainer import Checkpoint, ChipTask, Trainer, TrainerState, TrainingOutcome
+from .write_verify import TuningProgress, tune_with_progress, tuning_tables
 
 
 def _log_factor(time_s: float, t0_s: float) -> float:
@@ -117,14 +124,15 @@ def variance_with_error(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # ---- the SPICE-in-the-loop trainer ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class ChipDriftTrainingConfig:
-    """Fields validated as ``drift_training.<field>``.
+    """The trainer's settings (``[trainer.settings]``), validated as ``trainer.settings.<field>``.
 
     ``strength`` λ on R_chip (output variance, outputs in [0, 1]: R_chip ~ 1e-3 where BCE ~ 0.02, so
     λ of a few hundred weighs them alike); ``time_s`` the read time after
     programming (one day); ``draws`` K ν draws per evaluation; ``steps`` gradient steps;
     ``learning_rate`` of plain gradient descent; ``perturbation`` the SPSA step in weight units (≈ 2 %
     of the weight range: large against SPICE's numerical noise, small against the curvature);
-    ``w_limit`` the weight clip (inside the device window); ``seed`` of the perturbation signs.
+    ``w_limit`` the weight clip (inside the device window); ``penalty_examples`` training images in
+    R_chip (the trainer; the functions take them explicitly); ``seed`` of the perturbation signs.
     """
 
     strength: float = 200.0
@@ -134,18 +142,20 @@ class ChipDriftTrainingConfig:
     learning_rate: float = 0.2
     perturbation: float = 0.1
     w_limit: float = 3.2
+    penalty_examples: int = 8
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check_range("drift_training.strength", self.strength, 0.0, 1e9, True)
-        check_range("drift_training.time_s", self.time_s, 0.0, 1e12, True)
-        for name, low, high in (("draws", 2, 10000), ("steps", 0, 100000), ("seed", 0, 2**32 - 1)):
+        check_range("trainer.settings.strength", self.strength, 0.0, 1e9, True)
+        check_range("trainer.settings.time_s", self.time_s, 0.0, 1e12, True)
+        for name, low, high in (("draws", 2, 10000), ("steps", 0, 100000), ("penalty_examples", 1, 100000),
+                                ("seed", 0, 2**32 - 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"drift_training.{name}", value, f"an integer in [{low}, {high}]")
-        check_range("drift_training.learning_rate", self.learning_rate, 0.0, 100.0)
-        check_range("drift_training.perturbation", self.perturbation, 0.0, 10.0)
-        check_range("drift_training.w_limit", self.w_limit, 0.0, 1e3)
+                raise ConfigError(f"trainer.settings.{name}", value, f"an integer in [{low}, {high}]")
+        check_range("trainer.settings.learning_rate", self.learning_rate, 0.0, 100.0)
+        check_range("trainer.settings.perturbation", self.perturbation, 0.0, 10.0)
+        check_range("trainer.settings.w_limit", self.w_limit, 0.0, 1e3)
 
 
 def chip_drift_penalty(chip: Chip, weights, X, time_s: float, draws: int) -> float:
@@ -191,3 +201,49 @@ def train_with_chip_drift_penalty(chip: Chip, weights, X, y, config: ChipDriftTr
             np.clip(w, -config.w_limit, config.w_limit, out=w)
         losses[step], penalties[step] = loss, 0.5 * (up + down)
     return ChipDriftTrainingResult(tuple(W), losses, penalties)
+
+
+class DriftRegularized(Trainer):
+    name = "drift-regularized"
+    settings_type = ChipDriftTrainingConfig
+    # The write-verify that ends it, with and without one initial RESET (as the write-verify trainer).
+    variants = ("noreset", "reset")
+    summary_line = ("ex-situ network fine-tuned with a drift penalty measured on the chip (output variance over "
+                    "drift draws a day after programming), then write-verified")
+
+    def train(self, chip: Chip, task: ChipTask, variant: str, resume: TrainerState | None,
+              checkpoint: Checkpoint) -> TrainingOutcome:
+        self.check_variant(variant)
+        settings = self.settings
+        n_layers = len(task.weights)
+        if resume is not None and "w0" in resume.arrays:
+            weights = tuple(resume.arrays[f"w{i}"] for i in range(n_layers))
+            fine_tuning = {k: resume.state[k] for k in ("loss", "penalty")}
+        else:
+            found = chip.snapshot()
+            X_penalty = task.X_train[:settings.penalty_examples]
+            result = train_with_chip_drift_penalty(chip, task.weights, task.X_train, task.y_train, settings, X_penalty)
+            chip.restore(found)
+            weights = result.weights
+            fine_tuning = {"loss": result.loss.tolist(), "penalty": result.penalty.tolist()}
+        arrays = {f"w{i}": np.asarray(w) for i, w in enumerate(weights)}
+        progress = (TuningProgress.from_state(resume.state["tuning"], resume.arrays["initial_states"])
+                    if resume is not None and "tuning" in resume.state else TuningProgress(chip.states))
+
+        def save(now: TuningProgress) -> None:
+            state = now.as_trainer_state()
+            checkpoint(TrainerState({**fine_tuning, "tuning": state.state}, {**arrays, **state.arrays}))
+
+        save(progress)
+        targets = mapping.weights_to_conductances(weights, chip.crossbar, strict=False)
+        tuning = dataclasses.replace(self.tuning, initial_reset=(variant == "reset"))
+        tunings = tune_with_progress(chip, targets, tuning, progress, on_device=save)
+        table, summary, times, at_completion = tuning_tables(tunings, progress)
+        penalty = fine_tuning["penalty"]
+        summary.update({"drift_penalty_first": float(penalty[0]) if penalty else float("nan"),
+                        "drift_penalty_last": float(penalty[-1]) if penalty else float("nan")})
+        steps = {"step": list(range(len(penalty))), "loss": fine_tuning["loss"], "penalty": penalty}
+        return TrainingOutcome({"devices": table, "drift_fine_tuning": steps}, summary, times, at_completion)
+
+
+TRAINER = DriftRegularized
