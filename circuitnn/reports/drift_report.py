@@ -55,6 +55,27 @@ def gain_rows(parts: dict, times) -> list[dict]:
     return rows
 
 
+def acceptance_notes(gains: list[dict]) -> list[str]:
+    """One sentence per network and compensation: does the plain network lose ≥ 3 points by one month,
+    and does the regularized one keep more at one month and one year by > 2 standard errors, with at
+    most 1 point lost at t = 0? Stated beside the patent family's claim."""
+    notes = []
+    for kind, gdc in dict.fromkeys((r["network"], r["GDC"]) for r in gains):
+        rows = {r["time"]: r for r in gains if r["network"] == kind and r["GDC"] == gdc}
+        if not {"0 s", "1 month", "1 year"} <= set(rows):
+            continue
+        month, year, start = rows["1 month"], rows["1 year"], rows["0 s"]
+        lost = month["plain lost since t=0 (points)"]
+        kept = all(r["gain / SE"] > 2 for r in (month, year))
+        cost = -start["gain (points)"]
+        notes.append(
+            f"{kind}, GDC {gdc}: plain loses {lost:.2f} points by 1 month ({'≥' if lost >= 3 else '<'} 3); "
+            f"regularized − plain = {month['gain (points)']:+.2f} points at 1 month ({month['gain / SE']:+.1f} SE), "
+            f"{year['gain (points)']:+.2f} at 1 year ({year['gain / SE']:+.1f} SE), {cost:+.2f} points lost at t = 0: "
+            f"criterion {'met' if (lost >= 3 and kept and cost <= 1) else 'not met'} (patent family: {PATENT_CLAIM}).")
+    return notes
+
+
 def build_report(run: Run) -> Report:
     plan = run.read_json("plan.json")
     parts = accuracy_parts(run)
@@ -95,6 +116,7 @@ def build_report(run: Run) -> Report:
         report.captions["regularizer_gain"] = (
             "Regularized minus plain accuracy, in points, with the standard error of the difference of the two "
             f"means; the patent family reports {PATENT_CLAIM}.")
+        report.notes += acceptance_notes(gains)
         report.summary["regularizer_gain"] = {f"{r['network']} GDC {r['GDC']} {r['time']}": r["gain (points)"]
                                               for r in gains if r["time"] in ("0 s", "1 month", "1 year")}
     if has_programming:
