@@ -23,7 +23,7 @@ training / 2000 test images, MLP 784-256-10 and the small CNN, 3 and 2 epochs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
