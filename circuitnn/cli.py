@@ -265,6 +265,10 @@ def cmd_networks(args) -> None:
 
 def cmd_learn_networks(args) -> None:
     from .experiments.network_learning import default_plan, run_learning_study
+def cmd_drift(args) -> None:
+    from dataclasses import replace
+
+    from .experiments.drift import DriftStudyConfig, quick_config, run_drift
     from .reports import write_report
     from .validation import check_range
 
@@ -287,6 +291,18 @@ def cmd_learn_networks(args) -> None:
         plan = default_plan(**changes)
     run = run_learning_study(_store(args), plan, progress=not args.quiet, resume=args.resume,
                              write_report=write_report)
+    _check_resume(_store(args), args, ("drift",))
+    config = quick_config() if args.quick else DriftStudyConfig()
+    changes = {"seed": args.seed, "mnist_dir": args.mnist}
+    if args.network:
+        changes["kinds"] = tuple(args.network)
+    if args.step:
+        changes["steps"] = tuple(args.step)
+    if args.draws is not None:
+        changes["draws"] = args.draws
+    config = replace(config, **changes).with_setting(args.window_fraction, args.drift_scale, args.regularizer,
+                                                     args.strength)
+    run = run_drift(_store(args), config, resume=args.resume, progress=not args.quiet, write_report=write_report)
     print(run.read_text("report.md"))
     print(f"run {run.id}: {run.path}")
 
@@ -508,6 +524,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_learn_networks)
+    p = sub.add_parser("drift", help="PCM drift: drift-regularized training and accuracy over time, optimized "
+                                     "four-device programming, SPICE checks on the 9-3-1 PCM circuit")
+    p.add_argument("--mnist", metavar="DIR", help="folder (or images file) with MNIST IDX files "
+                   "(default: scikit-learn's 8x8 digits)")
+    p.add_argument("--network", action="append", choices=("mlp", "cnn"), help="repeatable; default both")
+    p.add_argument("--step", action="append", choices=("networks", "programming", "spice"),
+                   help="repeatable; default all three")
+    p.add_argument("--draws", type=int, help="programming draws per evaluation (default 25)")
+    p.add_argument("--quick", action="store_true", help="a few-minute version: fewer examples, draws, generations")
+    p.add_argument("--window-fraction", type=float, help="fraction of the PCM window a full-scale weight uses "
+                   "(default 0.15)")
+    p.add_argument("--drift-scale", type=float, help="multiplies every drift exponent (default 1: as published)")
+    p.add_argument("--regularizer", choices=("analytic", "montecarlo", "montecarlo_outputs"),
+                   help="form of the drift penalty (default montecarlo)")
+    p.add_argument("--strength", type=float, help="lambda of the drift penalty (default 3)")
+    p.add_argument("--resume", metavar="RUN_ID", help="continue an interrupted run (its own settings)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data split, initialisation and draws (default 0)")
+    p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("train", help="on-chip training of one medium: write-verify with and without reset, "
                                      "or --trainer dgc (SPICE, or the surrogate with --backend surrogate)")
@@ -553,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
     p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, "
-                        "learn-networks, mismatch, sweep")
+                        "learn-networks, mismatch, drift, sweep")
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "

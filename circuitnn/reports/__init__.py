@@ -16,6 +16,7 @@ BUILDERS = {
     "crosscheck": "crosscheck_report",
     "calibration": "calibration_report",
     "learn-networks": "network_learning_report",
+    "drift": "drift_report",
     "mismatch": "mismatch_report",
     "sweep": "sweep_report",
 }
