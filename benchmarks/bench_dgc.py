@@ -34,9 +34,12 @@ TARGET_S = 1.0
 
 def one(realisation: str, steps: int) -> dict:
     config = load_config(medium_name="Cr", trainer_kind="dgc")
-    config = dataclasses.replace(config, trainer=dataclasses.replace(
-        config.trainer, settings={"steps": steps, "batch_size": 16, "realisation": realisation,
-                                  "eval_every": steps}))
+    # A 10-image test set: the trainer's two monitoring passes (not charged to the chip) then cost
+    # ~1 % of the timed steps instead of a third.
+    config = dataclasses.replace(
+        config, onchip=dataclasses.replace(config.onchip, n_test_per_class=5),
+        trainer=dataclasses.replace(config.trainer, settings={"steps": steps, "batch_size": 16,
+                                                              "realisation": realisation, "eval_every": steps}))
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
     states = onchip.initial_states(config, crossbar.n_devices)
@@ -57,7 +60,7 @@ def one(realisation: str, steps: int) -> dict:
             "simulations_per_step": STATS.runs / steps,
             "evaluations_per_step": int(outcome.tables["history"]["evaluations"][-1]) / steps,
             "ratio_to_target": per_step / TARGET_S, "meets_target": per_step <= TARGET_S,
-            "note": "wall includes the two monitoring passes (step 0 and the last: the test set, not charged)"}
+            "note": "wall includes two monitoring passes over 10 test images and 16 batch images"}
 
 
 def main() -> int:

@@ -35,13 +35,6 @@ EPILOG = (f"Runs are stored in {DEFAULT_STORE}/ unless --store says otherwise; `
           "2 bad input, 128 + N stopped by signal N (130 Ctrl-C; the run stays resumable with --resume).")
 
 
-def _trainer_help() -> str:
-    from .training.trainer import trainers
-
-    return "; ".join(f"{name}: {cls.summary_line} (variants {', '.join(cls.variants)})"
-                     for name, cls in trainers().items())
-
-
 def _config(args, trainer_kind: str | None = None):
     from .experiments.config import load_config
 
@@ -456,8 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="simulate in ngspice (default) or on the calibrated NumPy surrogate")
         p.add_argument("--calibration", metavar="RUN_ID",
                        help="surrogate calibration run (circuitnn calibrate); needs --backend surrogate")
+        # Not listed from the registry here: that imports every trainer (1 s) for any command's --help.
         p.add_argument("--trainer", metavar="KIND",
-                       help="on-chip trainer (trainer.kind; default write-verify): " + _trainer_help())
+                       help="on-chip trainer, trainer.kind: write-verify (default), dgc (perturb-and-measure), "
+                            "drift-regularized, or any registered one; an unknown name lists them")
 
     p = sub.add_parser("calibrate", help="fit the surrogate to SPICE for one medium; store errors and parity plots")
     common(p, False)
