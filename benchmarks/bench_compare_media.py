@@ -11,13 +11,11 @@ machine is shared. Writes ``benchmarks/results/compare_media.json``.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from circuitnn import __version__
 from circuitnn.devices.media import MEDIA
@@ -26,8 +24,8 @@ from circuitnn.experiments.reproduction import run_reproduction
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.spice.engine import STATS
 from circuitnn.store import RunStore
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 TARGET_S = 30.0
@@ -55,10 +53,7 @@ def main() -> int:
         "meets_target": wall <= TARGET_S and STATS.solve_time_s / wall >= TARGET_SHARE,
         "simulations": STATS.runs, "summary": summary,
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "compare_media.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("compare_media", result)
     return 0
 
 

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 from circuitnn import __version__
 from circuitnn.chip.spice_chip import SpiceChip
@@ -27,8 +25,8 @@ from circuitnn.experiments import onchip
 from circuitnn.experiments.config import load_config
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.spice.engine import STATS
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_S = 1.0
 
 
@@ -73,9 +71,7 @@ def main() -> int:
               "python": platform.python_version(), "cpus": os.cpu_count(),
               "load_average_before": load_before, "load_average_after": os.getloadavg(),
               "target_s_per_step": TARGET_S, "results": rows}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "dgc_step.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("dgc_step", result)
     return 0
 
 

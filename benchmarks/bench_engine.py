@@ -18,7 +18,6 @@ Writes ``benchmarks/results/engine.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -36,8 +35,8 @@ from circuitnn.devices.base import preset
 from circuitnn.spice.batch import ngspice_version, run_batch
 from circuitnn.spice.engine import SpiceEngine
 from circuitnn.spice.pulses import SpicePulseWriter
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def bench_read(engine: SpiceEngine, crossbar: Crossbar, runs: int, rng) -> dict:
@@ -141,11 +140,7 @@ def main(argv=None) -> int:
         "read": read, "read_batched": read_batched, "write": write, "memory": memory,
         "batch_read": batch | {"ratio_to_in_process_read": batch["median_s"] / read["median_s"]},
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "engine.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    write_result("engine", result)
     return 0
 
 

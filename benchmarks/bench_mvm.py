@@ -22,12 +22,10 @@ ngspice. Target: ≥ 10^3× per MVM at equal size. Medians. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -39,8 +37,8 @@ from circuitnn.networks.tile_circuit import tile_crossbar
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.spice.engine import SpiceEngine
 from circuitnn.surrogate.array import ArrayModel
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1e3
 
 
@@ -130,11 +128,7 @@ def main(argv=None) -> int:
     result = {"benchmark": "mvm", "circuit": "N x N differential M-SDC (Cr) tile, R_line 1 ohm, periphery 10/10/100 ohm",
               "circuitnn": __version__, "ngspice": ngspice_version(), "python": platform.python_version(),
               "numpy": np.__version__, "target_ratio": TARGET_RATIO, "sizes": sizes}
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "mvm.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    write_result("mvm", result)
     return 0
 
 

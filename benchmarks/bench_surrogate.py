@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -47,8 +45,8 @@ from circuitnn.circuits.program import PulseSpec
 from circuitnn.experiments.config import load_config
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.surrogate import reads as surrogate_reads
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_RATIO = 1e3
 N_SAMPLES = 200
 TILE = 100  # 30 devices × 100 = 3000 device-pulses per batched call
@@ -295,13 +293,9 @@ def main(argv=None) -> int:
         "media": media,
         "total_wall_s": time.perf_counter() - start,
     }
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "surrogate.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("surrogate", result)
     for name, r in media.items():
         print(_summary_line(name, r), file=sys.stderr)
-    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

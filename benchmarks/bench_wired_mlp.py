@@ -21,7 +21,6 @@ Records os.getloadavg(). Writes ``benchmarks/results/wired_mlp.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -36,8 +35,8 @@ from circuitnn.networks import NetworkConfig, NetworkTrainingConfig, build_netwo
 from circuitnn.networks.devices import tile_device, weights_to_conductance_pair
 from circuitnn.networks.tile_circuit import effective_difference_S, wire_gain_map
 from circuitnn.networks.tiles import TileConfig, tile_slices, wire_maps
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 TARGET_RATIO = 5.0
 
@@ -111,11 +110,7 @@ def main(argv=None) -> int:
     result["linearised_map_error_at_trained_weights"] = [
         _map_error(w, tile, model, base.wire_reference_fraction) for w in trained]
     result["loadavg_after"] = os.getloadavg()
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"wired_mlp_r{args.r_line:g}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    write_result(f"wired_mlp_r{args.r_line:g}", result)
     return 0
 
 

@@ -19,12 +19,10 @@ Writes ``benchmarks/results/woodbury.json`` with os.getloadavg() before and afte
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -33,8 +31,8 @@ from circuitnn.devices.base import preset
 from circuitnn.networks.tile_circuit import tile_crossbar
 from circuitnn.networks.tiles import TileConfig
 from circuitnn.surrogate.array import ArrayModel
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _timed(call):
@@ -93,11 +91,7 @@ def main(argv=None) -> int:
     }
     result["meets_target"] = (result["ratio_update16_to_refactorize_and_read"] <= 1 / 20
                               and first_error <= 1e-9)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / "woodbury.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    write_result("woodbury", result)
     return 0
 
 

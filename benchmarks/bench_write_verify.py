@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from circuitnn import __version__
 from circuitnn.chip.spice_chip import SpiceChip
@@ -35,8 +33,8 @@ from circuitnn.experiments.config import load_config
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.spice.engine import STATS
 from circuitnn.training.tuning import program_to_target
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 1.1
 
 
@@ -107,11 +105,7 @@ def main(argv=None) -> int:
         for burner in burners:
             burner.kill()
             burner.wait()
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"write_verify{'' if args.medium == 'Cr' else '_' + args.medium}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    write_result(f"write_verify{'' if args.medium == 'Cr' else '_' + args.medium}", result)
     return 0
 
 
