@@ -258,10 +258,6 @@ def cmd_networks(args) -> None:
 
 def cmd_learn_networks(args) -> None:
     from .experiments.network_learning import default_plan, run_learning_study
-def cmd_drift(args) -> None:
-    from dataclasses import replace
-
-    from .experiments.drift import DriftStudyConfig, quick_config, run_drift
     from .reports import write_report
     from .validation import check_range
 
@@ -284,6 +280,18 @@ def cmd_drift(args) -> None:
         plan = default_plan(**changes)
     run = run_learning_study(_store(args), plan, progress=not args.quiet, resume=args.resume,
                              write_report=write_report)
+    print(run.read_text("report.md"))
+    print(f"run {run.id}: {run.path}")
+
+
+def cmd_drift(args) -> None:
+    from dataclasses import replace
+
+    from .experiments.drift import DriftStudyConfig, quick_config, run_drift
+    from .reports import write_report
+    from .validation import check_range
+
+    check_range("--seed", args.seed, 0, 2**32 - 1, True)
     _check_resume(_store(args), args, ("drift",))
     config = quick_config() if args.quick else DriftStudyConfig()
     changes = {"seed": args.seed, "mnist_dir": args.mnist}
@@ -519,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_learn_networks)
+
     p = sub.add_parser("drift", help="PCM drift: drift-regularized training and accuracy over time, optimized "
                                      "four-device programming, SPICE checks on the 9-3-1 PCM circuit")
     p.add_argument("--mnist", metavar="DIR", help="folder (or images file) with MNIST IDX files "
