@@ -31,7 +31,7 @@ from ..store import Run, RunStore
 from ..validation import check_choice, check_range
 from . import onchip
 from .config import Config, MismatchConfig, from_dict
-from .reproduction import BACKENDS, _chip_factory
+from .reproduction import BACKENDS, chip_factory
 
 METHODS = ("write-verify", "dgc", "finetune")
 
@@ -107,7 +107,7 @@ def run_mismatch(store: RunStore, config: Config, study: MismatchStudy = Mismatc
                            seed=config.seed, labels={"media": config.device.medium, "backend": study.backend},
                            name=f"mismatch-{config.device.medium}")
         run.write_json("plan.json", {"study": dataclasses.asdict(study), "medium": config.device.medium})
-    make_chip = _chip_factory(study.backend, None)
+    make_chip = chip_factory(study.backend, None)
     with run:
         points = [(i, level, k) for i, level in enumerate(study.levels) for k in range(study.chips)]
         done = sum(f"parts/level{i}-chip{k}.json" in run.files for i, _, k in points)

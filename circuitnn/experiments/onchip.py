@@ -23,9 +23,8 @@ from ..circuits.crossbar import Crossbar
 from .config import Config
 from ..data.patterns import make_dataset
 from ..training import mapping
-from ..data.patterns import nearest_prototype
 from ..training.software import TrainedNetwork, accuracy, train_default
-from ..training.trainer import ChipTask, Trainer, TrainerState, TrainingOutcome, last_programmed
+from ..training.trainer import ChipTask, Trainer, TrainerState, TrainingOutcome, all_inputs_accuracy, last_programmed
 from ..training.tuning import tune_all
 from ..training.write_verify import TuningProgress, WriteVerify
 
@@ -109,20 +108,6 @@ def chip_accuracy(chip: Chip, X, y) -> tuple[float, np.ndarray]:
     """Inference through the array: (accuracy, output activations (n,))."""
     outputs = chip.infer(X).outputs[:, 0]
     return float(np.mean((outputs > 0.5).astype(int) == y)), outputs
-
-
-def all_inputs_accuracy(chip: Chip) -> float:
-    """Accuracy over every binary input that has a class (the nearest prototype; 372 of 512), read
-    without read noise; the chip is left exactly as it was."""
-    inputs = mapping.binary_inputs(chip.crossbar.n_inputs)
-    labels, defined = nearest_prototype(inputs)
-    saved = chip.snapshot()
-    try:
-        outputs = chip.infer(inputs[defined], read_noise=False).outputs
-    finally:
-        chip.restore(saved)
-    predicted = (outputs[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
-    return float(np.mean(predicted == labels[defined]))
 
 
 @dataclass

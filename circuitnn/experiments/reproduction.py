@@ -77,7 +77,7 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
                                      "parts": plan(list(by_medium.values()), heatmap_medium),
                                      "backend": backend,
                                      "calibration": calibration.as_dict() if calibration else None})
-    make_chip = _chip_factory(backend, calibration)
+    make_chip = chip_factory(backend, calibration)
     with run:
         for part in run.read_json("plan.json")["parts"]:
             if _part_done(run, part):
@@ -121,7 +121,7 @@ def _part_done(run: Run, part: str) -> bool:
 BACKENDS = ("spice", "surrogate")
 
 
-def _chip_factory(backend: str, calibration: SurrogateCalibration | None):
+def chip_factory(backend: str, calibration: SurrogateCalibration | None):
     """A function (config, crossbar, states) -> Chip for the chosen backend."""
     if backend == "surrogate":
         from ..chip.surrogate_chip import SurrogateChip

@@ -52,10 +52,10 @@ from scipy.optimize import brentq
 
 from ..chip.protocol import Chip
 from ..circuits.program import PulseSpec
-from ..data.patterns import make_dataset, nearest_prototype
-from .mapping import binary_inputs
+from ..data.patterns import make_dataset
 from ..validation import check_choice, check_range
-from .trainer import ChipTask, Checkpoint, Trainer, TrainerState, TrainingOutcome
+from .software import classes
+from .trainer import ChipTask, Checkpoint, Trainer, TrainerState, TrainingOutcome, all_inputs_accuracy
 from .write_verify import TuningProgress, tune_with_progress, tuning_tables
 
 DIFFERENCES = ("central", "one-sided")
@@ -115,11 +115,6 @@ class DgcSettings:
         return dataclasses.replace(self, learning_rate=self.finetune_learning_rate,
                                    realisation=self.finetune_realisation)
 
-    def evaluations_per_step(self, n_devices: int) -> int:
-        """Cost measurements (mini-batch inferences) per step."""
-        base = 0 if self.difference == "central" else 1
-        per_direction = n_devices if self.estimator == "sequential" else 1
-        return base + per_direction * (2 if self.difference == "central" else 1)
 
 
 def cost(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -290,7 +285,7 @@ class Dgc(Trainer):
             batch_cost = cost(chip.infer(X).outputs, y)
             outputs = chip.infer(task.X_test).outputs
             chip.restore(saved)
-            predicted = _predicted(outputs)
+            predicted = classes(outputs)
             totals = chip.ledger.totals()
             for key, value in (("step", step), ("batch_cost", batch_cost),
                                ("test_accuracy", float(np.mean(predicted == task.y_test))),
@@ -309,23 +304,15 @@ class Dgc(Trainer):
         return history
 
 
-def _predicted(outputs: np.ndarray) -> np.ndarray:
-    return (outputs[:, 0] > 0.5).astype(int) if outputs.shape[1] == 1 else np.argmax(outputs, axis=1)
-
-
 def _accuracies(chip: Chip, task: ChipTask) -> dict:
     """Test-set accuracy and accuracy over every binary input with a nearest prototype, measured for
     the record only (the chip is restored: ledger, clock and noise streams as they were)."""
-    inputs = binary_inputs(chip.crossbar.n_inputs)
-    labels, defined = nearest_prototype(inputs)
     saved = chip.snapshot()
     try:
-        test = _predicted(chip.infer(task.X_test).outputs)
-        every = _predicted(chip.infer(inputs[defined], read_noise=False).outputs)
+        test = classes(chip.infer(task.X_test).outputs)
     finally:
         chip.restore(saved)
-    return {"test_accuracy": float(np.mean(test == task.y_test)),
-            "all_inputs_accuracy": float(np.mean(every == labels[defined]))}
+    return {"test_accuracy": float(np.mean(test == task.y_test)), "all_inputs_accuracy": all_inputs_accuracy(chip)}
 
 
 TRAINER = Dgc

@@ -99,10 +99,16 @@ def forward(weights, X) -> list[np.ndarray]:
     return activations
 
 
-def predict(weights, X) -> np.ndarray:
-    """Class labels (n,) int: output > 0.5 for one output unit, argmax for several."""
-    y = forward(weights, X)[-1]
+def classes(outputs) -> np.ndarray:
+    """Class labels (n,) int from output activations (n, n_out) in [0, 1]: output > 0.5 for one
+    output unit, argmax for several (the software network's and the chip's rule alike)."""
+    y = np.asarray(outputs)
     return (y[:, 0] > 0.5).astype(int) if y.shape[1] == 1 else np.argmax(y, axis=1)
+
+
+def predict(weights, X) -> np.ndarray:
+    """Class labels (n,) int of the software network."""
+    return classes(forward(weights, X)[-1])
 
 
 def accuracy(weights, X, y) -> float:

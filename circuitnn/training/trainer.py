@@ -33,7 +33,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..chip.protocol import Chip
+from ..data.patterns import nearest_prototype
 from ..errors import ConfigError
+from .mapping import binary_inputs
+from .software import classes
 from .tuning import TuningConfig
 
 
@@ -155,3 +158,16 @@ def last_programmed(chip: Chip) -> tuple[np.ndarray, np.ndarray]:
     np.maximum.at(at, arrays["device"][pulsed], ends[pulsed])
     at[np.isinf(at)] = np.nan
     return at, float(ends[-1]) if len(ends) else 0.0
+
+
+def all_inputs_accuracy(chip: Chip) -> float:
+    """Accuracy over every binary input that has a class (the nearest prototype; 372 of 512), read
+    without read noise; the chip is left exactly as it was (ledger, clock, noise streams)."""
+    inputs = binary_inputs(chip.crossbar.n_inputs)
+    labels, defined = nearest_prototype(inputs)
+    saved = chip.snapshot()
+    try:
+        outputs = chip.infer(inputs[defined], read_noise=False).outputs
+    finally:
+        chip.restore(saved)
+    return float(np.mean(classes(outputs) == labels[defined]))
