@@ -8,6 +8,8 @@ carried between the two.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..circuits.crossbar import Crossbar
@@ -25,6 +27,32 @@ from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, Pul
 # Inputs sent to the worker per round trip: large enough to hide the round trip, small enough that a
 # failure names a narrow range of samples.
 INFERENCE_BATCH = 256
+
+
+class _InferencePlan:
+    """Which vectors an inference reads (each once) and where each quantity sits among them."""
+
+    def __init__(self, crossbar: Crossbar):
+        layers = crossbar.spec.layers
+        vectors: dict[str, int] = {}
+
+        def column(name: str) -> int:
+            return vectors.setdefault(name, len(vectors))
+
+        self.activation = [[column(crossbar.activation_node(l, j)) for j in range(layer.n_outputs)]
+                           for l, layer in enumerate(layers)]
+        self.sense = [([column(crossbar.sense_nodes(l, j)[0]) for j in range(layer.n_outputs)],
+                       [column(crossbar.sense_nodes(l, j)[1]) for j in range(layer.n_outputs)])
+                      for l, layer in enumerate(layers)]
+        pairs = crossbar.driver_power_vectors()
+        inputs = {f"in{i}" for i in range(crossbar.n_inputs)}
+        # The input nodes sit at the voltages their sources are set to: their currents are read, and
+        # the voltages come from the inputs (nine vectors fewer to save and read per operating point).
+        self.input_currents = [column(current) for node, current in pairs if node in inputs]
+        others = [(node, current) for node, current in pairs if node not in inputs]
+        self.power_nodes = [column(node) for node, _ in others]
+        self.power_currents = [column(current) for _, current in others]
+        self.vectors = list(vectors)
 
 
 class SpiceChip(SequenceStates, DeviceStates):
@@ -90,45 +118,34 @@ class SpiceChip(SequenceStates, DeviceStates):
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
         crossbar = self.crossbar
         self._sync_array(self._read_inputs(noise=read_noise))
-        wanted = self._inference_vectors()
-        results = []
+        plan = self._plan
+        tables = []
         for first in range(0, len(x), INFERENCE_BATCH):
             batch = x[first:first + INFERENCE_BATCH]
-            results += self._array_engine.run_many(
-                "op", wanted, [crossbar.input_alters(sample) for sample in batch],
-                step=f"inference of samples {first}-{first + len(batch) - 1}")
-        return self._inference_result(results)
+            tables.append(self._array_engine.run_table(
+                plan.vectors, crossbar.input_alter_sets(batch),
+                step=f"inference of samples {first}-{first + len(batch) - 1}")[0])
+        table = np.concatenate(tables) if tables else np.zeros((0, len(plan.vectors)))
+        return self._inference_result(table, x)
 
-    def _inference_vectors(self) -> list[str]:
-        crossbar = self.crossbar
-        layers = crossbar.spec.layers
-        wanted = [crossbar.activation_node(l, j) for l, layer in enumerate(layers) for j in range(layer.n_outputs)]
-        wanted += sorted({v for v, _ in crossbar.driver_power_vectors()} | {i for _, i in crossbar.driver_power_vectors()}
-                         | {n for l, layer in enumerate(layers) for j in range(layer.n_outputs)
-                            for n in crossbar.sense_nodes(l, j)})
-        return wanted
+    @functools.cached_property
+    def _plan(self) -> _InferencePlan:
+        return _InferencePlan(self.crossbar)
 
-    def _inference_result(self, results) -> InferenceResult:
-        """Activations, column currents and energy of one inference per operating point, charged."""
-        crossbar = self.crossbar
-        layers = crossbar.spec.layers
-        nodes = [[crossbar.activation_node(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
-        power_pairs = crossbar.driver_power_vectors()
-        sense = [[crossbar.sense_nodes(l, j) for j in range(layer.n_outputs)] for l, layer in enumerate(layers)]
-        n = len(results)
-        activations = [np.zeros((n, layer.n_outputs)) for layer in layers]
-        currents = [np.zeros((n, layer.n_outputs)) for layer in layers]
-        r_sense = crossbar.sense_resistance_ohm
-        energy = 0.0
+    def _inference_result(self, table: np.ndarray, inputs: np.ndarray) -> InferenceResult:
+        """Activations, column currents and energy of one inference per operating point (a row of
+        ``table``, the plan's vectors), charged."""
+        plan, crossbar = self._plan, self.crossbar
         v_read = crossbar.spec.v_read_V
-        for k, result in enumerate(results):
-            v = result.vectors
-            for l, layer_nodes in enumerate(nodes):
-                activations[l][k] = [v[n][0] / v_read for n in layer_nodes]
-                currents[l][k] = [(v[end][0] - v[summing][0]) / r_sense for end, summing in sense[l]]
-            power = -sum(v[node][0] * v[current][0] for node, current in power_pairs)
-            energy += power * self.timing.inference_settle_s
-        duration = n * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
+        activations = [table[:, columns] / v_read for columns in plan.activation]
+        currents = [(table[:, ends] - table[:, summing]) / crossbar.sense_resistance_ohm
+                    for ends, summing in plan.sense]
+        # The input drivers' nodes sit at the voltages their alters set (those are rounded to the
+        # netlist's 12 digits: the energy differs by < 1e-11 relative).
+        power = -(np.sum(inputs * v_read * table[:, plan.input_currents], axis=1)
+                  + np.sum(table[:, plan.power_nodes] * table[:, plan.power_currents], axis=1))
+        energy = float(np.sum(power)) * self.timing.inference_settle_s
+        duration = len(table) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
         self._charge(LedgerEntry("inference", -1, 0.0, energy, duration))
         return InferenceResult(activations[-1], activations[:-1], energy, duration, currents)
 
@@ -219,29 +236,39 @@ class SpiceChip(SequenceStates, DeviceStates):
         self._charge_program_columns(columns, {RESET: "reset", PROGRAM: "program"}, recorder)
 
     def _charge_program_columns(self, columns: dict, phases: dict, recorder: SequenceRecorder | None = None) -> None:
-        """Ledger entries, states and ageing of a worker sequence's reads and pulses, in order, as
-        ``read_device`` and ``pulse_device`` charge them."""
+        """Ledger entries, states and clock of a worker sequence's reads and pulses, in order, as
+        ``read_device`` and ``pulse_device`` charge them (same arithmetic, element by element; only
+        models that do not age come here, so no drift clock restarts)."""
         v_read, r_series = self.crossbar.spec.v_read_V, self.program_circuit.path.r_series_ohm
-        overhead = self.timing.controller_overhead_s
-        for row in range(len(columns["kind"])):
-            index = int(columns["device"][row])
-            if columns["kind"][row] == READ:
-                conductance, energy_device, energy_total, time_s = verify_read_values(
-                    float(columns["current_A"][row]), float(columns["v_device_V"][row]), v_read, r_series, self.timing)
-                read = DeviceRead(conductance, float(columns["current_A"][row]), energy_device, energy_total, time_s)
-                self._charge(LedgerEntry("read", index, read.energy_device_J, read.energy_total_J, read.time_s))
-                if recorder is not None:
-                    recorder.read(index, read)
-            else:
-                x_after = float(columns["x_after"][row])
-                self._states[index] = x_after
-                event = PulseEvent(float(columns["x_before"][row]), x_after, float(columns["energy_device_J"][row]),
-                                   float(columns["energy_source_J"][row]), float(columns["duration_s"][row]) + overhead)
-                self._charge(LedgerEntry(phases[int(columns["kind"][row])], index, event.energy_device_J,
-                                         event.energy_total_J, event.time_s, pulses=1))
-                self._programmed(index, x_after)
-                if recorder is not None:
-                    recorder.pulse(index, event)
+        kind, devices = columns["kind"], columns["device"]
+        is_read = kind == READ
+        conductance, read_device_J, read_total_J, read_time = verify_read_values(
+            columns["current_A"], columns["v_device_V"], v_read, r_series, self.timing)
+        pulse_time = columns["duration_s"] + self.timing.controller_overhead_s
+        energy_device = np.where(is_read, read_device_J, columns["energy_device_J"])
+        energy_total = np.where(is_read, read_total_J, columns["energy_source_J"])
+        time_s = np.where(is_read, read_time, pulse_time)
+        names = {READ: "read", **phases}
+        self.ledger.add_many([names[k] for k in kind.tolist()], devices, energy_device, energy_total, time_s,
+                             (~is_read).astype(int))
+        for t in time_s.tolist():   # one addition per operation, in order, as the single operations do
+            self.clock_s += t
+        pulsed = np.flatnonzero(~is_read)
+        if len(pulsed):
+            # Each device ends at its last pulse's state.
+            last = len(pulsed) - 1 - np.unique(devices[pulsed][::-1], return_index=True)[1]
+            self._states[devices[pulsed[last]]] = columns["x_after"][pulsed[last]]
+        if recorder is not None:
+            for row in range(len(kind)):
+                index = int(devices[row])
+                if is_read[row]:
+                    recorder.read(index, DeviceRead(float(conductance[row]), float(columns["current_A"][row]),
+                                                    float(energy_device[row]), float(energy_total[row]),
+                                                    float(time_s[row])))
+                else:
+                    recorder.pulse(index, PulseEvent(float(columns["x_before"][row]), float(columns["x_after"][row]),
+                                                     float(energy_device[row]), float(energy_total[row]),
+                                                     float(time_s[row])))
 
     def _array_segment(self, ops, recorder: SequenceRecorder) -> None:
         """SetStates / Infer / Restore in one run_many: each Infer's first operating point also
@@ -263,21 +290,21 @@ class SpiceChip(SequenceStates, DeviceStates):
                 all_alters = crossbar.state_alters(reads)
                 state = {sites[i].state_target: all_alters[sites[i].state_target] for i in changed}
                 held = reads.copy()
-                sets = [crossbar.input_alters(sample) for sample in x]
+                sets = crossbar.input_alter_sets(x) if len(x) else []
                 if sets:
                     sets[0] = {**state, **sets[0]}
-                spans.append((len(alter_sets), len(alter_sets) + len(sets)))
+                spans.append((len(alter_sets), len(alter_sets) + len(sets), x))
                 alter_sets += sets
         if alter_sets:
             try:
-                results = self._array_engine.run_many("op", self._inference_vectors(), alter_sets,
-                                                      step=f"array sequence of {len(alter_sets)} operating points")
+                table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets,
+                                                        step=f"array sequence of {len(alter_sets)} operating points")
             except BaseException:
                 self._array_states = None  # what the worker holds is unknown: reload on next use
                 raise
             self._array_states = held
-            for first, last in spans:
-                recorder.inferences.append(self._inference_result(results[first:last]))
+            for first, last, x in spans:
+                recorder.inferences.append(self._inference_result(table[first:last], x))
 
     # -- for stored runs --------------------------------------------------------------------------------
     def netlists(self) -> dict[str, str]:

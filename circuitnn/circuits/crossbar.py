@@ -38,7 +38,7 @@ from ..devices.base import DeviceModel
 from ..errors import ConfigError
 from ..validation import check_choice
 from ..validation import check_range as _check
-from .netlist import Netlist, name, number
+from .netlist import MIN_MAGNITUDE, Netlist, name, number
 
 ACTIVATIONS = ("sigmoid", "tanh", "linear")
 WEIGHT_SCHEMES = ("single", "differential")
@@ -348,8 +348,23 @@ class Crossbar:
 
     def input_alters(self, inputs) -> dict[str, str]:
         """``alter`` targets and values that apply ``inputs`` (in [-1, 1], scaled by V_read)."""
-        values = self._validated_inputs(inputs) * self.spec.v_read_V
-        return {source: _dc_text(float(v)) for source, v in zip(self._input_sources, values)}
+        return self.input_alter_sets(self._validated_inputs(inputs)[None, :])[0]
+
+    def input_alter_sets(self, inputs) -> list[dict[str, str]]:
+        """``input_alters`` of every row of ``inputs`` (n, n_inputs), checked and written in one go
+        (a test set is thousands of rows)."""
+        values = np.asarray(inputs, dtype=float)
+        if values.ndim != 2 or values.shape[1] != self.n_inputs:
+            raise ConfigError("inputs", f"shape {values.shape}", f"shape (n, {self.n_inputs})")
+        bad = np.argwhere(~np.isfinite(values) | (np.abs(values) > 1.0))
+        if len(bad):
+            row, column = bad[0]
+            raise ConfigError(f"inputs[{row}, {column}]", float(values[row, column]), "[-1, 1]")
+        volts = values * self.spec.v_read_V
+        # Below the smallest magnitude a netlist number may have (circuits.netlist.number): 0 V.
+        volts[np.abs(volts) < MIN_MAGNITUDE] = 0.0
+        sources = self._input_sources
+        return [dict(zip(sources, [f"dc={v:.12g}" for v in row])) for row in volts.tolist()]
 
     @functools.cached_property
     def _input_sources(self) -> list[str]:
@@ -505,7 +520,3 @@ def _spec_summary(spec: CrossbarSpec) -> dict:
                            for name_ in NeuronMismatch.FIELDS))
     return summary
 
-
-@functools.lru_cache(maxsize=4096)   # inputs repeat (binary images): format each value once
-def _dc_text(value: float) -> str:
-    return f"dc={number(value)}"

@@ -56,19 +56,21 @@ class ProgrammingSetup:
 def pulse_outcome(vectors: dict, r_sense_ohm: float, state_vector: str, source_branch: str,
                   state_bounds: tuple[float, float]) -> tuple[float, float, float, float, float]:
     """(state after, device energy J, source energy J, duration s, peak current A) of a pulse
-    from its waveforms: energies integrated from the simulated V·I (trapezoid)."""
-    t = vectors["time"]
-    current = vectors["bot"] / r_sense_ohm
-    device_power = (vectors["top"] - vectors["bot"]) * current
-    # The branch current of a voltage source flows into its + node: delivered power is -V·I.
-    source_power = -vectors["pg"] * vectors[source_branch]
-    # np.trapezoid's arithmetic (bit for bit) without its per-call overhead (~25 µs a pulse).
+    from its waveforms: energies integrated from the simulated V·I (trapezoid rule)."""
+    t, bot = vectors["time"], vectors["bot"]
+    # The trapezoid rule as one weight per time point, shared by both integrals: a few array
+    # operations per pulse instead of a dozen (this runs once per pulse inside the worker loop).
     dt = t[1:] - t[:-1]
+    weights = np.empty_like(t)
+    weights[:-1] = dt
+    weights[-1] = 0.0
+    weights[1:] += dt
+    device_energy = float(np.dot((vectors["top"] - bot) * bot, weights)) * 0.5 / r_sense_ohm
+    # The branch current of a voltage source flows into its + node: delivered power is -V·I.
+    source_energy = -float(np.dot(vectors["pg"] * vectors[source_branch], weights)) * 0.5
     low, high = state_bounds
-    return (min(max(float(vectors[state_vector][-1]), low), high),
-            float(np.add.reduce(dt * (device_power[1:] + device_power[:-1]) / 2.0)),
-            float(np.add.reduce(dt * (source_power[1:] + source_power[:-1]) / 2.0)),
-            float(t[-1]), float(np.abs(current).max()))
+    return (min(max(float(vectors[state_vector][-1]), low), high), device_energy, source_energy,
+            float(t[-1]), max(float(bot.max()), -float(bot.min())) / r_sense_ohm)
 
 
 def read_outcome(top_V: float, bot_V: float, r_sense_ohm: float) -> tuple[float, float]:

@@ -17,6 +17,8 @@ import struct
 import time
 import traceback
 
+import numpy as np
+
 from . import sequences
 from .ngspice import NgSpiceLibrary, library_not_found_message
 
@@ -153,6 +155,23 @@ class _Server:
             solve_times.append(reply[2])
         return ("ok", results, solve_times)
 
+    def op_table(self, alter_lists: list[list[str]], vectors: list[str]) -> tuple:
+        """An operating point per alter list, in order: ('ok', values (runs × vectors) array,
+        solve times) — one array to send back instead of a dict of scalars per run."""
+        table = np.empty((len(alter_lists), len(vectors)))
+        solve_times = []
+        for position, alters in enumerate(alter_lists):
+            reply = self.run(alters, "op", vectors)
+            if reply[0] != "ok":
+                return (*reply[:2], f"run {position} of {len(alter_lists)}: {reply[2]}", *reply[3:])
+            values = reply[1]
+            try:
+                table[position] = [values[name] for name in vectors]
+            except (TypeError, ValueError):
+                return ("error", "rejected", "op_table reads one value per vector (an operating point)", "")
+            solve_times.append(reply[2])
+        return ("ok", table, solve_times)
+
 
 def first_error_line(lines: list[str]) -> str:
     for line in lines:
@@ -245,6 +264,8 @@ def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
         return server.run(*arguments)
     if kind == "run_many":
         return server.run_many(*arguments)
+    if kind == "op_table":
+        return server.op_table(*arguments)
     if kind == "write_verify":
         return sequences.run_write_verify(server.run, *arguments)
     if kind == "program_ops":
