@@ -103,7 +103,7 @@ def bench_memory(engine: SpiceEngine, crossbar: Crossbar, runs: int, rng) -> dic
     samples = []
     for k in range(runs):
         engine.run("op", ["l2a0"], alters=crossbar.input_alters(inputs[k % 512]))
-        if k % 1000 == 999:
+        if k % 1000 == 999 or k == runs - 1:
             samples.append(engine.worker_rss_bytes())
     growth = samples[-1] - start_rss
     return {"runs": runs, "rss_start_MB": start_rss / 2**20, "rss_end_MB": samples[-1] / 2**20,

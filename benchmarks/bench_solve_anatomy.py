@@ -84,8 +84,9 @@ def _split(before: dict, after: dict, transient: bool, runs: int, wall_s: float,
 
 
 def pulses(config, runs: int, rng) -> dict:
-    device = config.device
-    circuit = ProgrammingCircuit(device, config.programming, name=f"anatomy_{device.medium.lower()}")
+    device = config.device.params()
+    circuit = ProgrammingCircuit(device, config.programming_path(), name=f"anatomy_{device.medium.lower()}",
+                                 v_read_V=config.circuit.v_read_V)
     table = config.tuning.program(0, float(device.conductance_S(0.5))).pulse_table()
     pulse = table[len(table) // 2]
     states = rng.uniform(*device.state_bounds, runs)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..circuits.netlist import number
+from ..circuits.netlist import MIN_MAGNITUDE, number
 from ..circuits.write_verify import WriteVerifyProgram, controller, controller_read
 
 # Operation kinds in the result columns (and in ``run_program_ops``' operations).
@@ -95,15 +95,18 @@ class _Programmer:
     def _run(self, alters: list[tuple[str, str]], analysis: str, vectors, save=None) -> tuple[dict, float]:
         # A value this sequence already set is still set (a state a read left for the next pulse,
         # the read voltage): ngspice need not hear it again.
-        reply = self.run([f"alter {target} {value}" for target, value in alters
-                          if self.applied.get(target) != value], analysis, list(vectors), save)
+        applied = self.applied
+        commands = [f"alter {target} {value}" for target, value in alters if applied.get(target) != value]
+        reply = self.run(commands, analysis, vectors, save)
         if reply[0] != "ok":
             raise _Failed(reply, len(self.rows))
-        self.applied.update(alters)
+        applied.update(alters)
         return reply[1], reply[2]
 
     def _state(self, x: float) -> tuple[str, str]:
-        return (self.setup.state_target, f"dc={number(float(x))}")
+        # A state is a clipped ngspice output or a checked start value: finite, in its bounds.
+        value = f"dc={x:.12g}" if x == 0.0 or MIN_MAGNITUDE <= abs(x) <= 1.0 else f"dc={number(float(x))}"
+        return (self.setup.state_target, value)
 
     def read(self, device: int, x: float) -> float:
         s = self.setup

@@ -117,9 +117,10 @@ class _Server:
             self.saved = wanted
         for alter in alters:
             self._command(alter)
-        failure = self._failure()
-        if failure is not None:
-            return failure
+        if self.lib.output or self.lib.exit_status is not None:  # a good alter prints nothing
+            failure = self._failure()
+            if failure is not None:
+                return failure
         start = time.perf_counter()
         self._command(analysis)
         solve_s = time.perf_counter() - start
