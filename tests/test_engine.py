@@ -161,3 +161,26 @@ def test_polling_and_sleeping_engines_give_the_same_results(crossbar):
 def test_spin_outside_its_range_is_refused(spin_s):
     with pytest.raises(ValueError, match="spin_s"):
         SpiceEngine(spin_s=spin_s)
+
+
+def test_a_table_of_operating_points_equals_the_runs_one_by_one(crossbar):
+    """run_table returns what run_many returns, as one array; alters equal to values the worker
+    already holds are not re-sent, and that changes nothing, also across a worker restart."""
+    rng = np.random.default_rng(3)
+    inputs = rng.integers(0, 2, (12, 9)).astype(float)
+    inputs[4] = inputs[3]          # a repeated sample: every alter of run 4 is already held
+    sets = crossbar.input_alter_sets(inputs)
+    names = crossbar.neuron_nodes() + ["vin0#branch"]
+    netlist = crossbar.netlist(np.linspace(0.1, 0.9, 30), np.zeros(9))
+    with SpiceEngine(timeout_s=60) as engine:
+        engine.load("table", netlist)
+        expected = np.array([[r.vectors[n][0] for n in names] for r in engine.run_many("op", names, sets)])
+        engine.load("table", netlist)
+        table, solve_s = engine.run_table(names, sets[:6])
+        os.kill(engine.worker_pid(), signal.SIGKILL)   # the new worker gets the held inputs back
+        time.sleep(0.1)
+        rest, _ = engine.run_table(names, sets[6:])
+        assert engine.restarts == 1
+    assert table.shape == (6, len(names)) and len(solve_s) == 6 and np.all(solve_s > 0)
+    np.testing.assert_array_equal(np.vstack([table, rest]), expected)
+

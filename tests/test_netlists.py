@@ -129,6 +129,21 @@ def test_states_and_inputs_are_range_checked():
         crossbar.state_alters(np.zeros(29))
 
 
+def test_a_batch_of_inputs_is_checked_and_written_as_one_sample_at_a_time():
+    crossbar = Crossbar(default_spec(preset("W")))
+    batch = np.random.default_rng(0).uniform(-1, 1, (4, 9))
+    batch[1, 2] = 1e-305   # below the smallest magnitude a netlist number may have: 0 V
+    sets = crossbar.input_alter_sets(batch)
+    assert sets == [crossbar.input_alters(row) for row in batch]
+    assert sets[1]["vin2"] == "dc=0" and sets[0]["vin0"] == f"dc={batch[0, 0] * 0.1:.12g}"
+    bad = batch.copy()
+    bad[2, 5] = 1.5
+    with pytest.raises(ConfigError, match=r"inputs\[2, 5\] = 1.5 .*\[-1, 1\]"):
+        crossbar.input_alter_sets(bad)
+    with pytest.raises(ConfigError, match=r"shape \(n, 9\)"):
+        crossbar.input_alter_sets(np.zeros((2, 8)))
+
+
 def test_spec_validation_names_the_field():
     device = preset("Cr")
     neuron = NeuronSpec(r_feedback_ohm=-5.0)

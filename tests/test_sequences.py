@@ -152,3 +152,20 @@ def test_write_verify_survives_a_killed_worker_with_the_same_result():
         assert engine.restarts == restarts + 1
         assert got == expected
         assert chip.states[3] == reference.states[3]
+
+
+def test_ledger_takes_a_phase_per_operation_in_order():
+    from circuitnn.chip.ledger import Ledger, LedgerEntry
+
+    ledger = Ledger()
+    ledger.add(LedgerEntry("inference", -1, 0.0, 1e-9, 1e-6))
+    ledger.add_many(["read", "program", "read"], [3, 3, 4], [1.0, 2.0, 3.0], [1.5, 2.5, 3.5], [0.1, 0.2, 0.3],
+                    [0, 1, 0])
+    assert [(e.phase, e.device, e.pulses) for e in ledger.entries] == [
+        ("inference", -1, 0), ("read", 3, 0), ("program", 3, 1), ("read", 4, 0)]
+    assert ledger.totals(("read",))["energy_device_J"] == 4.0
+    with pytest.raises(ValueError, match="unknown ledger phase 'write'"):
+        ledger.add_many(["read", "write"], [1, 2], [0, 0], [0, 0], [0, 0], [0, 0])
+    with pytest.raises(ValueError, match="equally long"):
+        ledger.add_many(["read"], [1, 2], [0, 0], [0, 0], [0, 0], [0, 0])
+    assert len(ledger) == 4

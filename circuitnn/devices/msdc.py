@@ -264,8 +264,8 @@ def spice_subcircuit(p: MsdcParams) -> SpiceSubcircuit:
     else:
         # Without the diode path (phi = 1, as ``current_A`` computes it): two exponentials and their
         # derivatives fewer per device and Newton iteration, ~20 % of an array's operating point.
-        # phi and the diode parameters are then not parameters of the subcircuit, so an instance
-        # cannot set them expecting an effect: ngspice rejects the unknown parameter.
+        # phi and the diode parameters are then not in the parameter list (ngspice ignores an
+        # instance parameter the subcircuit does not declare); the comment says so.
         current = "Bm p n I = V(p,n)*(V(x)/ron + (1-V(x))/roff)"
     return SpiceSubcircuit(
         name=subckt_name(p),
@@ -285,7 +285,8 @@ def spice_subcircuit(p: MsdcParams) -> SpiceSubcircuit:
             p.provenance,
             "Pins: p (top electrode) n (bottom electrode). Positive V(p,n) drives x toward ON.",
             "Internal node x holds the state in [0,1]. Set the stored state with x0 (or alter v.<inst>.vx0).",
-        ),
+        ) + (() if p.phi < 1.0 else
+             ("phi = 1: no diode path, so no phi/af/bf/ar/br parameters (a preset with phi < 1 writes them).",)),
         state_node="x",
     )
 

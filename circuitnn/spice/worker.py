@@ -166,10 +166,7 @@ class _Server:
             if reply[0] != "ok":
                 return (*reply[:2], f"run {position} of {len(alter_lists)}: {reply[2]}", *reply[3:])
             values = reply[1]
-            try:
-                table[position] = [values[name] for name in vectors]
-            except (TypeError, ValueError):
-                return ("error", "rejected", "op_table reads one value per vector (an operating point)", "")
+            table[position] = [values[name] for name in vectors]   # an operating point: one value each
             solve_times.append(reply[2])
         return ("ok", table, solve_times)
 
