@@ -139,3 +139,27 @@ def test_surrogate_chip_corrects_a_few_pulsed_devices_in_low_rank():
     fresh = SurrogateChip(crossbar, chip.states).infer(x)
     assert _relative(got.column_currents_A[0], fresh.column_currents_A[0]) <= 1e-9
     np.testing.assert_allclose(got.outputs, fresh.outputs, rtol=1e-9, atol=1e-15)
+
+
+def test_large_tiles_are_ordered_by_nested_dissection_with_the_same_solution(monkeypatch):
+    """Above NESTED_DISSECTION_MIN_UNKNOWNS a layer is factorised in METIS's order; the solution is
+    the minimum-degree one's to rounding, and the order is the same every time."""
+    from circuitnn.surrogate import array
+
+    device = preset("Cr")
+    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, device)
+    g = np.random.default_rng(9).uniform(device.g_low_S, device.g_high_S, crossbar.n_devices)
+    x = np.random.default_rng(10).uniform(-0.1, 0.1, (5, WIRES.rows))
+    ordered = ArrayModel(crossbar)
+    assert ordered.n_unknowns >= array.NESTED_DISSECTION_MIN_UNKNOWNS
+    assert ordered.layers[0]._order is not None
+    np.testing.assert_array_equal(ordered.layers[0]._order, ArrayModel(crossbar).layers[0]._order)
+    monkeypatch.setattr(array, "NESTED_DISSECTION_MIN_UNKNOWNS", 10**9)
+    minimum_degree = ArrayModel(crossbar)
+    assert minimum_degree.layers[0]._order is None
+    for model in (ordered, minimum_degree):
+        model.factorize(g)
+    assert _relative(ordered.transfer_matrix_S(), minimum_degree.transfer_matrix_S()) <= 1e-12
+    a, b = ordered.solve(x), minimum_degree.solve(x)
+    assert _relative(a.column_currents_A[0], b.column_currents_A[0]) <= 1e-12
+    assert np.sort(ordered.layers[0]._order).tolist() == list(range(ordered.n_unknowns))
