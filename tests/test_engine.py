@@ -11,7 +11,7 @@ import pytest
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
 from circuitnn.devices.base import preset
-from circuitnn.errors import CircuitRejectedError, ConvergenceError, SimulationError
+from circuitnn.errors import CircuitRejectedError, ConvergenceError, NetlistError, SimulationError
 from circuitnn.spice.engine import SpiceEngine, alter_command
 
 
@@ -184,3 +184,23 @@ def test_a_table_of_operating_points_equals_the_runs_one_by_one(crossbar):
     assert table.shape == (6, len(names)) and len(solve_s) == 6 and np.all(solve_s > 0)
     np.testing.assert_array_equal(np.vstack([table, rest]), expected)
 
+
+
+def test_values_changed_behind_the_engines_back_are_sent_again(crossbar):
+    """The engine skips alters the worker already holds; after a raw command or a failed run it
+    cannot know what the worker holds, so the next runs send every value again."""
+    sets = crossbar.input_alter_sets(np.random.default_rng(4).uniform(-1, 1, (2, 9)))
+    names = crossbar.neuron_nodes()
+    with SpiceEngine(timeout_s=60) as engine:
+        engine.load("held", crossbar.netlist(np.linspace(0.1, 0.9, 30), np.zeros(9)))
+        first, _ = engine.run_table(names, sets)
+        engine.command_unvalidated("alter vin0 dc=0.0777")
+        again, _ = engine.run_table(names, sets[1:])
+        np.testing.assert_array_equal(again, first[1:])
+        with pytest.raises(NetlistError):   # refused before anything is sent: what is held stays known
+            engine.run_table(names, [{"vin0": "dc=1;quit"}])
+        np.testing.assert_array_equal(engine.run_table(names, sets[1:])[0], first[1:])
+        # A batch that fails part-way leaves its first runs' values in the worker.
+        with pytest.raises(SimulationError):
+            engine.run_table(names, [sets[0], {"vnosuchsource": "dc=1"}])
+        np.testing.assert_array_equal(engine.run_table(names, sets[1:])[0], first[1:])

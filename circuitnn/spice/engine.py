@@ -182,6 +182,7 @@ class SpiceEngine:
         self._folder: Path | None = None
         self._ready = False
         self._sequence = 0
+        self._held_known = True   # the worker holds exactly _persistent (see _batch)
         self._start_worker()
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -243,6 +244,7 @@ class SpiceEngine:
         EngineCrashedError names the circuit and ``step`` (the call that needed the restart) if the
         new worker cannot load the circuit or take its state again."""
         self.restarts += 1
+        self._held_known = True   # the new worker gets exactly the circuit and the persistent alters
         log.warning("ngspice worker restarted (%s) for circuit %r; restarts so far: %d",
                     reason, self.circuit_name, self.restarts)
         self._stop_worker()
@@ -317,6 +319,7 @@ class SpiceEngine:
         self.circuit_name = circuit_name
         self._netlist_lines = None
         self._persistent = {}
+        self._held_known = True
         reply = self._call(("load", lines))
         if reply[0] == "crash":
             self._restart(reply[1], step="load")
@@ -382,8 +385,9 @@ class SpiceEngine:
             raise NetlistError("alter_sets must be a list of mappings (target → value), one per run")
         started = time.perf_counter()
         # A value the worker already holds (set by an earlier run, kept in _persistent) need not be
-        # sent again: a test set's inputs repeat from one sample to the next.
-        held = dict(self._persistent)
+        # sent again: a test set's inputs repeat from one sample to the next. After a failed run or
+        # a raw command the worker may hold other values: then every alter is sent once more.
+        held = dict(self._persistent) if self._held_known else {}
         commands = []
         for alters in alter_sets:
             run_commands = []
@@ -405,11 +409,13 @@ class SpiceEngine:
                 raise EngineCrashedError(f"ngspice failed twice: {message}", self.circuit_name,
                                          step or analysis, output)
         if reply[0] != "ok":
+            self._held_known = False   # the runs before the failure and its own alters were applied
             _, kind, message, output = reply
             error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(
                 kind, SimulationError)
             raise error(message, self.circuit_name, step or analysis, output)
-        self._persistent = held   # one assignment: an interrupt cannot leave it half-recorded
+        self._persistent = {**self._persistent, **held}   # one assignment: never half-recorded
+        self._held_known = True
         STATS.runs += len(alter_sets)
         STATS.solve_time_s += sum(reply[2])
         STATS.call_time_s += time.perf_counter() - started
@@ -460,6 +466,7 @@ class SpiceEngine:
     def command_unvalidated(self, text: str) -> list[str]:
         """Send one raw ngspice command, UNVALIDATED, and return what it printed. For diagnostics
         and tests: ngspice's command language runs shell commands (``shell``, backquotes)."""
+        self._held_known = False   # the command may have changed values the engine tracks
         reply = self._call(("command", text))
         if reply[0] != "ok":
             self._restart(reply[1], step=text[:80])
