@@ -1,7 +1,7 @@
 """Drift regularization and programming search: what they cost.
 
 1. One training epoch of the MNIST 784-256-10 MLP (8000 t10k images, batch 64, Adam) with the
-   Monte-Carlo drift penalty (K = 8 drift draws per mini-batch, 16 examples, 64 output columns per
+   Monte-Carlo drift penalty (K = 8 drift draws per mini-batch, 16 examples, 32 output columns per
    layer, pathwise gradient) against plain training; also the analytic penalty. Target: ≤ 3×.
    ``repeats`` rounds with the configurations interleaved (other processes share the machine),
    medians reported, 1 BLAS thread (threadpoolctl; a 2-thread OpenBLAS stalls on a shared 2-core box).
@@ -17,7 +17,6 @@ The load average (os.getloadavg) is recorded before and after. Writes ``benchmar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,8 +29,8 @@ from circuitnn.data.mnist import load_dataset
 from circuitnn.networks import NetworkConfig, NetworkTrainingConfig, build_network
 from circuitnn.networks import programming as wp
 from circuitnn.networks.drift import DriftRegularizerConfig, train_drift_regularized
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 TARGET_RATIO = 3.0
 CONFIGS = {
@@ -86,9 +85,7 @@ def main() -> None:
         "differential_evolution": de,
         "de_speedup_vectorized": de["one_by_one"]["wall_time_s"] / de["vectorized"]["wall_time_s"],
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "drift.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps(out, indent=2))
+    write_result("drift", out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ The load average is recorded with the result (the machine is shared). Writes
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
 import platform
 import time
@@ -29,9 +29,9 @@ from circuitnn.experiments.network_learning import MLP_METHODS, default_plan
 from circuitnn.networks.chip_network import ChipNetwork
 from circuitnn.networks.onchip_learning import OnChipLearningConfig, learn
 from circuitnn.networks.train import NetworkConfig, build_network
+from results_file import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 def until_target(label: str, data, plan: dict, target: float, max_epochs: int) -> dict:
@@ -48,7 +48,7 @@ def until_target(label: str, data, plan: dict, target: float, max_epochs: int) -
     elapsed, accuracy, epochs = 0.0, 0.0, 0
     for epoch in range(max_epochs):
         # One epoch at a time with its own batch order seed, so the run stops at the target.
-        history = learn(chip, X_train, y_train, config.__class__(**{**config.as_dict(), "seed": plan["seed"] + epoch}),
+        history = learn(chip, X_train, y_train, dataclasses.replace(config, seed=plan["seed"] + epoch),
                         X_test, y_test)
         elapsed += float(history.time_s[-1])
         accuracy, epochs = float(history.test_accuracy[-1]), epoch + 1
@@ -88,9 +88,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__},
         "circuitnn": __version__,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "learning_evaluations.json").write_text(json.dumps(out, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in out.items() if k != "methods"}, indent=2))
+    write_result("learning_evaluations", out)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ Writes ``benchmarks/results/mnist_mlp.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -48,8 +47,8 @@ import numpy as np
 from circuitnn import __version__
 from circuitnn.data.mnist import load_dataset
 from circuitnn.networks import NetworkConfig, NetworkTrainingConfig, accuracy, build_network, train
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MNIST_DIR = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 TARGET_RATIO = 2.0
 
@@ -137,9 +136,7 @@ def main() -> int:
         "tracemalloc_peak_MB": {name: peak / 2**20 for name, peak in peaks.items()},
         "process_max_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "mnist_mlp.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("mnist_mlp", result)
     return 0
 
 

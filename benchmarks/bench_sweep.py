@@ -22,7 +22,6 @@ more than the 1-worker one (there is no idle core to give it), so read the ratio
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -36,8 +35,8 @@ from circuitnn import __version__
 from circuitnn.experiments.sweep import expand_sweep, run_sweep
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.store import RunStore
+from results_file import write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SPEEDUP = 1.6
 TARGET_OVERHEAD_S = 0.050
 
@@ -133,9 +132,7 @@ def main() -> int:
         "meets_overhead": overhead <= TARGET_OVERHEAD_S,
         "one_worker": one, "two_workers": two,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "sweep.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_result("sweep", result)
     return 0
 
 

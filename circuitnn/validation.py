@@ -25,6 +25,12 @@ def check_range(path: str, value, low: float, high: float, low_inclusive: bool =
         raise ConfigError(path, value, f"{'[' if low_inclusive else '('}{low:g}, {high:g}]")
 
 
+def check_int(path: str, value, low: int, high: int) -> None:
+    """Raise ConfigError unless ``value`` is an integer (not a bool) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ConfigError(path, value, f"an integer in [{low}, {high}]")
+
+
 def check_choice(path: str, value, choices) -> None:
     if isinstance(value, bool) or value not in choices:
         raise ConfigError(path, value, "one of " + ", ".join(map(str, choices)))

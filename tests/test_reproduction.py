@@ -1,7 +1,6 @@
 """Stored reproduction runs: reports rebuild identically from disk, interrupted runs resume, and bad
 input loses nothing."""
 
-import contextlib
 import shutil
 
 import numpy as np
@@ -12,27 +11,7 @@ from circuitnn.experiments import reproduction
 from circuitnn.reports.onchip_report import build_report, table_csv, write_report, write_report_to
 from circuitnn.store import CorruptRunError, RunStore
 from report_checks import assert_report_folder, assert_valid_markdown
-
-
-@contextlib.contextmanager
-def _interrupted_after(devices: int, monkeypatch):
-    """Ctrl-C (a KeyboardInterrupt) right after the ``devices``-th device's checkpoint."""
-    original = reproduction.onchip.train_with
-    calls = {"n": 0}
-
-    def interrupted(config, chip, task, trainer, variant, resume=None, checkpoint=None, **kwargs):
-        def stop(state):
-            checkpoint(state)
-            calls["n"] += 1
-            if calls["n"] == devices:
-                raise KeyboardInterrupt("simulated ^C")
-        return original(config, chip, task, trainer, variant, resume, stop, **kwargs)
-
-    monkeypatch.setattr(reproduction.onchip, "train_with", interrupted)
-    try:
-        yield
-    finally:
-        monkeypatch.setattr(reproduction.onchip, "train_with", original)
+from stop_after import interrupted_after
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +84,7 @@ def test_cli_report_of_a_reproduction_run_is_valid_markdown_with_units(stored, t
 
 def test_interrupted_run_resumes_where_it_stopped(tmp_path, small_config, stored, monkeypatch, capsys):
     store = RunStore(tmp_path / "runs")
-    with _interrupted_after(10, monkeypatch), pytest.raises(KeyboardInterrupt):
+    with interrupted_after(10, monkeypatch), pytest.raises(KeyboardInterrupt):
         reproduction.run_reproduction(store, [small_config], "train", progress=False, write_report=write_report)
     (info,) = store.list()
     assert info.status == "interrupted" and info.latest_checkpoint == "Cr-reset"
@@ -178,7 +157,7 @@ def test_an_ageing_model_resumes_exactly(tmp_path, monkeypatch, backend):
     reference = reproduction.run_reproduction(RunStore(tmp_path / "a"), [config], "train", progress=False,
                                               backend=backend)
     store = RunStore(tmp_path / "b")
-    with _interrupted_after(7, monkeypatch), pytest.raises(KeyboardInterrupt):
+    with interrupted_after(7, monkeypatch), pytest.raises(KeyboardInterrupt):
         reproduction.run_reproduction(store, [config], "train", progress=False, backend=backend)
     (info,) = store.list()
     resumed = reproduction.run_reproduction(store, [config], "train", resume=info.id, progress=False)

@@ -30,6 +30,7 @@ from circuitnn.training import trainer as trainer_module
 from circuitnn.training.dgc import cost, step_pulse
 from circuitnn.training.mapping import binary_inputs
 from circuitnn.training.trainer import Trainer, TrainingOutcome, register, trainers
+from stop_after import interrupted_after
 
 
 def dgc_config(medium: str = "Cr", seed: int = 0, variants=(), mismatch=None, **settings):
@@ -198,21 +199,9 @@ def test_an_interrupted_dgc_run_resumes_to_the_uninterrupted_result(tmp_path, mo
                                    error_draws=1))
     store = RunStore(tmp_path)
     whole = reproduction.run_reproduction(store, [config], "train", progress=False, backend="surrogate")
-    original = reproduction.onchip.train_with
-    calls = {"n": 0}
-
-    def interrupted(config_, chip, task, trainer, variant, resume=None, checkpoint=None, **kwargs):
-        def stop(state):
-            checkpoint(state)
-            calls["n"] += 1
-            if calls["n"] == 33:   # 30 devices of write-verify, then two learning checkpoints
-                raise KeyboardInterrupt("simulated ^C")
-        return original(config_, chip, task, trainer, variant, resume, stop, **kwargs)
-
-    monkeypatch.setattr(reproduction.onchip, "train_with", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    # 30 devices of write-verify, then two learning checkpoints.
+    with interrupted_after(33, monkeypatch), pytest.raises(KeyboardInterrupt):
         reproduction.run_reproduction(store, [config], "train", progress=False, backend="surrogate")
-    monkeypatch.setattr(reproduction.onchip, "train_with", original)
     stopped = next(info for info in store.list() if info.status == "interrupted")
     resumed = reproduction.run_reproduction(store, [config], "train", resume=stopped.id, progress=False)
     for rel in ("parts/PCM-finetune/history.csv", "parts/PCM-finetune/devices.csv",

@@ -68,8 +68,7 @@ class SpiceChip(SequenceStates, DeviceStates):
         self._program_engine = SpiceEngine(timeout_s=timeout_s)
         self._array_engine = SpiceEngine(timeout_s=timeout_s)
         self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
-        self._array_states: np.ndarray | None = None  # the states the loaded array holds
-        self._array_inputs: dict[str, np.ndarray] = {}  # the read inputs it holds (ageing models)
+        self._array_loaded = False
         self._setups: dict = {}  # the worker's view of the programming circuit, per pulse table
 
     @property
@@ -116,15 +115,16 @@ class SpiceChip(SequenceStates, DeviceStates):
 
     def infer(self, inputs, read_noise: bool = True) -> InferenceResult:
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
-        crossbar = self.crossbar
-        self._sync_array(self._read_inputs(noise=read_noise))
+        array_alters = self._array_alters(self._read_inputs(noise=read_noise))
         plan = self._plan
         tables = []
         for first in range(0, len(x), INFERENCE_BATCH):
             batch = x[first:first + INFERENCE_BATCH]
+            sets = self.crossbar.input_alter_sets(batch)
+            if first == 0:
+                sets[0] = {**array_alters, **sets[0]}
             tables.append(self._array_engine.run_table(
-                plan.vectors, crossbar.input_alter_sets(batch),
-                step=f"inference of samples {first}-{first + len(batch) - 1}")[0])
+                plan.vectors, sets, step=f"inference of samples {first}-{first + len(batch) - 1}")[0])
         table = np.concatenate(tables) if tables else np.zeros((0, len(plan.vectors)))
         return self._inference_result(table, x)
 
@@ -149,27 +149,20 @@ class SpiceChip(SequenceStates, DeviceStates):
         self._charge(LedgerEntry("inference", -1, 0.0, energy, duration))
         return InferenceResult(activations[-1], activations[:-1], energy, duration, currents)
 
-    def _sync_array(self, device_inputs: dict[str, np.ndarray]) -> None:
-        """Bring the loaded array to the chip's states (with any trim) and the read inputs of this
-        inference."""
+    def _array_alters(self, device_inputs: dict[str, np.ndarray]) -> dict[str, str]:
+        """The array circuit loaded, and the alters that bring it to the chip's states (with any
+        trim) and the read inputs of this inference. All of them: the engine sends only values the
+        worker does not hold yet, and they ride on the inference's first operating point."""
         states = self._inference_states()
-        if self._array_states is None:
+        if not self._array_loaded:
             self._array_engine.load(self.crossbar.spec.name,
                                     self.crossbar.netlist(states, np.zeros(self.crossbar.n_inputs),
                                                           device_inputs=device_inputs))
-        else:
-            changed = np.flatnonzero(self._array_states != states)
-            alters = self.crossbar.state_alters(states)
-            sites = self.crossbar.sites
-            alters = {sites[i].state_target: alters[sites[i].state_target] for i in changed}
-            for key, values in device_inputs.items():
-                moved = np.flatnonzero(self._array_inputs[key] != values)
-                alters.update(self.crossbar.device_input_alters({key: values}, indices=moved))
-            if alters:
-                self._array_engine.run("op", [self.crossbar.output_nodes()[0]], step="load device states",
-                                       alters=alters)
-        self._array_states = states.copy()
-        self._array_inputs = {key: np.array(values) for key, values in device_inputs.items()}
+            self._array_loaded = True
+        alters = self.crossbar.state_alters(states)
+        if device_inputs:
+            alters.update(self.crossbar.device_input_alters(device_inputs))
+        return alters
 
     # -- sequences in few round trips (chip/sequence.py) ---------------------------------------------
     def write_verify(self, index: int, program: WriteVerifyProgram) -> WriteVerifyOutcome:
@@ -199,7 +192,7 @@ class SpiceChip(SequenceStates, DeviceStates):
 
         Consecutive reads and pulses go to the programming worker in one round trip, consecutive
         SetStates / Infer / Restore to the array worker in one (a DGC perturb/measure/restore over a
-        mini-batch: one ``run_many``; the restore costs no solve of its own, it is folded into the
+        mini-batch: one ``run_table``; the restore costs no solve of its own, it is folded into the
         next operation that needs the array). Results and ledger as the single operations give.
         A device model that ages runs op by op."""
         ops = check_operations(operations, self.n_devices)
@@ -271,12 +264,8 @@ class SpiceChip(SequenceStates, DeviceStates):
                                                      float(time_s[row])))
 
     def _array_segment(self, ops, recorder: SequenceRecorder) -> None:
-        """SetStates / Infer / Restore in one run_many: each Infer's first operating point also
-        carries the state alters since the array's last states."""
-        crossbar, sites = self.crossbar, self.crossbar.sites
-        if self._array_states is None:
-            self._sync_array({})
-        held = self._array_states.copy()
+        """SetStates / Infer / Restore in one run_table: each Infer's first operating point also
+        carries the states it reads at (the engine sends those that changed)."""
         alter_sets, spans = [], []
         for op in ops:
             if isinstance(op, SetStates):
@@ -285,24 +274,14 @@ class SpiceChip(SequenceStates, DeviceStates):
                 self._restore_temporary()
             else:
                 x = np.atleast_2d(np.asarray(op.inputs, dtype=float))
-                reads = self._inference_states()   # with any trim, as infer() reads them
-                changed = np.flatnonzero(held != reads)
-                all_alters = crossbar.state_alters(reads)
-                state = {sites[i].state_target: all_alters[sites[i].state_target] for i in changed}
-                held = reads.copy()
-                sets = crossbar.input_alter_sets(x) if len(x) else []
+                sets = self.crossbar.input_alter_sets(x) if len(x) else []
                 if sets:
-                    sets[0] = {**state, **sets[0]}
+                    sets[0] = {**self._array_alters({}), **sets[0]}
                 spans.append((len(alter_sets), len(alter_sets) + len(sets), x))
                 alter_sets += sets
         if alter_sets:
-            try:
-                table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets,
-                                                        step=f"array sequence of {len(alter_sets)} operating points")
-            except BaseException:
-                self._array_states = None  # what the worker holds is unknown: reload on next use
-                raise
-            self._array_states = held
+            table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets,
+                                                    step=f"array sequence of {len(alter_sets)} operating points")
             for first, last, x in spans:
                 recorder.inferences.append(self._inference_result(table[first:last], x))
 

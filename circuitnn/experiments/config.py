@@ -208,9 +208,9 @@ class Config:
         self.make_trainer()
 
     # -- the objects the library works with ---------------------------------------------------------
-    def crossbar_spec(self, name: str | None = None, nominal: bool = False) -> CrossbarSpec:
+    def crossbar_spec(self, name: str | None = None) -> CrossbarSpec:
         """The circuit of this config; with ``circuit.mismatch`` σ's its neurons are this chip's
-        drawn instance, unless ``nominal`` (what an ex-situ mapping designs for)."""
+        drawn instance (``CrossbarSpec.nominal()`` is what an ex-situ mapping designs for)."""
         device, c = self.device.params(), self.circuit
         if not 2 <= len(c.layers) <= 16:
             raise ConfigError("circuit.layers", list(c.layers), "2 to 16 sizes (inputs, then each layer's outputs)")
@@ -222,7 +222,7 @@ class Config:
         neuron = NeuronSpec(r_f, n.open_loop_gain, n.v_rail_V, n.v_offset_V, n.activation,
                             n.activation_gain_per_V)
         neuron.validate("circuit.neuron")
-        mismatch = [None] * (len(c.layers) - 1) if nominal else c.mismatch.draw(c.layers[1:], self.seed)
+        mismatch = c.mismatch.draw(c.layers[1:], self.seed)
         layers = tuple(LayerSpec(a, b, neuron, m) for a, b, m in zip(c.layers[:-1], c.layers[1:], mismatch))
         return CrossbarSpec(
             name=name or f"default_{device.medium.lower()}", device=device, layers=layers,

@@ -43,7 +43,8 @@ from ..training import drift_regularized as chip_drift
 from ..training.software import accuracy as software_accuracy
 from ..training.software import train_default
 from ..training.tuning import tune_all
-from .config import load_config
+from ..validation import check_int
+from .config import from_dict, load_config
 
 TRAININGS = ("plain", "regularized")
 
@@ -85,9 +86,7 @@ class DriftStudyConfig:
     def __post_init__(self) -> None:
         for name in ("draws", "programming_repeats", "spice_draws", "spice_chips", "spice_inputs",
                      "circuit_draws"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100000:
-                raise ConfigError(f"drift.{name}", value, "an integer in [1, 100000]")
+            check_int(f"drift.{name}", getattr(self, name), 1, 100000)
         for kind in self.kinds:
             if kind not in ("mlp", "cnn"):
                 raise ConfigError("drift.kinds", kind, "mlp or cnn")
@@ -107,16 +106,6 @@ class DriftStudyConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DriftStudyConfig:
-        d = dict(d)
-        d["regularizer"] = DriftRegularizerConfig(**d["regularizer"])
-        d["search"] = wp.ProgrammingSearchConfig(**{**d["search"], "times_s": tuple(d["search"]["times_s"])})
-        d["chip_training"] = chip_drift.ChipDriftTrainingConfig(**d["chip_training"])
-        for key in ("kinds", "times_s", "spice_times_s", "strategy_weights", "steps"):
-            d[key] = tuple(d[key])
-        return cls(**d)
 
 
 def quick_config(**changes) -> DriftStudyConfig:
@@ -149,7 +138,7 @@ def run_drift(store: RunStore, config: DriftStudyConfig = DriftStudyConfig(), re
     """Run (or resume) the drift study; every step's results are stored parts."""
     if resume:
         run = store.resume(resume)
-        config = DriftStudyConfig.from_dict(run.read_json("plan.json"))
+        config = from_dict(DriftStudyConfig, run.read_json("plan.json"), f"run {run.id}: drift")
     else:
         run = store.create("drift", config.as_dict(), seed=config.seed, name="drift")
         run.write_json("plan.json", config.as_dict())
@@ -317,9 +306,9 @@ def _strategy_on_chip(pcm_config, strategy: wp.Strategy, config: DriftStudyConfi
     SpiceChip, then read them in SPICE and on a SurrogateChip holding the same devices (states, ν,
     clock and noise streams from the SPICE chip's snapshot) at the search's times."""
     say("spice: four-device strategy written and verified through the chip ...")
-    device = pcm_config.crossbar_spec().device
-    n_weights = len(config.strategy_weights)
     base = pcm_config.crossbar_spec()
+    device = base.device
+    n_weights = len(config.strategy_weights)
     # One layer, 4·n_weights rows, one column: each device its own cell (row), the circuit around it as usual.
     spec = CrossbarSpec(name="strategy_cells", device=device,
                         layers=(LayerSpec(4 * n_weights, 1, base.layers[0].neuron),), weights="single",

@@ -80,7 +80,8 @@ def default_plan(**changes) -> dict:
             raise ConfigError("learn_networks.cnn_methods", label, "one of " + ", ".join(CNN_METHODS))
     for name in ("conductance_levels", "neuron_levels"):
         plan[name] = [float(v) for v in plan[name]]
-        CircuitVariation(conductance_sigma=max(plan[name], default=0.0))  # validates the range
+        for level in plan[name]:
+            CircuitVariation(conductance_sigma=level)  # validates the range before anything trains
     if not isinstance(plan["chips"], int) or not 1 <= plan["chips"] <= 100:
         raise ConfigError("learn_networks.chips", plan["chips"], "an integer in [1, 100]")
     return plan

@@ -39,6 +39,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import os
 import re
 import time
@@ -55,7 +56,6 @@ from .reproduction import BACKENDS, run_reproduction
 SPEC_KEYS = ("name", "experiment", "base", "grid", "list")
 # Swept keys that choose the preset: the whole preset (circuit, pulses, timing), not the device alone.
 PRESET_PATHS = ("device.medium", "preset")
-RUN_OPTIONS = ("backend",)        # swept keys that say how a point runs, not what it simulates
 MAX_POINTS = 100_000
 MAX_VALUES = 10_000
 SWEEP_KIND = "sweep"
@@ -132,7 +132,7 @@ def expand_sweep(spec: dict, default_name: str = "sweep", folder: Path | None = 
     if not axes:
         raise ConfigError("grid", spec.get("grid", {}), "at least one dotted config value to sweep "
                           "(a [grid] table of lists, or [[list]] points)")
-    total = max(len(listed), 1) * _product([len(v) for v in grid.values()])
+    total = max(len(listed), 1) * math.prod(len(v) for v in grid.values())
     if total > MAX_POINTS:
         raise ConfigError("grid", f"{total} points", f"at most {MAX_POINTS} points")
     points: dict[str, SweepPoint] = {}
@@ -268,13 +268,6 @@ def _slug(text: str) -> str:
 
 def _spec_path(key) -> str:
     return str(key) if _PLAIN_KEY.fullmatch(str(key)) else json.dumps(str(key))[:60]
-
-
-def _product(sizes: list[int]) -> int:
-    total = 1
-    for size in sizes:
-        total *= size
-    return total
 
 
 # -- one run, on a worker ------------------------------------------------------------------------------

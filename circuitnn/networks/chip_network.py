@@ -126,10 +126,10 @@ class ChipNetwork:
     def layers(self) -> list:
         return self.network.weighted
 
-    def effective_weights(self, weights: list[np.ndarray] | None = None, backward: bool = False) -> list:
-        """The weights the arrays compute with for nominal ``weights`` (default: the network's)."""
+    def effective_weights(self, weights: list[np.ndarray] | None = None) -> list:
+        """The weights the forward arrays compute with for nominal ``weights`` (default: the network's)."""
         weights = self.network.weights if weights is None else weights
-        return [c.effective_weight(w, backward) for c, w in zip(self.circuits, weights)]
+        return [c.effective_weight(w) for c, w in zip(self.circuits, weights)]
 
     def neuron(self, k: int, s: np.ndarray) -> np.ndarray:
         """Neuron outputs a · f(b · s + c) of layer ``k`` for column outputs ``s`` (…, n_out)."""

@@ -471,7 +471,7 @@ class DriftRegularizer:
                     p = Penalty(factor * p.value, grad_w, factor * p.grad_inputs)
                 p = replace(p, rows=rows)
             if signal is not None:
-                p = replace(_relative(replace(p, rows=None), X_signal, W, outputs, signal), rows=rows)
+                p = replace(_relative(p, X_signal, W, outputs, signal), rows=rows)
             result.append(p)
         return result
 
@@ -508,13 +508,9 @@ def _relative(p: Penalty, X, W, outputs, signal: float) -> Penalty:
     """R/S with S = Σ_j mean_b (y_bj − ȳ_j)² (y = X W; ``outputs`` holds y − ȳ) and its exact gradient
     (quotient rule): d(R/S) = dR/S − (R/S²) dS, dS/dW = (2/B) Xᵀ (y − ȳ), dS/dX = (2/B) (y − ȳ) Wᵀ."""
     B = len(X)
-    grad_inputs = p.grad_inputs
-    if p.rows is not None:
-        grad_inputs = np.zeros(X.shape)
-        grad_inputs[p.rows] = p.grad_inputs
     ratio = p.value / signal
     grad_w = p.grad_weight / signal - ratio / signal * (2.0 / B) * (X.T @ outputs)
-    grad_x = grad_inputs / signal - ratio / signal * (2.0 / B) * (outputs @ W.T)
+    grad_x = p.grad_inputs / signal - ratio / signal * (2.0 / B) * (outputs @ W.T)
     return Penalty(ratio, grad_w, grad_x)
 
 

@@ -72,12 +72,11 @@ class Conv2D:
 
     def forward(self, x, weight=None, matmul=None):
         used = self.weight if weight is None else weight
-        n, h, w, _ = x.shape
+        n, h, w, c = x.shape
         p = self.padding
-        x_padded = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
         out_h, out_w, c_out = self.output_shape(h, w)
-        cols = _im2col(x_padded, self.k, out_h, out_w)
-        self._cols, self._used, self._shape = cols, used, (x.shape, x_padded.shape, out_h, out_w)
+        cols = self.patches(x)
+        self._cols, self._used, self._shape = cols, used, (x.shape, (n, h + 2 * p, w + 2 * p, c), out_h, out_w)
         out = cols @ used if matmul is None else matmul(cols)
         return out.reshape(n, out_h, out_w, c_out) + self.bias
 

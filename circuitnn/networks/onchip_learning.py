@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..validation import check_choice, check_range
+from ..validation import check_choice, check_int, check_range
 from .backprop_circuits import bp_gradients
 from .chip_network import ChipNetwork
 from .layers import Dense
@@ -38,11 +38,6 @@ from .perturbation import DIFFERENCES, dgc_gradient, parallel_gradient, spsa_gra
 
 METHODS = ("dgc", "bp", "spsa", "parallel")
 ROUNDINGS = ("nearest", "stochastic")
-
-
-def _check_int(path: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ConfigError(path, value, f"an integer in [{low}, {high}]")
 
 
 @dataclass(frozen=True)
@@ -81,13 +76,13 @@ class OnChipLearningConfig:
         check_range("learning.perturbation", self.perturbation, 0.0, 1.0)
         check_range("learning.learning_rate", self.learning_rate, 0.0, 100.0)
         check_range("learning.momentum", self.momentum, 0.0, 0.999, True)
-        _check_int("learning.epochs", self.epochs, 1, 100000)
-        _check_int("learning.batch_size", self.batch_size, 1, 1_000_000)
-        _check_int("learning.spsa_draws", self.spsa_draws, 1, 10000)
+        check_int("learning.epochs", self.epochs, 1, 100000)
+        check_int("learning.batch_size", self.batch_size, 1, 1_000_000)
+        check_int("learning.spsa_draws", self.spsa_draws, 1, 10000)
         if self.pulse_levels is not None:
-            _check_int("learning.pulse_levels", self.pulse_levels, 1, 1_000_000)
+            check_int("learning.pulse_levels", self.pulse_levels, 1, 1_000_000)
         check_choice("learning.pulse_rounding", self.pulse_rounding, ROUNDINGS)
-        _check_int("learning.seed", self.seed, 0, 2**32 - 1)
+        check_int("learning.seed", self.seed, 0, 2**32 - 1)
 
     def layer_methods(self, n_layers: int) -> tuple[str, ...]:
         if len(self.methods) == 1:

@@ -83,7 +83,7 @@ def dense_perturbed_costs(chip: ChipNetwork, trace: ChipTrace, k: int, row_input
     else:
         if chip.positions[k + 1] != chip.positions[k] + 2 or not isinstance(chip.layers[k + 1], Dense):
             raise ConfigError("learning.methods", "dgc", "a dense layer followed (after its ReLU) by a dense layer")
-        w_next = chip.effective_weights()[k + 1]
+        w_next = chip.circuits[k + 1].effective_weight(chip.layers[k + 1].weight)
         s_next = trace.pre[k + 1]
         width = n_out * max(w_next.shape[1], chip.n_classes)
     chunk = max(1, CHUNK_ELEMENTS // max(1, B * width))

@@ -20,7 +20,7 @@ device's own conductance around a reference state (every device at g_lo + ``refe
 computed once per tile shape (2·(rows + cols) solves) and applied per mini-batch as an elementwise
 gain per weight and sign, which costs about one extra pass over the weights. What it leaves out (each
 device's effect on the other entries through the line currents, and second order) is measured
-against the exact solve (``benchmarks/bench_mnist_mlp.py --wires``).
+against the exact solve (``benchmarks/bench_wired_mlp.py``, at the trained weights).
 """
 
 from __future__ import annotations

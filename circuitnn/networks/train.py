@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ConfigError
-from ..validation import check_choice, check_range
+from ..validation import check_choice, check_int, check_range
 from .devices import tile_device
 from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, Network, ReLU, softmax_cross_entropy
 from .tiles import AnalogMatrix, TileConfig, program_weights, tile_slices, wire_maps
@@ -34,11 +34,6 @@ POOLINGS = ("max", "avg")
 OPTIMIZERS = ("adam", "sgd")
 NOISE_SAMPLINGS = ("exact", "pool")
 DEFAULT_TILE = TileConfig()
-
-
-def _check_int(path: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ConfigError(path, value, f"an integer in [{low}, {high}]")
 
 
 def _int_tuple(path: str, value, low: int, high: int, allow_empty: bool) -> tuple[int, ...]:
@@ -73,10 +68,10 @@ class NetworkConfig:
         object.__setattr__(self, "conv_channels",
                            _int_tuple("network.conv_channels", self.conv_channels, 1, 4096,
                                       allow_empty=self.kind == "mlp"))
-        _check_int("network.kernel_size", self.kernel_size, 1, 31)
-        _check_int("network.padding", self.padding, 0, 15)
+        check_int("network.kernel_size", self.kernel_size, 1, 31)
+        check_int("network.padding", self.padding, 0, 15)
         check_choice("network.pooling", self.pooling, POOLINGS)
-        _check_int("network.n_classes", self.n_classes, 2, 100000)
+        check_int("network.n_classes", self.n_classes, 2, 100000)
 
     @classmethod
     def mlp(cls, hidden: tuple[int, ...] = (256,)) -> NetworkConfig:
@@ -121,8 +116,8 @@ class NetworkTrainingConfig:
     wire_reference_fraction: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_int("training.epochs", self.epochs, 1, 100000)
-        _check_int("training.batch_size", self.batch_size, 1, 10_000_000)
+        check_int("training.epochs", self.epochs, 1, 100000)
+        check_int("training.batch_size", self.batch_size, 1, 10_000_000)
         check_choice("training.optimizer", self.optimizer, OPTIMIZERS)
         check_range("training.learning_rate", self.learning_rate, 0.0, 100.0)
         check_range("training.momentum", self.momentum, 0.0, 1.0, True)
@@ -133,7 +128,7 @@ class NetworkTrainingConfig:
             check_range("training.weight_limit", self.weight_limit, 0.0, 1e6)
         check_choice("training.noise_sampling", self.noise_sampling, NOISE_SAMPLINGS)
         check_range("training.wire_reference_fraction", self.wire_reference_fraction, 0.0, 1.0)
-        _check_int("training.seed", self.seed, 0, 2**32 - 1)
+        check_int("training.seed", self.seed, 0, 2**32 - 1)
 
 
 # ---- building ---------------------------------------------------------------------------------------
@@ -376,8 +371,8 @@ def evaluate(network: Network, X, y, device: str = "msdc", effects=None, tile: T
     ``accuracy_device`` (mean over repeats), ``accuracy_device_std``, ``accuracy_device_runs``,
     ``accuracy_drop`` (float − device), ``device``, ``effects``, ``tile``, ``n_tiles``, ``seed``.
     """
-    _check_int("evaluation.repeats", repeats, 1, 100000)
-    _check_int("evaluation.seed", seed, 0, 2**32 - 1)
+    check_int("evaluation.repeats", repeats, 1, 100000)
+    check_int("evaluation.seed", seed, 0, 2**32 - 1)
     X, y = _check_data(network, X, y)
     model = tile_device(device, effects)
     runs = [tile_accuracy(network, X, y, device, model.effects, tile, child, batch_size)

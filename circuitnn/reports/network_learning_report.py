@@ -25,11 +25,6 @@ def _points(difference: float) -> float:
     return without_float_noise(100.0 * float(difference), 6)
 
 
-def stored_parts(run: Run) -> list[dict]:
-    """The stored trainings (not the gradient-alignment parts)."""
-    return [p for p in _all_parts(run) if p["method"] != "alignment"]
-
-
 def _all_parts(run: Run) -> list[dict]:
     return [run.read_json(rel) for rel in sorted(run.files) if rel.startswith("parts/") and rel.endswith(".json")]
 
@@ -102,7 +97,8 @@ def acceptance_rows(means: dict) -> list[dict]:
 
 def build_report(run: Run) -> Report:
     plan = run.read_json("plan.json")
-    parts = stored_parts(run)
+    every_part = _all_parts(run)
+    parts = [p for p in every_part if p["method"] != "alignment"]
     if not parts:
         raise ReportError(f"run {run.id} ({run.status}) has no finished training yet, so there is nothing to "
                           f"report; resume it with `{resume_command(run)}`")
@@ -148,7 +144,7 @@ def build_report(run: Run) -> Report:
         "MLP accuracy against variation: synaptic conductance variation (device gains, neurons exact) and "
         "neuron-circuit variation (forward neurons a·f(b·s + c) and BP's derivative and error circuits, gains and "
         "offsets at the same σ, drawn separately; devices exact). Mean over chip instances.")
-    alignment = sorted((p for p in _all_parts(run) if p["method"] == "alignment"),
+    alignment = sorted((p for p in every_part if p["method"] == "alignment"),
                        key=lambda p: (p["axis"], p["level"], p["chip"]))
     if alignment:
         report.tables["gradient_alignment"] = [{

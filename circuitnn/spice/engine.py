@@ -359,7 +359,7 @@ class SpiceEngine:
         ``op`` or a ``tran`` as ``circuits.netlist.tran_command`` writes it (within its limits);
         a bad analysis, vector name or alter raises NetlistError before anything is sent.
         """
-        names, reply = self._batch("run_many", analysis, vectors, alter_sets, step)
+        reply = self._batch("run_many", analysis, vectors, alter_sets, step)
         return [RunResult({name: np.array([v]) if isinstance(v, float) else v for name, v in vectors_.items()},
                           solve) for vectors_, solve in zip(reply[1], reply[2])]
 
@@ -373,10 +373,10 @@ class SpiceEngine:
         (values (runs × vectors), ngspice's solve time per run in s). For many reads of node
         voltages and branch currents (a test set through the array), where building a dict of
         one-element arrays per run would cost more than a tenth of the solve."""
-        names, reply = self._batch("op_table", "op", vectors, alter_sets, step)
+        reply = self._batch("op_table", "op", vectors, alter_sets, step)
         return reply[1], np.asarray(reply[2], dtype=float)
 
-    def _batch(self, kind: str, analysis: str, vectors, alter_sets, step: str | None) -> tuple[list[str], tuple]:
+    def _batch(self, kind: str, analysis: str, vectors, alter_sets, step: str | None) -> tuple:
         if self._netlist_lines is None:
             raise SimulationError("no circuit loaded", self.circuit_name or "?", step or str(analysis)[:80])
         check_analysis(analysis)
@@ -387,7 +387,8 @@ class SpiceEngine:
         # A value the worker already holds (set by an earlier run, kept in _persistent) need not be
         # sent again: a test set's inputs repeat from one sample to the next. After a failed run or
         # a raw command the worker may hold other values: then every alter is sent once more.
-        held = dict(self._persistent) if self._held_known else {}
+        before = self._persistent   # replaced, never changed in place, below
+        held = dict(before) if self._held_known else {}
         commands = []
         for alters in alter_sets:
             run_commands = []
@@ -397,29 +398,37 @@ class SpiceEngine:
                     run_commands.append(command)
                     held[target] = value
             commands.append(run_commands)
-        before = dict(self._persistent)
         request = (kind, commands, names) if kind == "op_table" else (kind, commands, analysis, names)
-        reply = self._call(request)
-        if reply[0] in ("crash", "dead"):
-            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before, step or analysis)
-            reply = self._call(request)
-            if reply[0] in ("crash", "dead"):
-                self._restart("second failure", before, step or analysis)
-                message, output = _reply_text(reply)
-                raise EngineCrashedError(f"ngspice failed twice: {message}", self.circuit_name,
-                                         step or analysis, output)
+        reply = self._call_restarting(request, before, step or analysis)
         if reply[0] != "ok":
             self._held_known = False   # the runs before the failure and its own alters were applied
-            _, kind, message, output = reply
-            error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(
-                kind, SimulationError)
-            raise error(message, self.circuit_name, step or analysis, output)
-        self._persistent = {**self._persistent, **held}   # one assignment: never half-recorded
+            raise self._error(reply, step or analysis)
+        self._persistent = {**before, **held}   # one assignment: never half-recorded
         self._held_known = True
         STATS.runs += len(alter_sets)
         STATS.solve_time_s += sum(reply[2])
         STATS.call_time_s += time.perf_counter() - started
-        return names, reply
+        return reply
+
+    def _call_restarting(self, request: tuple, before: dict[str, str], step: str, spin_s: float | None = None) -> tuple:
+        """``_call``; a crash restarts the worker from the circuit and the alters ``before`` the
+        request and repeats it once (every request is deterministic from that state); a second crash
+        raises EngineCrashedError."""
+        reply = self._call(request, spin_s)
+        if reply[0] in ("crash", "dead"):
+            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before, step)
+            reply = self._call(request, spin_s)
+            if reply[0] in ("crash", "dead"):
+                self._restart("second failure", before, step)
+                message, output = _reply_text(reply)
+                raise EngineCrashedError(f"ngspice failed twice: {message}", self.circuit_name, step, output)
+        return reply
+
+    def _error(self, reply: tuple, step: str) -> SimulationError:
+        """The exception for a worker's ('error', kind, message, output) reply."""
+        _, kind, message, output = reply
+        error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(kind, SimulationError)
+        return error(message, self.circuit_name, step, output)
 
     def run_sequence(self, request: tuple, step: str) -> tuple:
         """A whole operation sequence on the loaded circuit in one round trip (``spice/sequences.py``):
@@ -436,21 +445,12 @@ class SpiceEngine:
         before = dict(self._persistent)
         # A sequence lasts many solves: wait for it asleep, leaving both cores to the worker and
         # whatever else runs (polling for it measurably slowed the worker on a loaded 2-core VM).
-        reply = self._call(request, spin_s=0.0)
-        if reply[0] in ("crash", "dead"):
-            self._restart(reply[1] if reply[0] == "crash" else "ngspice detached", before, step)
-            reply = self._call(request, spin_s=0.0)
-            if reply[0] in ("crash", "dead"):
-                self._restart("second failure", before, step)
-                message, output = _reply_text(reply)
-                raise EngineCrashedError(f"ngspice failed twice: {message}", self.circuit_name, step, output)
+        reply = self._call_restarting(request, before, step, spin_s=0.0)
         if reply[0] != "ok":
-            _, kind, message, output = reply
-            error = {"convergence": ConvergenceError, "rejected": CircuitRejectedError}.get(kind, SimulationError)
             # The worker holds alters of the operations before the failure, unknown here: start afresh.
             self._stop_worker()
             self._persistent = before
-            raise error(message, self.circuit_name, step, output)
+            raise self._error(reply, step)
         columns, applied = reply[1], reply[3]
         try:
             self._persistent.update(applied)

@@ -159,16 +159,12 @@ class _Server:
     def op_table(self, alter_lists: list[list[str]], vectors: list[str]) -> tuple:
         """An operating point per alter list, in order: ('ok', values (runs × vectors) array,
         solve times) — one array to send back instead of a dict of scalars per run."""
-        table = np.empty((len(alter_lists), len(vectors)))
-        solve_times = []
-        for position, alters in enumerate(alter_lists):
-            reply = self.run(alters, "op", vectors)
-            if reply[0] != "ok":
-                return (*reply[:2], f"run {position} of {len(alter_lists)}: {reply[2]}", *reply[3:])
-            values = reply[1]
-            table[position] = [values[name] for name in vectors]   # an operating point: one value each
-            solve_times.append(reply[2])
-        return ("ok", table, solve_times)
+        reply = self.run_many(alter_lists, "op", vectors)
+        if reply[0] != "ok":
+            return reply
+        # An operating point: one value per vector.
+        table = np.array([[values[name] for name in vectors] for values in reply[1]], dtype=float)
+        return ("ok", table.reshape(len(alter_lists), len(vectors)), reply[2])
 
 
 def first_error_line(lines: list[str]) -> str:

@@ -40,7 +40,7 @@ from ..chip.protocol import Chip
 from ..circuits.crossbar import Crossbar
 from ..devices.pcm import PcmParams, drift_nu_mean, drift_nu_std
 from ..errors import ConfigError
-from ..validation import check_range
+from ..validation import check_int, check_range
 from . import mapping
 from .software import _bce_and_gradients, _targets, forward
 from .trainer import Checkpoint, ChipTask, Trainer, TrainerState, TrainingOutcome
@@ -95,15 +95,15 @@ def analytic_output_variance(crossbar: Crossbar, g_device_S, X, time_s: float, s
 def chip_output_draws(chip: Chip, states, X, times_s, draws: int, read_noise: bool = False) -> np.ndarray:
     """Outputs (draws, len(times_s), n, n_out) of ``chip`` programmed to ``states`` ``draws`` times
     (each a fresh ν draw) and read ``times_s`` seconds after each programming."""
-    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= 100000:
-        raise ConfigError("drift.draws", draws, "an integer in [1, 100000]")
+    check_int("drift.draws", draws, 1, 100000)
+    for t in times_s:
+        check_range("drift.times_s", t, 0.0, 1e12, True)
     X = np.atleast_2d(np.asarray(X, dtype=float))
     out = None
     for k in range(draws):
         chip.load_states(states)
         programmed_at = chip.clock_s
         for i, t in enumerate(times_s):
-            check_range("drift.times_s", t, 0.0, 1e12, True)
             chip.clock_s = programmed_at + float(t)   # waiting t seconds
             y = chip.infer(X, read_noise=read_noise).outputs
             if out is None:
@@ -150,9 +150,7 @@ class ChipDriftTrainingConfig:
         check_range("trainer.settings.time_s", self.time_s, 0.0, 1e12, True)
         for name, low, high in (("draws", 2, 10000), ("steps", 0, 100000), ("penalty_examples", 1, 100000),
                                 ("seed", 0, 2**32 - 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"trainer.settings.{name}", value, f"an integer in [{low}, {high}]")
+            check_int(f"trainer.settings.{name}", getattr(self, name), low, high)
         check_range("trainer.settings.learning_rate", self.learning_rate, 0.0, 100.0)
         check_range("trainer.settings.perturbation", self.perturbation, 0.0, 10.0)
         check_range("trainer.settings.w_limit", self.w_limit, 0.0, 1e3)

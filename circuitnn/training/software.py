@@ -33,7 +33,7 @@ from scipy.special import expit
 
 from ..data.patterns import add_pixel_noise, check_noise, make_dataset
 from ..errors import ConfigError
-from ..validation import check_choice, check_range
+from ..validation import check_choice, check_int, check_range
 
 OPTIMIZERS = ("adam", "gd")
 
@@ -61,22 +61,17 @@ class SoftwareTrainingConfig:
         if (not isinstance(sizes, tuple) or len(sizes) < 2
                 or not all(isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= 1024 for n in sizes)):
             raise ConfigError("training.layer_sizes", sizes, "a tuple of ≥ 2 integers in [1, 1024]")
-        _check_int("training.epochs", self.epochs, 1, 1_000_000)
+        check_int("training.epochs", self.epochs, 1, 1_000_000)
         check_range("training.learning_rate", self.learning_rate, 0.0, 100.0)
         if self.batch_size is not None:
-            _check_int("training.batch_size", self.batch_size, 1, 10_000_000)
+            check_int("training.batch_size", self.batch_size, 1, 10_000_000)
         check_choice("training.optimizer", self.optimizer, OPTIMIZERS)
         check_range("training.w_limit", self.w_limit, 0.0, 1e3)
         check_range("training.init_scale", self.init_scale, 0.0, 1e3, True)
         check_noise(self.training_noise, "training.training_noise")
-        _check_int("training.n_train_per_class", self.n_train_per_class, 1, 10_000_000)
-        _check_int("training.n_restarts", self.n_restarts, 1, 1000)
-        _check_int("training.seed", self.seed, 0, 2**32 - 1)
-
-
-def _check_int(path: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ConfigError(path, value, f"an integer in [{low}, {high}]")
+        check_int("training.n_train_per_class", self.n_train_per_class, 1, 10_000_000)
+        check_int("training.n_restarts", self.n_restarts, 1, 1000)
+        check_int("training.seed", self.seed, 0, 2**32 - 1)
 
 
 @dataclass(frozen=True)

@@ -80,10 +80,6 @@ class TuningConfig:
         full = self.pulse_width_s if direction > 0 or self.reset_pulse_width_s is None else self.reset_pulse_width_s
         return max(full / 2.0 ** min(halvings, 64), self.min_pulse_width_s)
 
-    def within(self, g_S: float, target_S: float) -> bool:
-        """Whether a read ``g_S`` is close enough to ``target_S`` to stop."""
-        return abs(g_S - target_S) <= max(self.tolerance * target_S, self.tolerance_floor_S)
-
 
 @dataclass(frozen=True)
 class DeviceTuning:
@@ -124,19 +120,19 @@ def device_tuning(index: int, program: WriteVerifyProgram, outcome: WriteVerifyO
 
 
 def tune_all(chip: Chip, targets_S, config: TuningConfig, done: dict[int, DeviceTuning] | None = None,
-             on_device: Callable[[DeviceTuning], None] | None = None, in_chip: bool = True) -> list[DeviceTuning]:
+             on_device: Callable[[DeviceTuning], None] | None = None) -> list[DeviceTuning]:
     """Tune every device in order. ``done`` (from a checkpoint) skips devices already tuned;
     ``on_device`` is called after each device (progress bars, checkpoints).
 
-    ``in_chip``: when the chip offers ``write_verify`` (SpiceChip: the whole loop in one round trip
-    to its worker), each device is tuned through it; the decisions, states and ledger are the same
+    When the chip offers ``write_verify`` (SpiceChip: the whole loop in one round trip to its
+    worker), each device is tuned through it; the decisions, states and ledger are the same
     as ``program_to_target``'s operation by operation (``tests/test_sequences.py``)."""
     targets = np.asarray(targets_S, dtype=float)
     results = dict(done or {})
     for index, target in enumerate(targets):
         if index in results:
             continue
-        if in_chip and hasattr(chip, "write_verify"):
+        if hasattr(chip, "write_verify"):
             program = config.program(index, float(target))
             results[index] = device_tuning(index, program, chip.write_verify(index, program))
         else:
