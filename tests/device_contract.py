@@ -179,6 +179,29 @@ class DeviceContract:
             g = float(circuit.measured_conductance_S(result.vectors)[0])
             assert g == pytest.approx(float(model.conductance_S(x)), rel=1e-6, abs=1e-15)
 
+    def test_an_operating_point_does_not_depend_on_the_runs_before_it(self, model, programming, engine):
+        """What lets the engine solve a repeated test image once: the array's operating point is
+        the same, bit for bit, whatever was solved before it (ngspice starts every ``op`` afresh)."""
+        crossbar = Crossbar(default_spec(model, v_read_V=programming.v_read_V))
+        low, high = model.state_bounds
+        rng = np.random.default_rng(6)
+        states = rng.uniform(low, high, crossbar.n_devices)
+        inputs = rng.integers(0, 2, (12, crossbar.n_inputs)).astype(float)
+        inputs[[4, 7, 11]] = inputs[0]
+        inputs[9] = inputs[8]
+        names = crossbar.neuron_nodes() + [f"{crossbar.input_source(0)}#branch"]
+        engine.load(crossbar.spec.name, crossbar.netlist(states, np.zeros(crossbar.n_inputs)))
+        forward = [[r.vectors[n][0] for n in names]
+                   for r in engine.run_many("op", names, crossbar.input_alter_sets(inputs))]
+        backward = [[r.vectors[n][0] for n in names]
+                    for r in engine.run_many("op", names, crossbar.input_alter_sets(inputs[::-1]))]
+        np.testing.assert_array_equal(np.array(forward), np.array(backward)[::-1])
+        for k in (4, 7, 11):
+            np.testing.assert_array_equal(forward[k], forward[0])
+        table, solve_s = engine.run_table(names, crossbar.input_alter_sets(inputs))
+        np.testing.assert_array_equal(table, np.array(forward))
+        assert np.count_nonzero(solve_s) == 12 - 3   # rows 4 and 7 reuse row 0, row 9 row 8; the last is solved
+
     # -- SPICE and NumPy agree, on both chips -----------------------------------------------------------
     def test_spice_and_numpy_agree_on_pulse_trains_reads_and_inference(self, model, programming):
         low, high = model.state_bounds

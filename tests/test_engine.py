@@ -12,7 +12,7 @@ from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
 from circuitnn.devices.base import preset
 from circuitnn.errors import CircuitRejectedError, ConvergenceError, NetlistError, SimulationError
-from circuitnn.spice.engine import SpiceEngine, alter_command
+from circuitnn.spice.engine import STATS, SpiceEngine, alter_command
 
 
 @pytest.fixture
@@ -181,9 +181,42 @@ def test_a_table_of_operating_points_equals_the_runs_one_by_one(crossbar):
         time.sleep(0.1)
         rest, _ = engine.run_table(names, sets[6:])
         assert engine.restarts == 1
-    assert table.shape == (6, len(names)) and len(solve_s) == 6 and np.all(solve_s > 0)
+    assert table.shape == (6, len(names)) and len(solve_s) == 6
+    assert solve_s[4] == 0 and np.all(np.delete(solve_s, 4) > 0)   # run 4 repeats run 3: solved once
     np.testing.assert_array_equal(np.vstack([table, rest]), expected)
 
+
+
+def test_a_repeated_operating_point_is_solved_once_and_only_under_the_same_states(crossbar):
+    """run_table solves a run whose whole circuit state (states and inputs) an earlier run of the
+    call held only once; the same inputs under changed states are solved again. The table equals
+    solving every run, and a failure names the caller's run, not the position among those sent."""
+    rng = np.random.default_rng(8)
+    inputs = rng.integers(0, 2, (8, 9)).astype(float)
+    inputs[[2, 5, 7]] = inputs[0]
+    sets = crossbar.input_alter_sets(inputs)
+    states = np.linspace(0.1, 0.9, 30)
+    sets[4] = {**crossbar.state_alters(states[::-1]), **sets[4]}   # runs 4-7 under other states
+    names = crossbar.neuron_nodes()
+    with SpiceEngine(timeout_s=60) as engine:
+        engine.load("reuse", crossbar.netlist(states, np.zeros(9)))
+        expected = np.array([[r.vectors[n][0] for n in names] for r in engine.run_many("op", names, sets)])
+        engine.load("reuse", crossbar.netlist(states, np.zeros(9)))
+        runs = STATS.runs
+        table, solve_s = engine.run_table(names, sets)
+        assert STATS.runs - runs == 7   # run 2 reuses run 0; runs 5 and 7 (other states) are solved
+        np.testing.assert_array_equal(table, expected)
+        assert solve_s[2] == 0 and np.all(np.delete(solve_s, 2) > 0)
+        assert not np.array_equal(table[5], table[0])
+        # Held values after the call are the last run's: a next call sending only inputs reads there.
+        np.testing.assert_array_equal(engine.run_table(names, sets[5:6])[0], expected[5:6])
+        # An earlier call's solutions count too: only the last run is solved again.
+        runs = STATS.runs
+        again, _ = engine.run_table(names, sets[4:])
+        assert STATS.runs - runs == 1
+        np.testing.assert_array_equal(again, expected[4:])
+        with pytest.raises(SimulationError, match="run 3 of 4"):
+            engine.run_table(names, [sets[0], sets[1], sets[0], {"vnosuchsource": "dc=1"}])
 
 
 def test_values_changed_behind_the_engines_back_are_sent_again(crossbar):
@@ -197,6 +230,11 @@ def test_values_changed_behind_the_engines_back_are_sent_again(crossbar):
         engine.command_unvalidated("alter vin0 dc=0.0777")
         again, _ = engine.run_table(names, sets[1:])
         np.testing.assert_array_equal(again, first[1:])
+        # A raw command may change what no alter of the engine's names: earlier solutions are void.
+        engine.command_unvalidated(f"alter {crossbar.sites[0].state_target} dc=0.95")
+        changed, _ = engine.run_table(names, sets)
+        assert not np.array_equal(changed[0], first[0])
+        engine.command_unvalidated(f"alter {crossbar.sites[0].state_target} dc=0.1")
         with pytest.raises(NetlistError):   # refused before anything is sent: what is held stays known
             engine.run_table(names, [{"vin0": "dc=1;quit"}])
         np.testing.assert_array_equal(engine.run_table(names, sets[1:])[0], first[1:])

@@ -158,9 +158,38 @@ def test_an_ageing_model_resumes_exactly(tmp_path, monkeypatch, backend):
                                               backend=backend)
     store = RunStore(tmp_path / "b")
     with interrupted_after(7, monkeypatch), pytest.raises(KeyboardInterrupt):
-        reproduction.run_reproduction(store, [config], "train", progress=False, backend=backend)
+        reproduction.run_reproduction(store, [config], "train", progress=False, backend=backend,
+                                      checkpoint_every_s=0)
     (info,) = store.list()
+    assert store.open(info.id).load_checkpoint()[0]["count"] == 7
     resumed = reproduction.run_reproduction(store, [config], "train", resume=info.id, progress=False)
     for part in ("PCM-reset", "PCM-noreset"):
         for name in ("devices.csv", "summary.json"):
+            assert resumed.read_text(f"parts/{part}/{name}") == reference.read_text(f"parts/{part}/{name}")
+
+
+def test_checkpoints_are_saved_at_most_once_per_interval_and_a_resume_is_still_exact(tmp_path, monkeypatch):
+    """With a long interval only the first checkpoint a part offers is saved; interrupted later,
+    the run resumes from it and repeats the devices after it to the same result."""
+    from circuitnn.experiments.config import load_config
+    from circuitnn.store import Run
+
+    path = tmp_path / "pcm.toml"
+    path.write_text('preset = "PCM"\n[onchip]\nn_test_per_class = 10\nconductance_errors = [0.0]\nerror_draws = 1\n')
+    config = load_config(path)
+    reference = reproduction.run_reproduction(RunStore(tmp_path / "a"), [config], "train", progress=False,
+                                              backend="surrogate", checkpoint_every_s=0)
+    saves = []
+    real = Run.checkpoint
+    monkeypatch.setattr(Run, "checkpoint", lambda self, *a, **k: saves.append(a[0]) or real(self, *a, **k))
+    store = RunStore(tmp_path / "b")
+    with interrupted_after(12, monkeypatch), pytest.raises(KeyboardInterrupt):
+        reproduction.run_reproduction(store, [config], "train", progress=False, backend="surrogate",
+                                      checkpoint_every_s=1e6)
+    assert saves == ["PCM-reset"]
+    (info,) = store.list()
+    assert store.open(info.id).load_checkpoint()[0]["count"] == 1
+    resumed = reproduction.run_reproduction(store, [config], "train", resume=info.id, progress=False)
+    for part in ("PCM-reset", "PCM-noreset"):
+        for name in ("devices.csv", "summary.json", "phases.csv"):
             assert resumed.read_text(f"parts/{part}/{name}") == reference.read_text(f"parts/{part}/{name}")

@@ -44,7 +44,7 @@ DRIVER = textwrap.dedent("""
 
     os.replace = replace
     reproduction.run_reproduction(RunStore(store), [load_config(config_path)], "train", progress=False,
-                                  backend=backend)
+                                  backend=backend, checkpoint_every_s=0)
 """)
 
 

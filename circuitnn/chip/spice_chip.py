@@ -14,7 +14,7 @@ import numpy as np
 
 from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
-from ..spice.engine import SpiceEngine
+from ..spice import pool
 from ..spice.pulses import SpicePulseWriter
 from ..spice.sequences import PROGRAM, READ, RESET
 from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
@@ -55,6 +55,16 @@ class _InferencePlan:
         self.vectors = list(vectors)
 
 
+class _Closed:
+    """Stands for the engines of a closed chip."""
+
+    def __getattr__(self, name):
+        raise RuntimeError("this SpiceChip is closed: its ngspice workers serve other chips now")
+
+
+_CLOSED = _Closed()
+
+
 class SpiceChip(SequenceStates, DeviceStates):
     """A crossbar chip in ngspice. Close it (or use ``with``) to stop its two worker processes."""
 
@@ -65,9 +75,10 @@ class SpiceChip(SequenceStates, DeviceStates):
                                                   v_read_V=crossbar.spec.v_read_V)
         self.ledger = Ledger()
         self._init_states(initial_states, seed)
-        self._program_engine = SpiceEngine(timeout_s=timeout_s)
-        self._array_engine = SpiceEngine(timeout_s=timeout_s)
+        self._program_engine = pool.take(timeout_s)
+        self._array_engine = pool.take(timeout_s)
         self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
+        self._engines_held = True
         self._array_loaded = False
         self._setups: dict = {}  # the worker's view of the programming circuit, per pulse table
 
@@ -295,6 +306,13 @@ class SpiceChip(SequenceStates, DeviceStates):
         }
 
     def close(self) -> None:
-        self._program_engine.close()
-        self._array_engine.close()
+        """Hand both workers back for the next chip (``spice/pool.py``); a second close does nothing."""
+        if not self._engines_held:
+            return
+        engines = (self._program_engine, self._array_engine)
+        # The workers may serve another chip from now on: this one must not reach them.
+        self._program_engine = self._array_engine = self._writer.engine = _CLOSED
+        self._engines_held = False
+        for engine in engines:
+            pool.give_back(engine)
 

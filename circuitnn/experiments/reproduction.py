@@ -10,13 +10,15 @@ A run is a list of *parts*, each stored under ``parts/<part>/`` as soon as it fi
 * ``<medium>-errors``: the conductance-error sweep on the states the last variant trained;
 * ``heatmap``: training noise × test noise, for one medium (ex-situ trainers only).
 
-A checkpoint whenever the trainer can be continued exactly (the chip's whole snapshot plus the
-trainer's own state) and after every part lets ``--resume`` continue an interrupted run where it
-stopped; finished parts are never simulated again.
+A checkpoint when the trainer can be continued exactly (the chip's whole snapshot plus the
+trainer's own state; the first time in a part, then at most every ``CHECKPOINT_EVERY_S``) and after
+every part lets ``--resume`` continue an interrupted run where it stopped; finished parts are never
+simulated again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -32,6 +34,12 @@ from ..surrogate.calibration_params import SurrogateCalibration
 from ..validation import check_choice
 from . import onchip
 
+# A checkpoint (the chip's snapshot, the trainer's state, run.json rewritten, each on disk) costs
+# ~7 ms; write-verify offers one per device, which takes ~30 ms. Saving at most every 2 s keeps that
+# under 1 % of a run and loses at most 2 s of work to a kill (a resume repeats it exactly).
+CHECKPOINT_EVERY_S = 2.0
+
+
 def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
     parts = []
     for config in configs:
@@ -45,7 +53,8 @@ def plan(configs: list[Config], heatmap_medium: str | None) -> list[str]:
 def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_medium: str | None = None,
                      resume: str | None = None, progress: bool = True, backend: str = "spice",
                      calibration: SurrogateCalibration | None = None,
-                     write_report: Callable[[Run], dict] | None = None, run_id: str | None = None) -> Run:
+                     write_report: Callable[[Run], dict] | None = None, run_id: str | None = None,
+                     checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> Run:
     """Run (or resume) the reproduction for ``configs`` (one per medium) and return the stored run.
 
     ``backend`` is "spice" (SpiceChip) or "surrogate" (SurrogateChip with ``calibration``, whose
@@ -53,7 +62,8 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
     into the run before it is completed (the CLI passes ``reports.onchip_report.write_report``);
     without it the run's summary holds each part's headline numbers and ``circuitnn report`` builds
     the report later. ``run_id`` names a new run (a sweep derives it from the run's config) instead
-    of a new time-stamped id."""
+    of a new time-stamped id. A part saves the first checkpoint its trainer offers, then one at
+    most every ``checkpoint_every_s`` of wall time (0: every one)."""
     check_choice("backend", backend, BACKENDS)
     by_medium = {c.device.medium: c for c in configs}
     if heatmap_medium is not None and heatmap_medium not in by_medium:
@@ -88,7 +98,7 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
             elif what == "errors":
                 _error_sweep(run, by_medium[medium], progress, make_chip)
             else:
-                _training_part(run, by_medium[medium], part, what, progress, make_chip)
+                _training_part(run, by_medium[medium], part, what, progress, make_chip, checkpoint_every_s)
         summary = write_report(run) if write_report is not None else _headline(run)
         run.complete(summary)
     return run
@@ -132,10 +142,12 @@ def chip_factory(backend: str, calibration: SurrogateCalibration | None):
                                                       seed=config.seed)
 
 
-def _training_part(run: Run, config: Config, part: str, variant: str, progress: bool, make_chip) -> None:
-    """Train one chip with the configured trainer, checkpointing whenever the trainer can be
-    continued: the chip's whole snapshot (states, clock, ageing, noise streams, ledger) and the
-    trainer's own state, so a resume is the uninterrupted run."""
+def _training_part(run: Run, config: Config, part: str, variant: str, progress: bool, make_chip,
+                   checkpoint_every_s: float = 0.0) -> None:
+    """Train one chip with the configured trainer, checkpointing when the trainer can be continued
+    (the first time it can, then at most every ``checkpoint_every_s``): the chip's whole snapshot
+    (states, clock, ageing, noise streams, ledger) and the trainer's own state, so a resume is the
+    uninterrupted run."""
     crossbar = Crossbar(config.crossbar_spec())
     task = onchip.make_task(config, crossbar)
     states = onchip.initial_states(config, crossbar.n_devices)
@@ -151,16 +163,19 @@ def _training_part(run: Run, config: Config, part: str, variant: str, progress: 
                                                      if k.startswith(TRAINER_PREFIX)})
         else:
             run.write_netlists({f"{part}_{name}": text for name, text in chip.netlists().items()})
-        saved = {"count": checkpoint[0].get("count", 0) if checkpoint is not None else 0}
+        saved = {"count": checkpoint[0].get("count", 0) if checkpoint is not None else 0, "at": None}
         bar = tqdm(total=trainer.checkpoints(variant, crossbar.n_devices), initial=saved["count"],
                    desc=f"{part}: {trainer.name}", unit="checkpoint", disable=not progress, leave=False)
 
         def on_checkpoint(now: TrainerState) -> None:
-            snapshot = chip.snapshot()
             saved["count"] += 1
+            bar.update(1)
+            if saved["at"] is not None and time.monotonic() - saved["at"] < checkpoint_every_s:
+                return
+            snapshot = chip.snapshot()
             run.checkpoint(part, {"trainer": now.state, "chip": snapshot.state, "count": saved["count"]},
                            {**{TRAINER_PREFIX + k: v for k, v in now.arrays.items()}, **snapshot.arrays})
-            bar.update(1)
+            saved["at"] = time.monotonic()
 
         result = onchip.train_with(config, chip, task, trainer, variant, resume, on_checkpoint)
         bar.close()

@@ -145,21 +145,26 @@ class _Server:
         self._command("destroy all")
         return ("ok", result, solve_s)
 
-    def run_many(self, alter_lists: list[list[str]], analysis: str, vectors: list[str]) -> tuple:
-        """``run`` once per alter list, in order; stops at the first failure (and reports which)."""
+    def run_many(self, alter_lists: list[list[str]], analysis: str, vectors: list[str],
+                 rows: list[int] | None = None, total: int | None = None) -> tuple:
+        """``run`` once per alter list, in order; stops at the first failure (and reports which:
+        its position, or ``rows[position]`` of ``total`` when the caller sent a subset of its runs)."""
         results, solve_times = [], []
         for position, alters in enumerate(alter_lists):
             reply = self.run(alters, analysis, vectors)
             if reply[0] != "ok":
-                return (*reply[:2], f"run {position} of {len(alter_lists)}: {reply[2]}", *reply[3:])
+                row = position if rows is None else rows[position]
+                of = len(alter_lists) if total is None else total
+                return (*reply[:2], f"run {row} of {of}: {reply[2]}", *reply[3:])
             results.append(reply[1])
             solve_times.append(reply[2])
         return ("ok", results, solve_times)
 
-    def op_table(self, alter_lists: list[list[str]], vectors: list[str]) -> tuple:
+    def op_table(self, alter_lists: list[list[str]], vectors: list[str],
+                 rows: list[int] | None = None, total: int | None = None) -> tuple:
         """An operating point per alter list, in order: ('ok', values (runs × vectors) array,
         solve times) — one array to send back instead of a dict of scalars per run."""
-        reply = self.run_many(alter_lists, "op", vectors)
+        reply = self.run_many(alter_lists, "op", vectors, rows, total)
         if reply[0] != "ok":
             return reply
         # An operating point: one value per vector.
