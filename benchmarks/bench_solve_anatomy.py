@@ -111,7 +111,8 @@ def reads(config, runs: int, rng) -> dict:
     outputs = crossbar.output_nodes()
     with SpiceEngine() as engine:
         engine.load(crossbar.spec.name, crossbar.netlist(states, np.zeros(crossbar.n_inputs)))
-        engine.run_table(outputs, crossbar.input_alter_sets(inputs[:5]))
+        # Warm-up on other inputs: the engine would not solve the timed ones again.
+        engine.run_table(outputs, crossbar.input_alter_sets(-inputs[:5]))
         before = _accounting(engine)
         start = time.perf_counter()
         _, solves = engine.run_table(outputs, crossbar.input_alter_sets(inputs))
