@@ -60,13 +60,43 @@ def test_tune_all_takes_the_in_worker_path_with_the_same_results():
         chip.load_states(states)
         chip.ledger.clear()
         calls = []
-        original = chip.write_verify
-        chip.write_verify = lambda i, p: calls.append(i) or original(i, p)
+        original = chip.write_verify_many
+        chip.write_verify_many = lambda items: calls.append([i for i, _ in items]) or original(items)
         fast = tune_all(chip, targets[:4], config.tuning)
-        assert calls == [0, 1, 2, 3]
+        assert calls == [[0, 1, 2, 3]]
         assert fast == slow
         np.testing.assert_array_equal(chip.states[:4], slow_states[:4])
         assert chip.ledger.totals() == slow_totals
+
+
+def test_devices_tuned_in_one_round_trip_equal_one_device_per_round_trip():
+    """tune_all sends eight devices per round trip: states, ledger and clock equal tuning each
+    device in its own round trip, bit for bit, and each on_device sees the chip after that device
+    (what a checkpoint saves), with the devices done before a resume skipped."""
+    config, crossbar, states, targets = _setup("W")
+    n = 11   # a round trip of eight devices and one of three
+    with SpiceChip(crossbar, states, config.programming, config.timing) as one, \
+            SpiceChip(crossbar, states, config.programming, config.timing) as many:
+        seen_one = []
+        for i in range(n):
+            one.write_verify(i, config.tuning.program(i, float(targets[i])))
+            seen_one.append((one.states.copy(), len(one.ledger), one.clock_s))
+        seen_many = []
+        tune_all(many, targets[:n], config.tuning,
+                 on_device=lambda t: seen_many.append((many.states.copy(), len(many.ledger), many.clock_s)))
+        for a, b in zip(seen_one, seen_many, strict=True):
+            np.testing.assert_array_equal(a[0], b[0])
+            assert a[1:] == b[1:]
+        for name, column in _ledger_columns(one).items():
+            np.testing.assert_array_equal(column, _ledger_columns(many)[name], err_msg=name)
+        # A resume: devices done are skipped, the rest tuned from where the chip is.
+        many.load_states(states)
+        done = {i: t for i, t in enumerate(tune_all(one, targets[:3], config.tuning))}
+        calls = []
+        original = many.write_verify_many
+        many.write_verify_many = lambda items: calls.append([i for i, _ in items]) or original(items)
+        tune_all(many, targets[:n], config.tuning, done=done)
+        assert calls == [[3, 4, 5, 6, 7, 8, 9, 10]]
 
 
 def test_surrogate_write_verify_equals_program_to_target():

@@ -9,6 +9,7 @@ carried between the two.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -53,6 +54,11 @@ class _InferencePlan:
         self.power_nodes = [column(node) for node, _ in others]
         self.power_currents = [column(current) for _, current in others]
         self.vectors = list(vectors)
+
+
+def _program_shape(program: WriteVerifyProgram) -> tuple:
+    """What a write-verify program's pulse table depends on: everything but its target."""
+    return tuple(value for name, value in vars(program).items() if name != "target_S")
 
 
 class _Closed:
@@ -188,7 +194,7 @@ class SpiceChip(SequenceStates, DeviceStates):
         if self.device.ages:
             return write_verify_op_by_op(self, index, program)
         # The pulse table depends on everything but the target: built and checked once per tuning.
-        shape = tuple(value for name, value in vars(program).items() if name != "target_S")
+        shape = _program_shape(program)
         setup = self._setups.get(shape)
         if setup is None:
             setup = self._setups[shape] = self._setup(program.pulse_table())
@@ -197,6 +203,47 @@ class SpiceChip(SequenceStates, DeviceStates):
                                                      step=f"write-verify of {site.instance}")
         self._charge_program_columns(columns, {RESET: "reset", PROGRAM: "program"})
         return WriteVerifyOutcome(*outcome)
+
+    def write_verify_many(self, items) -> Iterator[WriteVerifyOutcome]:
+        """Several devices' write-verify, ``items`` = (index, WriteVerifyProgram) in order, in one
+        round trip: the worker runs each exactly as ``write_verify`` would, one after another.
+
+        Yields each device's outcome after charging that device (states, ledger, clock), so a caller
+        that checkpoints or stops between two devices sees the chip as after the last one yielded,
+        as with ``write_verify`` device by device (``tests/test_sequences.py``: bit for bit). Nothing
+        runs before the first value is asked for; if ngspice fails, nothing of the batch is charged.
+        A device model that ages is tuned op by op."""
+        items = [(int(index), program) for index, program in items]
+        for index, _ in items:
+            self._check_index(index)
+        if self.device.ages:
+            for index, program in items:
+                yield write_verify_op_by_op(self, index, program)
+            return
+        start = 0
+        while start < len(items):
+            # One pulse table per round trip: the programs of one tuning share it (all but the target).
+            shape = _program_shape(items[start][1])
+            stop = start + 1
+            while stop < len(items) and _program_shape(items[stop][1]) == shape:
+                stop += 1
+            yield from self._write_verify_batch(items[start:stop])
+            start = stop
+
+    def _write_verify_batch(self, items) -> Iterator[WriteVerifyOutcome]:
+        setup = self._setups.get(_program_shape(items[0][1]))
+        if setup is None:
+            setup = self._setups[_program_shape(items[0][1])] = self._setup(items[0][1].pulse_table())
+        sites = self.crossbar.sites
+        columns, outcomes = self._writer.write_verify_many(
+            setup, [(index, float(self._states[index]), program) for index, program in items],
+            step=f"write-verify of {sites[items[0][0]].instance}..{sites[items[-1][0]].instance}")
+        first = 0
+        for outcome, rows in outcomes:
+            self._charge_program_columns({name: column[first:first + rows] for name, column in columns.items()},
+                                         {RESET: "reset", PROGRAM: "program"})
+            first += rows
+            yield WriteVerifyOutcome(*outcome)
 
     def run_sequence(self, operations) -> SequenceResult:
         """Read / Pulse / SetStates / Infer / Restore operations in order (``chip/sequence.py``).

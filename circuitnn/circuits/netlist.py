@@ -119,6 +119,7 @@ def _check_statement(line: str, cards: frozenset[str], where: str, allow_include
         raise NetlistError(f"{where}: character {bad!r} is not allowed in a statement: {line[:60]!r}")
     if line.startswith("+"):
         raise NetlistError(f"{where}: continuation lines are not written by circuitnn: {line[:60]!r}")
+    _check_brackets(line, where)
     first = line.split(" ", 1)[0]
     if first.startswith("."):
         keyword = first.lower()
@@ -133,6 +134,23 @@ def _check_statement(line: str, cards: frozenset[str], where: str, allow_include
         return
     if not _ELEMENT.fullmatch(first):
         raise NetlistError(f"{where}: {first[:60]!r} is neither a card nor an element name")
+
+
+def _check_brackets(line: str, where: str) -> None:
+    """Parentheses and braces open and close in order: ngspice's expression parser reads past an
+    unclosed one (``V = v(a``) and, in shared mode, often aborts the whole process."""
+    depth = {"(": 0, "{": 0}
+    closing = {")": "(", "}": "{"}
+    for ch in line:
+        if ch in depth:
+            depth[ch] += 1
+        elif ch in closing:
+            depth[closing[ch]] -= 1
+            if depth[closing[ch]] < 0:
+                raise NetlistError(f"{where}: {ch!r} closes nothing in {line[:60]!r}")
+    for opening, count in depth.items():
+        if count:
+            raise NetlistError(f"{where}: {count} {opening!r} left open in {line[:60]!r}")
 
 
 def check_model_text(text: str, what: str = "model text") -> str:

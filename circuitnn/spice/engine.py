@@ -490,14 +490,15 @@ class SpiceEngine:
 
     def run_sequence(self, request: tuple, step: str) -> tuple:
         """A whole operation sequence on the loaded circuit in one round trip (``spice/sequences.py``):
-        ('write_verify', setup, device, x0, program dict) or ('program_ops', setup, states, operations).
+        ('write_verify', setup, device, x0, program dict), ('write_verify_many', setup, [(device,
+        x0, program dict)]) or ('program_ops', setup, states, operations).
 
         Built by ``SpicePulseWriter``, which checks every alter, vector and analysis it carries. A
         crash is handled as in ``run_many``: a new worker from the state held before, the sequence
         repeated once (it is deterministic from that state). Returns the worker's answer after 'ok'."""
         if self._netlist_lines is None:
             raise SimulationError("no circuit loaded", self.circuit_name or "?", step)
-        if request[0] not in ("write_verify", "program_ops"):
+        if request[0] not in ("write_verify", "write_verify_many", "program_ops"):
             raise ValueError(f"unknown sequence {request[0]!r}")
         started = time.perf_counter()
         before = dict(self._persistent)

@@ -116,6 +116,14 @@ class SpicePulseWriter:
         return self.engine.run_sequence(("write_verify", setup, int(device), float(x0), program.as_dict()),
                                         step or f"write-verify of device {device}")
 
+    def write_verify_many(self, setup: ProgrammingSetup, items, step: str | None = None):
+        """Several devices' write-verify, in order, in one round trip: (columns of all devices,
+        [(outcome, rows)] per device). ``items``: (device, x0, WriteVerifyProgram)."""
+        self._ensure_loaded(PulseSpec(1.0, 1e-6))
+        request = [(int(device), float(x0), program.as_dict()) for device, x0, program in items]
+        return self.engine.run_sequence(("write_verify_many", setup, request),
+                                        step or f"write-verify of {len(request)} devices")
+
     def program_ops(self, setup: ProgrammingSetup, states: dict[int, float], operations, step: str | None = None):
         """(kind, device, pulse index) operations in one round trip: (columns, final states)."""
         self._ensure_loaded(PulseSpec(1.0, 1e-6))

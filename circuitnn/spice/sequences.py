@@ -126,18 +126,19 @@ class _Programmer:
         return x_after
 
     def columns(self) -> dict[str, np.ndarray]:
-        table = np.array(self.rows, dtype=float).reshape(len(self.rows), len(COLUMNS))
-        out = {name: table[:, k] for k, name in enumerate(COLUMNS)}
-        out["kind"] = out["kind"].astype(np.int8)
-        out["device"] = out["device"].astype(np.int64)
-        return out
+        return _columns(self.rows)
 
 
-def run_write_verify(run: Callable, setup: ProgrammingSetup, device: int, x0: float, program: dict) -> tuple:
-    """One device's whole write-verify; ('ok', columns, outcome as a tuple, alters now applied)
-    or the failed run's reply with the operation it stopped at."""
-    started = time.perf_counter()
-    programmer = _Programmer(run, setup)
+def _columns(rows: list[tuple]) -> dict[str, np.ndarray]:
+    table = np.array(rows, dtype=float).reshape(len(rows), len(COLUMNS))
+    out = {name: table[:, k] for k, name in enumerate(COLUMNS)}
+    out["kind"] = out["kind"].astype(np.int8)
+    out["device"] = out["device"].astype(np.int64)
+    return out
+
+
+def _write_verify(programmer: _Programmer, device: int, x0: float, program: dict) -> tuple:
+    """Drive the controller for one device; its outcome as a tuple (raises _Failed)."""
     wv = WriteVerifyProgram(**program)
     steps = controller(wv)
     x = float(x0)
@@ -152,10 +153,38 @@ def run_write_verify(run: Callable, setup: ProgrammingSetup, device: int, x0: fl
                 action = steps.send(None)
     except StopIteration as stop:
         o = stop.value
-        outcome = (o.initial_S, o.final_S, o.set_pulses, o.reset_pulses, o.reads, o.converged)
-        return ("ok", programmer.columns(), outcome, programmer.applied, time.perf_counter() - started)
+        return (o.initial_S, o.final_S, o.set_pulses, o.reset_pulses, o.reads, o.converged)
+
+
+def run_write_verify(run: Callable, setup: ProgrammingSetup, device: int, x0: float, program: dict) -> tuple:
+    """One device's whole write-verify; ('ok', columns, outcome as a tuple, alters now applied)
+    or the failed run's reply with the operation it stopped at."""
+    started = time.perf_counter()
+    programmer = _Programmer(run, setup)
+    try:
+        outcome = _write_verify(programmer, device, x0, program)
     except _Failed as failed:
         return _failure(failed, "write-verify")
+    return ("ok", programmer.columns(), outcome, programmer.applied, time.perf_counter() - started)
+
+
+def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tuple[int, float, dict]]) -> tuple:
+    """Several devices' write-verify, one after another: each (device, x0, program dict) exactly as
+    ``run_write_verify`` runs it alone (its own first alters included). ('ok', columns of all
+    devices in order, [(outcome, rows)] per device, alters now applied), or the failed run's reply
+    naming the device."""
+    started = time.perf_counter()
+    rows, outcomes, applied = [], [], {}
+    for device, x0, program in items:
+        programmer = _Programmer(run, setup)
+        try:
+            outcome = _write_verify(programmer, device, x0, program)
+        except _Failed as failed:
+            return _failure(failed, f"write-verify of device {device}")
+        rows += programmer.rows
+        outcomes.append((outcome, len(programmer.rows)))
+        applied.update(programmer.applied)
+    return ("ok", _columns(rows), outcomes, applied, time.perf_counter() - started)
 
 
 def run_program_ops(run: Callable, setup: ProgrammingSetup, states: dict[int, float],

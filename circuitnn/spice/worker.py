@@ -267,6 +267,8 @@ def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
         return server.op_table(*arguments)
     if kind == "write_verify":
         return sequences.run_write_verify(server.run, *arguments)
+    if kind == "write_verify_many":
+        return sequences.run_write_verify_many(server.run, *arguments)
     if kind == "program_ops":
         return sequences.run_program_ops(server.run, *arguments)
     if kind == "command":
