@@ -226,6 +226,27 @@ def test_a_repeated_operating_point_is_solved_once_and_only_under_the_same_state
             engine.run_table(names, [sets[0], sets[1], sets[0], {"vnosuchsource": "dc=1"}])
 
 
+def test_after_a_failed_batch_the_worker_holds_what_the_engine_set_again(crossbar):
+    """A batch that fails part-way leaves its first runs' values in the worker; the next batch,
+    which does not set that input, must still read with the value the engine set before."""
+    names = crossbar.neuron_nodes()
+    netlist = crossbar.netlist(np.linspace(0.1, 0.9, 30), np.zeros(9))
+    base = crossbar.input_alters(np.full(9, 0.2))
+    vin0 = {"vin0": crossbar.input_alters(np.full(9, -0.8))["vin0"]}
+    vin1 = {"vin1": crossbar.input_alters(np.full(9, 0.7))["vin1"]}
+    with SpiceEngine(timeout_s=60) as engine:
+        engine.load("resend", netlist)
+        expected = [engine.run_many("op", names, [base, vin1])[1].vectors[n][0] for n in names]
+        wrong = [engine.run_many("op", names, [base, vin0, vin1])[2].vectors[n][0] for n in names]
+        assert expected != wrong   # the input the failed batch set does move the outputs
+        engine.load("resend", netlist)
+        engine.run_table(names, [base])
+        with pytest.raises(SimulationError):
+            engine.run_table(names, [vin0, {"vnosuchsource": "dc=1"}])
+        after, _ = engine.run_table(names, [vin1])
+    np.testing.assert_array_equal(after[0], expected)
+
+
 def test_values_changed_behind_the_engines_back_are_sent_again(crossbar):
     """The engine skips alters the worker already holds; after a raw command or a failed run it
     cannot know what the worker holds, so the next runs send every value again."""

@@ -403,9 +403,12 @@ class SpiceEngine:
         started = time.perf_counter()
         # A value the worker already holds (set by an earlier run, kept in _persistent) need not be
         # sent again: a test set's inputs repeat from one sample to the next. After a failed run or
-        # a raw command the worker may hold other values: then every alter is sent once more.
+        # a raw command the worker may hold other values: the first run then sends every value the
+        # engine has set again, so the worker holds _persistent once more (a raw change to one of
+        # those values is undone; to other parts of the circuit it stays).
         before = self._persistent   # replaced, never changed in place, below
-        held = dict(before) if self._held_known else {}
+        resend = not self._held_known
+        held = {} if resend else dict(before)
         reuse = kind == "op_table"
         # An operating point depends only on what the circuit holds (tests/test_engine.py and the
         # device contract hold it bit for bit), so one the engine has solved since the circuit was
@@ -413,12 +416,13 @@ class SpiceEngine:
         # circuit holds: targets are only ever added to it, in a fixed order, so equal value tuples
         # are equal states. Earlier solutions count only while the worker's values are known.
         known = self._solutions if reuse and self._held_known and self._solutions_of == tuple(names) else {}
-        state = dict(held)
+        state = dict(before)
         solved_at: dict[tuple, int] = {}   # this call's solved states → position among the runs sent
         source: list = []   # per run: that position, or the row solved in an earlier call
         rows, keys = [], []   # per run sent: its position among the caller's runs, its state
         commands = []
-        pending: dict[str, tuple[str, str]] = {}   # target → (value, command) not yet sent
+        # target → (value, command) not yet sent
+        pending = {t: (v, alter_command(t, v)) for t, v in before.items()} if resend else {}
         last = len(alter_sets) - 1
         for row, alters in enumerate(alter_sets):
             for target, value in alters.items():
