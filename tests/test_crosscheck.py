@@ -35,6 +35,27 @@ def test_a_read_after_the_pulse_budget_cannot_diverge():
     assert first_divergence(spice, surrogate, TARGETS, 0.05, max_pulses=1) is None
 
 
+@pytest.mark.parametrize("backend", ["spice", "surrogate"])
+def test_the_verify_log_sees_every_read_the_controller_takes(backend):
+    """A chip's in-worker write-verify would bypass the log: tuning through it logs one entry per
+    verify read, with the conductances the controller decided on."""
+    from circuitnn.chip.spice_chip import SpiceChip
+    from circuitnn.chip.surrogate_chip import SurrogateChip
+    from circuitnn.circuits.crossbar import Crossbar
+    from circuitnn.experiments import onchip
+    from circuitnn.training.tuning import tune_all
+
+    config = load_config(None, "Cr")
+    crossbar = Crossbar(config.crossbar_spec())
+    targets = onchip.make_task(config, crossbar).targets_S[:3]
+    make = SpiceChip if backend == "spice" else SurrogateChip
+    with make(crossbar, onchip.initial_states(config, crossbar.n_devices)) as chip:
+        log = crosscheck.VerifyLog(chip)
+        tunings = tune_all(log, targets, config.tuning)
+    assert len(log.reads) == sum(t.reads for t in tunings) > 3
+    assert [g for device, g in log.reads if device == 2][-1] == tunings[2].final_S
+
+
 @pytest.fixture(scope="module")
 def crosscheck_run(tmp_path_factory):
     """Cr and C (binary), seed 0, no reset."""

@@ -226,6 +226,20 @@ def test_a_repeated_operating_point_is_solved_once_and_only_under_the_same_state
             engine.run_table(names, [sets[0], sets[1], sets[0], {"vnosuchsource": "dc=1"}])
 
 
+def test_no_operating_point_solved_before_a_raw_command_is_reused_after_it(crossbar):
+    """A raw command may change what no alter names (a device state here); a single run after it
+    must not make the solutions from before it count again."""
+    names = crossbar.neuron_nodes()
+    sets = crossbar.input_alter_sets(np.random.default_rng(9).uniform(-1, 1, (2, 9)))
+    with SpiceEngine(timeout_s=60) as engine:
+        engine.load("raw", crossbar.netlist(np.linspace(0.1, 0.9, 30), np.zeros(9)))
+        before, _ = engine.run_table(names, sets)
+        engine.command_unvalidated(f"alter {crossbar.sites[0].state_target} dc=0.95")
+        engine.run("op", names, alters=sets[1])
+        after, solve_s = engine.run_table(names, sets)
+        assert np.all(solve_s > 0) and not np.array_equal(after[0], before[0])
+
+
 def test_after_a_failed_batch_the_worker_holds_what_the_engine_set_again(crossbar):
     """A batch that fails part-way leaves its first runs' values in the worker; the next batch,
     which does not set that input, must still read with the value the engine set before."""

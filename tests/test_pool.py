@@ -69,3 +69,13 @@ def test_idle_workers_are_bounded_and_dead_ones_are_not_handed_out():
     assert all(engine.alive() for engine in taken) and taken[-1] not in engines
     for engine in taken:
         engine.close()
+
+
+def test_a_taken_engine_waits_as_long_as_its_new_user_asks():
+    pool.stop_idle()
+    first = pool.take(timeout_s=300.0)
+    first._await_ready()
+    pool.give_back(first)
+    again = pool.take(timeout_s=5.0)
+    assert again is first and again.timeout_s == 5.0 and again._connection.gettimeout() == 5.0
+    again.close()

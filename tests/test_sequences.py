@@ -99,6 +99,18 @@ def test_devices_tuned_in_one_round_trip_equal_one_device_per_round_trip():
         assert calls == [[3, 4, 5, 6, 7, 8, 9, 10]]
 
 
+def test_a_device_tuned_twice_in_one_call_starts_where_its_first_tuning_left_it():
+    config, crossbar, states, targets = _setup("W")
+    first, second = config.tuning.program(3, float(targets[3])), config.tuning.program(3, float(targets[3]) * 1.5)
+    with SpiceChip(crossbar, states, config.programming, config.timing) as one, \
+            SpiceChip(crossbar, states, config.programming, config.timing) as many:
+        expected = [one.write_verify(3, first), one.write_verify(3, second)]
+        got = list(many.write_verify_many([(3, first), (3, second)]))
+        assert got == expected and got[1].initial_S == expected[0].final_S
+        np.testing.assert_array_equal(many.states, one.states)
+        assert many.ledger.totals() == one.ledger.totals()
+
+
 def test_surrogate_write_verify_equals_program_to_target():
     config, crossbar, states, targets = _setup("W")
     a = SurrogateChip(crossbar, states, config.programming, config.timing, seed=3)

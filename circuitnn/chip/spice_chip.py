@@ -72,7 +72,8 @@ _CLOSED = _Closed()
 
 
 class SpiceChip(SequenceStates, DeviceStates):
-    """A crossbar chip in ngspice. Close it (or use ``with``) to stop its two worker processes."""
+    """A crossbar chip in ngspice. Close it (or use ``with``) to hand its two worker processes to the
+    next chip (``spice/pool.py``)."""
 
     def __init__(self, crossbar: Crossbar, initial_states, path: ProgrammingPath = ProgrammingPath(),
                  timing: ChipTiming = ChipTiming(), timeout_s: float = 300.0, seed: int = 0):
@@ -208,24 +209,30 @@ class SpiceChip(SequenceStates, DeviceStates):
         """Several devices' write-verify, ``items`` = (index, WriteVerifyProgram) in order, in one
         round trip: the worker runs each exactly as ``write_verify`` would, one after another.
 
-        Yields each device's outcome after charging that device (states, ledger, clock), so a caller
-        that checkpoints or stops between two devices sees the chip as after the last one yielded,
-        as with ``write_verify`` device by device (``tests/test_sequences.py``: bit for bit). Nothing
-        runs before the first value is asked for; if ngspice fails, nothing of the batch is charged.
-        A device model that ages is tuned op by op."""
+        Returns an iterator of the outcomes: each device is charged (states, ledger, clock) just
+        before its outcome is yielded, so a caller that checkpoints or stops between two devices sees
+        the chip as after the last one yielded, as with ``write_verify`` device by device
+        (``tests/test_sequences.py``: bit for bit). The indices are checked now; the simulation runs
+        when the first outcome is asked for. If ngspice fails, nothing of that round trip is
+        charged. A device model that ages is tuned op by op."""
         items = [(int(index), program) for index, program in items]
         for index, _ in items:
             self._check_index(index)
+        return self._write_verify_many(items)
+
+    def _write_verify_many(self, items) -> Iterator[WriteVerifyOutcome]:
         if self.device.ages:
             for index, program in items:
                 yield write_verify_op_by_op(self, index, program)
             return
         start = 0
         while start < len(items):
-            # One pulse table per round trip: the programs of one tuning share it (all but the target).
-            shape = _program_shape(items[start][1])
+            # One pulse table per round trip (the programs of one tuning share it: all but the
+            # target), and a device tuned twice starts its second tuning where the first left it.
+            shape, devices = _program_shape(items[start][1]), {items[start][0]}
             stop = start + 1
-            while stop < len(items) and _program_shape(items[stop][1]) == shape:
+            while stop < len(items) and _program_shape(items[stop][1]) == shape and items[stop][0] not in devices:
+                devices.add(items[stop][0])
                 stop += 1
             yield from self._write_verify_batch(items[start:stop])
             start = stop

@@ -137,8 +137,9 @@ def _check_statement(line: str, cards: frozenset[str], where: str, allow_include
 
 
 def _check_brackets(line: str, where: str) -> None:
-    """Parentheses and braces open and close in order: ngspice's expression parser reads past an
-    unclosed one (``V = v(a``) and, in shared mode, often aborts the whole process."""
+    """Parentheses balance, and so do braces (each closes an earlier one, none is left open):
+    ngspice's expression parser reads past an unclosed one (``V = v(a``) and, in shared mode, often
+    aborts the whole process."""
     depth = {"(": 0, "{": 0}
     closing = {")": "(", "}": "{"}
     for ch in line:

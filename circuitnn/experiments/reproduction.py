@@ -143,7 +143,7 @@ def chip_factory(backend: str, calibration: SurrogateCalibration | None):
 
 
 def _training_part(run: Run, config: Config, part: str, variant: str, progress: bool, make_chip,
-                   checkpoint_every_s: float = 0.0) -> None:
+                   checkpoint_every_s: float) -> None:
     """Train one chip with the configured trainer, checkpointing when the trainer can be continued
     (the first time it can, then at most every ``checkpoint_every_s``): the chip's whole snapshot
     (states, clock, ageing, noise streams, ledger) and the trainer's own state, so a resume is the

@@ -68,16 +68,16 @@ _VECTOR = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z][A-Za-z0-9_]{0,63}){
                      r"|@[A-Za-z][A-Za-z0-9_.]{0,199}\[[A-Za-z0-9_]{1,32}\]")
 
 
-# Operating points an engine remembers (whole circuit state → vector values) before it forgets them
-# all: a test set's distinct images under a few device states, at ~0.5 kB each.
-SOLUTIONS_KEPT = 8192
+# Values (key entries plus vector values) an engine's remembered operating points may hold before it
+# forgets them all: ~32 MB; ~60 000 operating points of the 30-device circuit (68 values each).
+SOLUTIONS_KEPT_VALUES = 1 << 22
 
 
 @dataclass
 class EngineStats:
     """Process-wide counters over every engine: how much of a job's time ngspice itself took."""
 
-    runs: int = 0
+    runs: int = 0               # operating points and transients solved (a reused one is not)
     solve_time_s: float = 0.0   # inside ngspice's analysis command, measured in the worker
     call_time_s: float = 0.0    # the whole run() call as the caller sees it
     worker_time_s: float = 0.0  # whole sequences (run_sequence) as the worker timed them
@@ -188,9 +188,12 @@ class SpiceEngine:
         self._ready = False
         self._sequence = 0
         self._held_known = True   # the worker holds exactly _persistent (see _batch)
-        # Operating points solved since the circuit was loaded: whole circuit state → table row.
+        # Operating points solved since the circuit was loaded: whole circuit state → table row. Not
+        # kept after a raw command (it may change what no alter names) until the next load.
         self._solutions: dict[tuple, np.ndarray] = {}
         self._solutions_of: tuple[str, ...] = ()   # the vectors those rows hold
+        self._solutions_size = 0                   # values held by keys and rows
+        self._reuse_ok = True
         self._start_worker()
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -328,7 +331,7 @@ class SpiceEngine:
         self._netlist_lines = None
         self._persistent = {}
         self._held_known = True
-        self._solutions = {}
+        self._solutions, self._solutions_size, self._reuse_ok = {}, 0, True
         reply = self._call(("load", lines))
         if reply[0] == "crash":
             self._restart(reply[1], step="load")
@@ -387,9 +390,10 @@ class SpiceEngine:
         test image that repeats, under the same device states; the same inputs read again) is not
         solved again: its row is that run's row, with a solve time of 0. ngspice's operating point
         depends only on what the circuit holds, never on the runs before it (bit for bit, the device
-        contract's test), so the table is the one solving every run would give. After a raw command
-        or a failed run, earlier solutions are forgotten. The last run is always solved: the worker
-        then holds what the caller set last."""
+        contract's test), so the table is the one solving every run would give. Solutions from before
+        a failed run are not used, and after a raw command (which may change what no alter names)
+        none are kept until the next ``load``. The last run is always solved: the worker then holds
+        what the caller set last."""
         reply = self._batch("op_table", "op", vectors, alter_sets, step)
         return reply[1], np.asarray(reply[2], dtype=float)
 
@@ -415,7 +419,8 @@ class SpiceEngine:
         # loaded, in this call or an earlier one, is not solved again. The key is every value the
         # circuit holds: targets are only ever added to it, in a fixed order, so equal value tuples
         # are equal states. Earlier solutions count only while the worker's values are known.
-        known = self._solutions if reuse and self._held_known and self._solutions_of == tuple(names) else {}
+        remember = reuse and self._reuse_ok
+        known = self._solutions if remember and self._held_known and self._solutions_of == tuple(names) else {}
         state = dict(before)
         solved_at: dict[tuple, int] = {}   # this call's solved states → position among the runs sent
         source: list = []   # per run: that position, or the row solved in an earlier call
@@ -455,17 +460,24 @@ class SpiceEngine:
             self._held_known = False   # the runs before the failure and its own alters were applied
             raise self._error(reply, step or analysis)
         self._persistent = {**before, **held}   # one assignment: never half-recorded
-        self._held_known = True
+        if commands or not resend:
+            self._held_known = True
         STATS.runs += len(commands)
         STATS.solve_time_s += sum(reply[2])
         STATS.call_time_s += time.perf_counter() - started
         if not reuse:
             return reply
         table = reply[1]
-        if len(known) + len(keys) > SOLUTIONS_KEPT:
-            known = {}
-        known.update(zip(keys, table))
-        self._solutions, self._solutions_of = known, tuple(names)
+        if remember:
+            # Copies: the caller owns the table it gets back.
+            per_entry = len(state) + len(names)
+            size = self._solutions_size if known is self._solutions else 0
+            if size + per_entry * len(keys) > SOLUTIONS_KEPT_VALUES:
+                known, size = {}, 0
+            stored = keys[:max(SOLUTIONS_KEPT_VALUES // per_entry, 0)]
+            known.update(zip(stored, table[:len(stored)].copy()))
+            self._solutions, self._solutions_of = known, tuple(names)
+            self._solutions_size = size + per_entry * len(stored)
         if len(commands) == len(alter_sets):
             return reply
         solves = np.zeros(len(alter_sets))
@@ -530,11 +542,18 @@ class SpiceEngine:
         """Send one raw ngspice command, UNVALIDATED, and return what it printed. For diagnostics
         and tests: ngspice's command language runs shell commands (``shell``, backquotes)."""
         self._held_known = False   # the command may have changed values the engine tracks
+        self._solutions, self._solutions_size, self._reuse_ok = {}, 0, False   # or anything else
         reply = self._call(("command", text))
         if reply[0] != "ok":
             self._restart(reply[1], step=text[:80])
             raise EngineCrashedError(str(reply[1]), self.circuit_name or "?", text[:80])
         return reply[1]
+
+    def set_timeout(self, timeout_s: float) -> None:
+        """How long a call may wait for the worker's answer from now on."""
+        self.timeout_s = timeout_s
+        if self._connection is not None:
+            self._connection.settimeout(timeout_s)
 
     def alive(self) -> bool:
         """Whether the worker process is running (a killed or interrupted one is not)."""
@@ -547,7 +566,7 @@ class SpiceEngine:
         self._netlist_lines = None
         self._persistent = {}
         self._held_known = True
-        self._solutions = {}
+        self._solutions, self._solutions_size, self._reuse_ok = {}, 0, True
 
     def worker_pid(self) -> int:
         """Process id of the current worker (it changes after a restart)."""

@@ -29,7 +29,7 @@ def take(timeout_s: float = 300.0) -> SpiceEngine:
         if engine is None:
             return SpiceEngine(timeout_s=timeout_s)
         if engine.alive():
-            engine.timeout_s = timeout_s
+            engine.set_timeout(timeout_s)
             return engine
         engine.close()
 

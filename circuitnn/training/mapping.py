@@ -48,6 +48,12 @@ from ..circuits.crossbar import Crossbar
 from ..errors import ConfigError
 from ..validation import check_range
 
+# compare-media maps the same network onto the same circuit for both modes and the error sweep: the
+# fit is deterministic in (circuit, margin, weights), so ``circuit_conductances`` solves it once
+# (a cache, not state: every caller gets a fresh copy of the same numbers).
+_SOLVED: dict[tuple, np.ndarray] = {}
+_SOLVED_KEPT = 64
+
 
 def weight_per_siemens(crossbar: Crossbar, layer: int) -> float:
     """c_l = k · R_f · V_read: software weight per siemens of effective conductance in layer ``layer``."""
@@ -220,12 +226,6 @@ def circuit_conductances(weights, crossbar: Crossbar, margin: float = 0.0) -> np
             _SOLVED.clear()
         solved = _SOLVED[key] = _solve_circuit_conductances(arrays, crossbar, margin)
     return solved.copy()   # a fresh array each time: callers may change it
-
-
-# compare-media maps the same network onto the same circuit for both modes and the error sweep: the
-# fit is deterministic in (circuit, margin, weights), so it is solved once.
-_SOLVED: dict[tuple, np.ndarray] = {}
-_SOLVED_KEPT = 64
 
 
 def _solve_circuit_conductances(arrays: list[np.ndarray], crossbar: Crossbar, margin: float) -> np.ndarray:

@@ -30,6 +30,11 @@ from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from ..errors import ConfigError
 from ..validation import check_range
 
+# Devices tuned per round trip to a chip's worker. A round trip costs ~0.15 ms with both processes
+# awake and ~0.6-0.9 ms after the caller slept through a device's ~8 ms loop (this VM's wake-ups);
+# eight devices make that < 1 % while a failure or Ctrl-C still repeats at most eight devices.
+DEVICES_PER_ROUND_TRIP = 8
+
 
 @dataclass(frozen=True)
 class TuningConfig:
@@ -151,9 +156,3 @@ def tune_all(chip: Chip, targets_S, config: TuningConfig, done: dict[int, Device
             else:
                 finished(index, program_to_target(chip, index, float(program.target_S), config))
     return [results[i] for i in range(len(targets))]
-
-
-# Devices tuned per round trip to a chip's worker. A round trip costs ~0.15 ms with both processes
-# awake and ~0.6-0.9 ms after the caller slept through a device's ~8 ms loop (this VM's wake-ups);
-# eight devices make that < 1 % while a failure or Ctrl-C still repeats at most eight devices.
-DEVICES_PER_ROUND_TRIP = 8
