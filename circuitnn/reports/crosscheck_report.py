@@ -7,7 +7,7 @@ import re
 
 from ..experiments.crosscheck import COMPARED, TARGET_ACCURACY_POINTS, TARGET_RELATIVE, summarize
 from ..store import Run
-from .document import Report, ReportError, provenance, pyplot, resume_command, without_float_noise
+from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
 
 
 def _pct(value: float) -> float:
@@ -37,8 +37,7 @@ def build_report(run: Run) -> Report:
     ]
     planned = len(plan["configs"]) * plan["seeds"] * len(plan["reset_modes"])
     if len(rows) < planned:
-        report.header.append(f"Incomplete run ({run.status}): {len(rows)} of {planned} comparisons stored. "
-                             f"Resume with `{resume_command(run)}`.")
+        report.header.append(incomplete_run(run, f"{len(rows)} of {planned} comparisons stored"))
     report.tables["agreement"] = [{
         "medium": g["medium"], "initial reset": bool(g["initial_reset"]), "runs": g["runs"],
         "within target": g["within_target"], "divergent": g["divergent"],

@@ -51,6 +51,12 @@ def resume_command(run: Run) -> str:
     return f"circuitnn {run.info.kind} --resume {run.id} --store {run.path.parent}"
 
 
+def incomplete_run(run: Run, stored: str) -> str:
+    """The header line of a report on an unfinished run: its status, what it ``stored``, and the
+    command that continues it."""
+    return f"Incomplete run ({run.status}): {stored}. Resume with `{resume_command(run)}`."
+
+
 def without_float_noise(value: float, decimals: int = 9) -> float:
     """A difference of stored values without its last-bit noise (−2.2e-16 → 0.0), for quantities whose
     resolution is far coarser than 1e-9 (accuracies, percentages)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import Report, ReportError, provenance, pyplot, resume_command
+from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command
 
 # The patent family's headline (docs/reference/dgc-drift-programming.md §2.2), for comparison.
 PATENT_CLAIM = "up to 12 points at one month (their networks: image-classification CNNs and language-model RNNs)"
@@ -95,8 +95,7 @@ def build_report(run: Run) -> Report:
         f"{plan['draws']} programming draws per network, each read at every time. Regularizer: {reg['form']}, "
         f"λ = {reg['strength']:g}, relative = {reg['normalize']}, time {reg['time_s']:g} s.")
     if run.status != "complete":
-        report.header.append(f"Incomplete run ({run.status}): the parts stored so far. Resume with "
-                             f"`{resume_command(run)}`.")
+        report.header.append(incomplete_run(run, "the parts stored so far"))
     times = plan["times_s"]
     if parts:
         report.tables["accuracy_over_time"] = [

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..experiments.mismatch import METHODS, aggregate, headline
 from ..store import Run
-from .document import Report, ReportError, provenance, pyplot, resume_command, without_float_noise
+from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
 
 LABELS = {"write-verify": "write-verify alone", "dgc": "DGC from as-found states",
           "finetune": "write-verify + DGC fine-tuning"}
@@ -42,8 +42,7 @@ def build_report(run: Run) -> Report:
     planned = len(study["levels"]) * study["chips"]
     stored = len({(r["level"], r["chip"]) for r in rows})
     if stored < planned:
-        report.header.append(f"Incomplete run ({run.status}): {stored} of {planned} chips stored. "
-                             f"Resume with `{resume_command(run)}`.")
+        report.header.append(incomplete_run(run, f"{stored} of {planned} chips stored"))
     report.tables["accuracy"] = [{
         "mismatch level": row["level"], "method": LABELS[row["method"]], "chips": row["chips"],
         "all binary inputs, mean (%)": _pct(row["all_inputs_accuracy_mean"]),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import Report, ReportError, provenance, pyplot, resume_command, without_float_noise
+from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
 
 COLOURS = {"bp": "tab:red", "dgc": "tab:blue", "hybrid-bp-dgc": "tab:purple", "hybrid-dgc-bp": "tab:cyan",
            "parallel": "tab:green", "spsa": "tab:orange", "dgc-one-sided": "tab:gray",
@@ -116,8 +116,7 @@ def build_report(run: Run) -> Report:
         f"δ = {plan['perturbation']:g} of each layer's weight range; {plan['chips']} chip instance(s) per "
         f"variation level; BP's transposed product reads {plan['backward_weights'].replace('_', ' ')}.")
     if run.status != "complete":
-        report.header.append(f"Incomplete run ({run.status}): the trainings stored so far. Resume with "
-                             f"`{resume_command(run)}`.")
+        report.header.append(incomplete_run(run, "the trainings stored so far"))
     clean = [(k, v) for k, v in means.items() if k[3] == 0.0 and k[2] == "conductance"]
     dgc_evals = {net: means.get((net, "dgc", "conductance", 0.0), {}).get("evaluations") for net in ("mlp", "cnn")}
     report.tables["methods_without_variation"] = [{

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..experiments.networks import PERIPHERY
 from ..store import Run
-from .document import Report, ReportError, provenance, pyplot, resume_command, without_float_noise
+from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
 
 
 def _pct(value) -> float:
@@ -52,8 +52,7 @@ def build_report(run: Run) -> Report:
         + f"; {plan['epochs']} epochs; at most {plan['max_examples']} examples; {plan['repeats']} programming "
         f"draws per evaluation; hardware-aware training with multiplicative weight noise σ = {plan['weight_noise']:g}.")
     if run.status != "complete":
-        report.header.append(f"Incomplete run ({run.status}): the evaluations stored so far. Resume with "
-                             f"`{resume_command(run)}`.")
+        report.header.append(incomplete_run(run, "the evaluations stored so far"))
     if rows:
         report.tables["accuracy"] = [{
             "network": r["network"], "training": r["training"], "weight noise σ (relative)": r["weight_noise"],

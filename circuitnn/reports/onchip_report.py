@@ -19,7 +19,8 @@ from ..store import CorruptRunError, Run
 from .learning_report import add_sections as learning_sections
 from .learning_report import learning_parts
 from .document import (
-    Report, ReportError, provenance, resume_command, pyplot, without_float_noise, write_into_run, write_to_folder,
+    Report, ReportError, incomplete_run, provenance, resume_command, pyplot, without_float_noise, write_into_run,
+    write_to_folder,
 )
 
 # Re-exported: tests and callers render tables through this module.
@@ -101,8 +102,7 @@ def build_report(run: Run) -> Report:
                          + (f" ({calibration['source']})" if calibration.get("source") else "") + ".")
     missing = [p for p in plan["parts"] if p not in parts]
     if missing:
-        report.header.append(f"Incomplete run ({run.status}): not finished yet: {', '.join(missing)}. "
-                             f"Resume with `{resume_command(run)}`.")
+        report.header.append(incomplete_run(run, f"not finished yet: {', '.join(missing)}"))
 
     if not tuning:  # a run of an in-situ trainer only
         learning_sections(report, run, learning, learned)
