@@ -226,6 +226,26 @@ def test_a_repeated_operating_point_is_solved_once_and_only_under_the_same_state
             engine.run_table(names, [sets[0], sets[1], sets[0], {"vnosuchsource": "dc=1"}])
 
 
+def test_remembered_operating_points_are_bounded_by_size(crossbar, monkeypatch):
+    import circuitnn.spice.engine as engine_module
+
+    names = crossbar.neuron_nodes()
+    sets = crossbar.input_alter_sets(np.random.default_rng(10).uniform(-1, 1, (5, 9)))
+    with SpiceEngine(timeout_s=60) as engine:
+        engine.load("bounded", crossbar.netlist(np.linspace(0.1, 0.9, 30), np.zeros(9)))
+        expected = np.array([[r.vectors[n][0] for n in names] for r in engine.run_many("op", names, sets)])
+        per_point = len(engine._persistent) + len(names)
+        monkeypatch.setattr(engine_module, "SOLUTIONS_KEPT_VALUES", 3 * per_point)
+        first, _ = engine.run_table(names, sets)
+        assert len(engine._solutions) == 3 and engine._solutions_size <= 3 * per_point
+        runs = STATS.runs
+        again, _ = engine.run_table(names, sets)
+        assert STATS.runs - runs == 2   # runs 0-2 remembered; 3 was not kept, 4 is the last
+        assert len(engine._solutions) <= 3
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(again, expected)
+
+
 def test_no_operating_point_solved_before_a_raw_command_is_reused_after_it(crossbar):
     """A raw command may change what no alter names (a device state here); a single run after it
     must not make the solutions from before it count again."""

@@ -69,8 +69,9 @@ _VECTOR = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z][A-Za-z0-9_]{0,63}){
 
 
 # Values (key entries plus vector values) an engine's remembered operating points may hold before it
-# forgets them all: ~32 MB; ~60 000 operating points of the 30-device circuit (68 values each).
-SOLUTIONS_KEPT_VALUES = 1 << 22
+# forgets them all. With the alter strings they keep alive, ~50 bytes a value (measured: 3.3 kB per
+# operating point of the 30-device circuit, 67 values): ≤ ~26 MB, ~7800 operating points there.
+SOLUTIONS_KEPT_VALUES = 1 << 19
 
 
 @dataclass
