@@ -68,6 +68,10 @@ _VECTOR = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z][A-Za-z0-9_]{0,63}){
                      r"|@[A-Za-z][A-Za-z0-9_.]{0,199}\[[A-Za-z0-9_]{1,32}\]")
 
 
+# Runs per call from which the caller sleeps for the answer instead of polling (each run takes
+# ≥ 0.3 ms, so such a call outlasts DEFAULT_SPIN_S).
+SLEEP_FROM_RUNS = 8
+
 # Values (key entries plus vector values) an engine's remembered operating points may hold before it
 # forgets them all. With the alter strings they keep alive, ~50 bytes a value (measured: 3.3 kB per
 # operating point of the 30-device circuit, 67 values): ≤ ~26 MB, ~7800 operating points there.
@@ -456,7 +460,10 @@ class SpiceEngine:
             request = (kind, commands, names, rows, len(alter_sets))
         else:
             request = (kind, commands, analysis, names)
-        reply = self._call_restarting(request, before, step or analysis)
+        # Polling pays only for an answer due within the spin: a batch of runs outlasts it, and a
+        # poller would only take a core from the worker (and from whatever else runs).
+        spin = 0.0 if len(commands) >= SLEEP_FROM_RUNS else None
+        reply = self._call_restarting(request, before, step or analysis, spin_s=spin)
         if reply[0] != "ok":
             self._held_known = False   # the runs before the failure and its own alters were applied
             raise self._error(reply, step or analysis)
