@@ -43,12 +43,19 @@ def test_ctrl_c_during_run_many_never_leaves_wrong_answers(crossbar, delay_s):
         engine.load("interrupted", crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
         engine.run("op", ["l2a0"], alters=crossbar.state_alters(states))
         expected = _outputs(engine.run_many("op", ["l2a0"], probe))
-        timer = _ctrl_c_after(delay_s)
-        try:
-            with pytest.raises(KeyboardInterrupt):
+        # CPython drops a KeyboardInterrupt that lands inside a weakref callback of a garbage
+        # collection ("Exception ignored in ... WeakKeyDictionary ... remove"), which a long test
+        # session makes likely: the call then simply finishes, and Ctrl-C is pressed again.
+        for _ in range(3):
+            timer = _ctrl_c_after(delay_s)
+            try:
                 engine.run_many("op", ["l2a0"], long, step="a long test set")
-        finally:
-            timer.join()
+            except KeyboardInterrupt:
+                break
+            finally:
+                timer.join()
+        else:
+            pytest.fail("Ctrl-C never interrupted the call")
         # Later calls answer themselves, with the device states set before the interrupt.
         assert _outputs(engine.run_many("op", ["l2a0"], probe)) == expected
         single = engine.run("op", ["l2a0", "l1a0"], alters=probe[2]).vectors
