@@ -431,12 +431,16 @@ class SpiceEngine:
         source: list = []   # per run: that position, or the row solved in an earlier call
         rows, keys = [], []   # per run sent: its position among the caller's runs, its state
         commands = []
-        # target → (value, command) not yet sent
-        pending = {t: (v, alter_command(t, v)) for t, v in before.items()} if resend else {}
+        # Values and their commands not sent yet (two dicts, not a tuple per alter: a test set's
+        # thousands of alters should not set off garbage collections, in whose weakref callbacks
+        # CPython drops a Ctrl-C).
+        pending = dict(before) if resend else {}
+        pending_commands = {t: alter_command(t, v) for t, v in before.items()} if resend else {}
         last = len(alter_sets) - 1
         for row, alters in enumerate(alter_sets):
             for target, value in alters.items():
-                pending[target] = (value, alter_command(target, value))   # every alter is checked
+                pending_commands[target] = alter_command(target, value)   # every alter is checked
+                pending[target] = value
                 if reuse:
                     state[target] = value
             if reuse:
@@ -452,9 +456,9 @@ class SpiceEngine:
                 solved_at[key] = len(commands)
                 source.append(len(commands))
                 keys.append(key)
-            commands.append([command for t, (v, command) in pending.items() if held.get(t) != v])
-            held.update((t, v) for t, (v, _) in pending.items())
-            pending = {}
+            commands.append([pending_commands[t] for t, v in pending.items() if held.get(t) != v])
+            held.update(pending)
+            pending, pending_commands = {}, {}
             rows.append(row)
         if reuse:
             request = (kind, commands, names, rows, len(alter_sets))
