@@ -431,9 +431,8 @@ class SpiceEngine:
         source: list = []   # per run: that position, or the row solved in an earlier call
         rows, keys = [], []   # per run sent: its position among the caller's runs, its state
         commands = []
-        # Values and their commands not sent yet (two dicts, not a tuple per alter: a test set's
-        # thousands of alters should not set off garbage collections, in whose weakref callbacks
-        # CPython drops a Ctrl-C).
+        # Values and their commands not sent yet (two dicts rather than a tuple per alter: a test
+        # set brings thousands of alters).
         pending = dict(before) if resend else {}
         pending_commands = {t: alter_command(t, v) for t, v in before.items()} if resend else {}
         last = len(alter_sets) - 1
