@@ -25,7 +25,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -36,7 +35,7 @@ from circuitnn.devices.base import preset
 from circuitnn.networks.tile_circuit import tile_crossbar
 from circuitnn.networks.tiles import TileConfig
 from circuitnn.surrogate.array import ArrayModel
-from results_file import write_result
+from results_file import with_load, write_result
 
 
 
@@ -104,20 +103,8 @@ def main(argv=None) -> int:
               "unknowns": ArrayModel(crossbar).n_unknowns, "circuitnn": __version__,
               "python": platform.python_version(), "cpus": os.cpu_count(), "target_ratio": 1 / 20,
               "target_error": 1e-9, "repeats": args.repeats}
-    before = os.getloadavg()
-    result["current_load"] = _phase(crossbar, device, rng, args.repeats)
-    result["current_load"] |= {"loadavg_before": before, "loadavg_after": os.getloadavg()}
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load_processes)]
-    try:
-        time.sleep(5)  # let the burners reach the run queue
-        before = os.getloadavg()
-        result["added_load"] = _phase(crossbar, device, rng, args.repeats)
-        result["added_load"] |= {"loadavg_before": before, "loadavg_after": os.getloadavg(),
-                                 "load_processes_started": args.load_processes}
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
+    result["current_load"] = with_load(lambda: _phase(crossbar, device, rng, args.repeats))
+    result["added_load"] = with_load(lambda: _phase(crossbar, device, rng, args.repeats), args.load_processes)
     result["meets_target"] = result["current_load"]["meets_target"] and result["added_load"]["meets_target"]
     write_result("woodbury", result)
     return 0

@@ -23,7 +23,6 @@ import dataclasses
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -35,7 +34,7 @@ from circuitnn.experiments.config import load_config
 from circuitnn.spice.batch import ngspice_version
 from circuitnn.spice.engine import STATS
 from circuitnn.training.tuning import DEVICES_PER_ROUND_TRIP, program_to_target, tune_all
-from results_file import write_result
+from results_file import with_load, write_result
 
 TARGET = 1.1
 
@@ -113,20 +112,9 @@ def main(argv=None) -> int:
     result = {"benchmark": "write_verify", "medium": args.medium, "circuitnn": __version__,
               "ngspice": ngspice_version(), "python": platform.python_version(), "cpus": os.cpu_count(),
               "target_ratio": TARGET}
-    load_before = os.getloadavg()
-    result["current_load"] = _phase(config, crossbar, states, targets, args.repeats)
-    result["current_load"]["loadavg_before"], result["current_load"]["loadavg_after"] = load_before, os.getloadavg()
-    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load_processes)]
-    try:
-        time.sleep(5)  # let the burners reach the run queue
-        load_before = os.getloadavg()
-        result["added_load"] = _phase(config, crossbar, states, targets, args.repeats)
-        result["added_load"]["loadavg_before"], result["added_load"]["loadavg_after"] = load_before, os.getloadavg()
-        result["added_load"]["load_processes_started"] = args.load_processes
-    finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
+    result["current_load"] = with_load(lambda: _phase(config, crossbar, states, targets, args.repeats))
+    result["added_load"] = with_load(lambda: _phase(config, crossbar, states, targets, args.repeats),
+                                     args.load_processes)
     write_result(f"write_verify{'' if args.medium == 'Cr' else '_' + args.medium}", result)
     return 0
 

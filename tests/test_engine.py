@@ -237,11 +237,11 @@ def test_remembered_operating_points_are_bounded_by_size(crossbar, monkeypatch):
         per_point = len(engine._persistent) + len(names)
         monkeypatch.setattr(engine_module, "SOLUTIONS_KEPT_VALUES", 3 * per_point)
         first, _ = engine.run_table(names, sets)
-        assert len(engine._solutions) == 3 and engine._solutions_size <= 3 * per_point
+        assert len(engine._solved) == 3 and engine._solved.size <= 3 * per_point
         runs = STATS.runs
         again, _ = engine.run_table(names, sets)
         assert STATS.runs - runs == 2   # runs 0-2 remembered; 3 was not kept, 4 is the last
-        assert len(engine._solutions) <= 3
+        assert len(engine._solved) <= 3
     np.testing.assert_array_equal(first, expected)
     np.testing.assert_array_equal(again, expected)
 

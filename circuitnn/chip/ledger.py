@@ -64,9 +64,7 @@ class Ledger:
             codes = np.array([PHASES.index(p) for p in phase], dtype=_DTYPES[0])
         columns = [np.array(v, dtype=dtype).ravel()  # copies: the caller may reuse its arrays
                    for v, dtype in zip((devices, energy_device_J, energy_total_J, time_s, pulses), _DTYPES[1:])]
-        if any(len(c) != len(columns[0]) for c in columns):
-            raise ValueError("ledger columns must be equally long")
-        if codes is not None and len(codes) != len(columns[0]):
+        if any(len(c) != len(columns[0]) for c in columns) or (codes is not None and len(codes) != len(columns[0])):
             raise ValueError("ledger columns must be equally long")
         self._flush()
         phases = np.full(len(columns[0]), PHASES.index(phase), dtype=_DTYPES[0]) if codes is None else codes

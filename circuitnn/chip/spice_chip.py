@@ -85,7 +85,6 @@ class SpiceChip(SequenceStates, DeviceStates):
         self._program_engine = pool.take(timeout_s)
         self._array_engine = pool.take(timeout_s)
         self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
-        self._engines_held = True
         self._array_loaded = False
         self._setups: dict = {}  # the worker's view of the programming circuit, per pulse table
 
@@ -191,19 +190,8 @@ class SpiceChip(SequenceStates, DeviceStates):
         ``pulse_device`` would send, so pulses, states and ledger entries are the same, bit for bit
         (``tests/test_sequences.py``). A device model that ages is tuned op by op (its reads draw
         read inputs here). If ngspice fails part-way, nothing of the sequence is charged."""
-        self._check_index(index)
-        if self.device.ages:
-            return write_verify_op_by_op(self, index, program)
-        # The pulse table depends on everything but the target: built and checked once per tuning.
-        shape = _program_shape(program)
-        setup = self._setups.get(shape)
-        if setup is None:
-            setup = self._setups[shape] = self._setup(program.pulse_table())
-        site = self.crossbar.sites[index]
-        columns, outcome = self._writer.write_verify(setup, index, float(self._states[index]), program,
-                                                     step=f"write-verify of {site.instance}")
-        self._charge_program_columns(columns, {RESET: "reset", PROGRAM: "program"})
-        return WriteVerifyOutcome(*outcome)
+        (outcome,) = self.write_verify_many([(index, program)])
+        return outcome
 
     def write_verify_many(self, items) -> Iterator[WriteVerifyOutcome]:
         """Several devices' write-verify, ``items`` = (index, WriteVerifyProgram) in order, in one
@@ -238,13 +226,12 @@ class SpiceChip(SequenceStates, DeviceStates):
             start = stop
 
     def _write_verify_batch(self, items) -> Iterator[WriteVerifyOutcome]:
-        setup = self._setups.get(_program_shape(items[0][1]))
-        if setup is None:
-            setup = self._setups[_program_shape(items[0][1])] = self._setup(items[0][1].pulse_table())
-        sites = self.crossbar.sites
+        # The pulse table depends on everything but the target: built and checked once per tuning.
+        setup = self._setup(items[0][1].pulse_table())
+        sites = [self.crossbar.sites[index].instance for index, _ in items]
         columns, outcomes = self._writer.write_verify_many(
             setup, [(index, float(self._states[index]), program) for index, program in items],
-            step=f"write-verify of {sites[items[0][0]].instance}..{sites[items[-1][0]].instance}")
+            step="write-verify of " + (sites[0] if len(sites) == 1 else f"{sites[0]}..{sites[-1]}"))
         first = 0
         for outcome, rows in outcomes:
             self._charge_program_columns({name: column[first:first + rows] for name, column in columns.items()},
@@ -361,12 +348,11 @@ class SpiceChip(SequenceStates, DeviceStates):
 
     def close(self) -> None:
         """Hand both workers back for the next chip (``spice/pool.py``); a second close does nothing."""
-        if not self._engines_held:
+        if self._array_engine is _CLOSED:
             return
         engines = (self._program_engine, self._array_engine)
         # The workers may serve another chip from now on: this one must not reach them.
         self._program_engine = self._array_engine = self._writer.engine = _CLOSED
-        self._engines_held = False
         for engine in engines:
             pool.give_back(engine)
 

@@ -78,6 +78,39 @@ SLEEP_FROM_RUNS = 8
 SOLUTIONS_KEPT_VALUES = 1 << 19
 
 
+class _SolvedPoints:
+    """Operating points an engine has solved since its circuit was loaded, for one list of vectors:
+    every value the circuit then held (a tuple, in the engine's fixed target order) → the values
+    read. Bounded by SOLUTIONS_KEPT_VALUES; off after a raw command (which may change what no alter
+    names) until the next load."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self, enabled: bool = True) -> None:
+        self.rows: dict[tuple, np.ndarray] = {}
+        self.vectors: tuple[str, ...] = ()
+        self.size = 0   # values held by keys and rows
+        self.enabled = enabled
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def for_vectors(self, vectors: tuple[str, ...]) -> dict[tuple, np.ndarray]:
+        return self.rows if self.enabled and self.vectors == vectors else {}
+
+    def add(self, vectors: tuple[str, ...], keys: list[tuple], table: np.ndarray) -> None:
+        """Remember ``table``'s rows under ``keys`` (a copy: the caller owns the table)."""
+        if not self.enabled or not keys:
+            return
+        per_point = len(keys[-1]) + len(vectors)
+        if self.vectors != vectors or self.size + per_point * len(keys) > SOLUTIONS_KEPT_VALUES:
+            self.rows, self.size, self.vectors = {}, 0, vectors
+        stored = keys[:SOLUTIONS_KEPT_VALUES // per_point]
+        self.rows.update(zip(stored, table[:len(stored)].copy()))
+        self.size += per_point * len(stored)
+
+
 @dataclass
 class EngineStats:
     """Process-wide counters over every engine: how much of a job's time ngspice itself took."""
@@ -193,12 +226,7 @@ class SpiceEngine:
         self._ready = False
         self._sequence = 0
         self._held_known = True   # the worker holds exactly _persistent (see _batch)
-        # Operating points solved since the circuit was loaded: whole circuit state → table row. Not
-        # kept after a raw command (it may change what no alter names) until the next load.
-        self._solutions: dict[tuple, np.ndarray] = {}
-        self._solutions_of: tuple[str, ...] = ()   # the vectors those rows hold
-        self._solutions_size = 0                   # values held by keys and rows
-        self._reuse_ok = True
+        self._solved = _SolvedPoints()
         self._start_worker()
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -336,7 +364,7 @@ class SpiceEngine:
         self._netlist_lines = None
         self._persistent = {}
         self._held_known = True
-        self._solutions, self._solutions_size, self._reuse_ok = {}, 0, True
+        self._solved.reset()
         reply = self._call(("load", lines))
         if reply[0] == "crash":
             self._restart(reply[1], step="load")
@@ -422,10 +450,9 @@ class SpiceEngine:
         # An operating point depends only on what the circuit holds (tests/test_engine.py and the
         # device contract hold it bit for bit), so one the engine has solved since the circuit was
         # loaded, in this call or an earlier one, is not solved again. The key is every value the
-        # circuit holds: targets are only ever added to it, in a fixed order, so equal value tuples
-        # are equal states. Earlier solutions count only while the worker's values are known.
-        remember = reuse and self._reuse_ok
-        known = self._solutions if remember and self._held_known and self._solutions_of == tuple(names) else {}
+        # circuit holds (the worker holds _persistent plus the call's alters, resent or not): targets
+        # are only ever added to it, in a fixed order, so equal value tuples are equal states.
+        known = self._solved.for_vectors(tuple(names)) if reuse else {}
         state = dict(before)
         solved_at: dict[tuple, int] = {}   # this call's solved states → position among the runs sent
         source: list = []   # per run: that position, or the row solved in an earlier call
@@ -479,16 +506,7 @@ class SpiceEngine:
         if not reuse:
             return reply
         table = reply[1]
-        if remember:
-            # Copies: the caller owns the table it gets back.
-            per_entry = len(state) + len(names)
-            size = self._solutions_size if known is self._solutions else 0
-            if size + per_entry * len(keys) > SOLUTIONS_KEPT_VALUES:
-                known, size = {}, 0
-            stored = keys[:max(SOLUTIONS_KEPT_VALUES // per_entry, 0)]
-            known.update(zip(stored, table[:len(stored)].copy()))
-            self._solutions, self._solutions_of = known, tuple(names)
-            self._solutions_size = size + per_entry * len(stored)
+        self._solved.add(tuple(names), keys, table)
         if len(commands) == len(alter_sets):
             return reply
         solves = np.zeros(len(alter_sets))
@@ -517,15 +535,15 @@ class SpiceEngine:
 
     def run_sequence(self, request: tuple, step: str) -> tuple:
         """A whole operation sequence on the loaded circuit in one round trip (``spice/sequences.py``):
-        ('write_verify', setup, device, x0, program dict), ('write_verify_many', setup, [(device,
-        x0, program dict)]) or ('program_ops', setup, states, operations).
+        ('write_verify_many', setup, [(device, x0, program dict)]) or ('program_ops', setup, states,
+        operations).
 
         Built by ``SpicePulseWriter``, which checks every alter, vector and analysis it carries. A
         crash is handled as in ``run_many``: a new worker from the state held before, the sequence
         repeated once (it is deterministic from that state). Returns the worker's answer after 'ok'."""
         if self._netlist_lines is None:
             raise SimulationError("no circuit loaded", self.circuit_name or "?", step)
-        if request[0] not in ("write_verify", "write_verify_many", "program_ops"):
+        if request[0] not in ("write_verify_many", "program_ops"):
             raise ValueError(f"unknown sequence {request[0]!r}")
         started = time.perf_counter()
         before = dict(self._persistent)
@@ -553,7 +571,7 @@ class SpiceEngine:
         """Send one raw ngspice command, UNVALIDATED, and return what it printed. For diagnostics
         and tests: ngspice's command language runs shell commands (``shell``, backquotes)."""
         self._held_known = False   # the command may have changed values the engine tracks
-        self._solutions, self._solutions_size, self._reuse_ok = {}, 0, False   # or anything else
+        self._solved.reset(enabled=False)   # or anything else
         reply = self._call(("command", text))
         if reply[0] != "ok":
             self._restart(reply[1], step=text[:80])
@@ -577,7 +595,7 @@ class SpiceEngine:
         self._netlist_lines = None
         self._persistent = {}
         self._held_known = True
-        self._solutions, self._solutions_size, self._reuse_ok = {}, 0, True
+        self._solved.reset()
 
     def worker_pid(self) -> int:
         """Process id of the current worker (it changes after a restart)."""

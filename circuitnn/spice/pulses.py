@@ -12,7 +12,6 @@ import numpy as np
 
 from ..circuits.netlist import check_analysis
 from ..circuits.program import SOURCE, ProgrammingCircuit, PulseSpec
-from ..circuits.write_verify import WriteVerifyProgram
 from .engine import SpiceEngine, alter_command, check_vectors
 from .sequences import ProgrammingSetup, pulse_outcome, read_outcome
 
@@ -108,13 +107,6 @@ class SpicePulseWriter:
                                 tuple(check_vectors(c.vectors)), c.state_node, f"{SOURCE}#branch",
                                 c.path.r_sense_ohm, float(v_read_V), float(r_series_ohm),
                                 tuple(float(b) for b in c.device.state_bounds), tuple(table))
-
-    def write_verify(self, setup: ProgrammingSetup, device: int, x0: float, program: WriteVerifyProgram,
-                     step: str | None = None):
-        """One device's whole write-verify in the worker: (columns, outcome)."""
-        self._ensure_loaded(PulseSpec(1.0, 1e-6))
-        return self.engine.run_sequence(("write_verify", setup, int(device), float(x0), program.as_dict()),
-                                        step or f"write-verify of device {device}")
 
     def write_verify_many(self, setup: ProgrammingSetup, items, step: str | None = None):
         """Several devices' write-verify, in order, in one round trip: (columns of all devices,

@@ -156,23 +156,11 @@ def _write_verify(programmer: _Programmer, device: int, x0: float, program: dict
         return (o.initial_S, o.final_S, o.set_pulses, o.reset_pulses, o.reads, o.converged)
 
 
-def run_write_verify(run: Callable, setup: ProgrammingSetup, device: int, x0: float, program: dict) -> tuple:
-    """One device's whole write-verify; ('ok', columns, outcome as a tuple, alters now applied)
-    or the failed run's reply with the operation it stopped at."""
-    started = time.perf_counter()
-    programmer = _Programmer(run, setup)
-    try:
-        outcome = _write_verify(programmer, device, x0, program)
-    except _Failed as failed:
-        return _failure(failed, "write-verify")
-    return ("ok", programmer.columns(), outcome, programmer.applied, time.perf_counter() - started)
-
-
 def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tuple[int, float, dict]]) -> tuple:
-    """Several devices' write-verify, one after another: each (device, x0, program dict) exactly as
-    ``run_write_verify`` runs it alone (its own first alters included). ('ok', columns of all
-    devices in order, [(outcome, rows)] per device, alters now applied), or the failed run's reply
-    naming the device."""
+    """Devices' whole write-verify, one after another: each (device, x0, program dict) from a fresh
+    ``_Programmer`` (its own first alters sent again), so a device's reads and pulses do not depend
+    on the devices before it. ('ok', columns of all devices in order, [(outcome, rows)] per device,
+    alters now applied), or the failed run's reply naming the device."""
     started = time.perf_counter()
     rows, outcomes, applied = [], [], {}
     for device, x0, program in items:

@@ -265,8 +265,6 @@ def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
         return server.run_many(*arguments)
     if kind == "op_table":
         return server.op_table(*arguments)
-    if kind == "write_verify":
-        return sequences.run_write_verify(server.run, *arguments)
     if kind == "write_verify_many":
         return sequences.run_write_verify_many(server.run, *arguments)
     if kind == "program_ops":

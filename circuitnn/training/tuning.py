@@ -18,6 +18,7 @@ noise.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -139,20 +140,16 @@ def tune_all(chip: Chip, targets_S, config: TuningConfig, done: dict[int, Device
     pending = [(index, config.program(index, float(target))) for index, target in enumerate(targets)
                if index not in results]
 
-    def finished(index: int, tuning: DeviceTuning) -> None:
-        results[index] = tuning
-        if on_device is not None:
-            on_device(tuning)
+    def outcomes(batch):
+        if hasattr(chip, "write_verify_many"):
+            return chip.write_verify_many(batch)
+        one = getattr(chip, "write_verify", None) or functools.partial(write_verify_op_by_op, chip)
+        return (one(index, program) for index, program in batch)
 
-    if hasattr(chip, "write_verify_many"):
-        for first in range(0, len(pending), DEVICES_PER_ROUND_TRIP):
-            batch = pending[first:first + DEVICES_PER_ROUND_TRIP]
-            for (index, program), outcome in zip(batch, chip.write_verify_many(batch)):
-                finished(index, device_tuning(index, program, outcome))
-    else:
-        for index, program in pending:
-            if hasattr(chip, "write_verify"):
-                finished(index, device_tuning(index, program, chip.write_verify(index, program)))
-            else:
-                finished(index, program_to_target(chip, index, float(program.target_S), config))
+    for first in range(0, len(pending), DEVICES_PER_ROUND_TRIP):
+        batch = pending[first:first + DEVICES_PER_ROUND_TRIP]
+        for (index, program), outcome in zip(batch, outcomes(batch)):
+            results[index] = device_tuning(index, program, outcome)
+            if on_device is not None:
+                on_device(results[index])
     return [results[i] for i in range(len(targets))]
