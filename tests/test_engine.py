@@ -222,7 +222,7 @@ def test_a_repeated_operating_point_is_solved_once_and_only_under_the_same_state
         again, _ = engine.run_table(names, sets[4:])
         assert STATS.runs - runs == 1
         np.testing.assert_array_equal(again, expected[4:])
-        with pytest.raises(SimulationError, match="run 3 of 4"):
+        with pytest.raises(SimulationError, match="run 4 of 4"):
             engine.run_table(names, [sets[0], sets[1], sets[0], {"vnosuchsource": "dc=1"}])
 
 
@@ -304,3 +304,13 @@ def test_values_changed_behind_the_engines_back_are_sent_again(crossbar):
         with pytest.raises(SimulationError):
             engine.run_table(names, [sets[0], {"vnosuchsource": "dc=1"}])
         np.testing.assert_array_equal(engine.run_table(names, sets[1:])[0], first[1:])
+
+
+def test_a_failed_run_is_named_by_the_callers_number(crossbar):
+    names = crossbar.neuron_nodes()
+    sets = crossbar.input_alter_sets(np.random.default_rng(11).uniform(-1, 1, (3, 9)))
+    with SpiceEngine(timeout_s=60) as engine:
+        engine.load("numbers", crossbar.netlist(np.linspace(0.1, 0.9, 30), np.zeros(9)))
+        # Sent in the order 2, 0, 1 of the caller's samples: the second sent is the caller's first.
+        with pytest.raises(SimulationError, match="run 1 of 3"):
+            engine.run_table(names, [sets[2], {"vnosuchsource": "dc=1"}, sets[1]], numbers=[2, 0, 1])

@@ -317,3 +317,31 @@ def test_toml_writer_round_trips():
     back = tomllib.loads(toml(doc))
     assert back["a"] == doc["a"] and back["b"][:2] == [1, 2.5] and math.isinf(back["b"][2])
     assert back["c"] == doc["c"] and json.dumps(back["c"])
+
+
+@SETTINGS
+@given(st.integers(1, 6).flatmap(lambda m: st.lists(st.lists(st.sampled_from([0.0, 0.3, 1.0, -0.5]), min_size=m,
+                                                              max_size=m), max_size=40)))
+def test_the_chips_solve_order_is_a_permutation_that_groups_equal_rows(rows):
+    from circuitnn.chip.spice_chip import few_changes_order
+
+    rows = np.array(rows, dtype=float) if rows else np.zeros((0, 3))
+    order = few_changes_order(rows)
+    assert sorted(order.tolist()) == list(range(len(rows)))
+    # Equal rows end up next to each other (the engine then solves them once).
+    ordered = [tuple(r) for r in rows[order]]
+    seen = set()
+    for k, row in enumerate(ordered):
+        assert row not in seen or ordered[k - 1] == row
+        seen.add(row)
+
+
+def test_the_chips_solve_order_of_every_binary_input_changes_one_input_at_a_time():
+    import itertools
+
+    from circuitnn.chip.spice_chip import few_changes_order
+
+    cube = np.array(list(itertools.product([0.0, 1.0], repeat=9)))
+    shuffled = cube[np.random.default_rng(3).permutation(len(cube))]
+    steps = np.abs(np.diff(shuffled[few_changes_order(shuffled)], axis=0)).sum(axis=1)
+    assert np.all(steps == 1)

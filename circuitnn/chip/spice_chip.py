@@ -56,6 +56,33 @@ class _InferencePlan:
         self.vectors = list(vectors)
 
 
+def few_changes_order(rows) -> np.ndarray:
+    """An order of ``rows`` (n × m) in which consecutive rows differ in few columns: the reflected
+    Gray code's order when the rows are binary (each next row differs in one column when all 2^m
+    are there). Lexicographic, except that within the k-th group of rows equal in the columns before
+    it, a column is traversed in descending order when k is odd.
+
+    Each changed input is an ``alter`` (~6 µs inside ngspice) before an operating point of ~0.5 ms:
+    a test set in this order sends one or two per image instead of about half the inputs."""
+    rows = np.asarray(rows, dtype=float)
+    n = len(rows)
+    group = np.zeros(n, dtype=np.int64)   # rank of each row's group of equal columns so far
+    descending = np.zeros(n, dtype=bool)
+    for column in rows.T:
+        values = np.where(descending, -column, column)
+        order = np.lexsort((values, group))
+        g, v = group[order], values[order]
+        new_parent = np.ones(n, dtype=bool)
+        new_parent[1:] = g[1:] != g[:-1]
+        new_group = new_parent.copy()
+        new_group[1:] |= v[1:] != v[:-1]
+        rank = np.cumsum(new_group) - 1
+        first_of_parent = np.maximum.accumulate(np.where(new_parent, rank, 0))
+        group[order] = rank
+        descending[order] = (rank - first_of_parent) % 2 == 1
+    return np.argsort(group, kind="stable")
+
+
 def _program_shape(program: WriteVerifyProgram) -> tuple:
     """What a write-verify program's pulse table depends on: everything but its target."""
     return tuple(value for name, value in vars(program).items() if name != "target_S")
@@ -137,11 +164,18 @@ class SpiceChip(SequenceStates, DeviceStates):
         tables = []
         for first in range(0, len(x), INFERENCE_BATCH):
             batch = x[first:first + INFERENCE_BATCH]
-            sets = self.crossbar.input_alter_sets(batch)
+            # Solved in an order that changes few inputs from one operating point to the next; an
+            # operating point depends only on what the circuit holds, so the rows are the same.
+            order = few_changes_order(batch)
+            sets = self.crossbar.input_alter_sets(batch[order])
             if first == 0:
                 sets[0] = {**array_alters, **sets[0]}
-            tables.append(self._array_engine.run_table(
-                plan.vectors, sets, step=f"inference of samples {first}-{first + len(batch) - 1}")[0])
+            solved = self._array_engine.run_table(
+                plan.vectors, sets, step=f"inference of samples {first}-{first + len(batch) - 1}",
+                numbers=order)[0]
+            rows = np.empty_like(solved)
+            rows[order] = solved
+            tables.append(rows)
         table = np.concatenate(tables) if tables else np.zeros((0, len(plan.vectors)))
         return self._inference_result(table, x)
 

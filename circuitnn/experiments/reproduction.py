@@ -18,6 +18,7 @@ simulated again.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -33,6 +34,7 @@ from ..store import Run, RunStore
 from ..surrogate.calibration_params import SurrogateCalibration
 from ..validation import check_choice
 from . import onchip
+from .background import InBackground
 
 # A checkpoint (the chip's snapshot, the trainer's state, run.json rewritten, each on disk) costs
 # ~7 ms; write-verify offers one per device, which takes ~30 ms. Saving at most every 2 s keeps that
@@ -89,16 +91,20 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
                                      "calibration": calibration.as_dict() if calibration else None})
     make_chip = chip_factory(backend, calibration)
     with run:
-        for part in run.read_json("plan.json")["parts"]:
-            if _part_done(run, part):
-                continue
-            medium, _, what = part.partition("-")
-            if part == "heatmap":
-                _heatmap(run, by_medium[heatmap_medium], progress, make_chip)
-            elif what == "errors":
-                _error_sweep(run, by_medium[medium], progress, make_chip)
-            else:
-                _training_part(run, by_medium[medium], part, what, progress, make_chip, checkpoint_every_s)
+        parts = run.read_json("plan.json")["parts"]
+        # The heat-map's software trainings need no simulator: a second process computes them meanwhile.
+        with (InBackground(onchip.heatmap_tasks, by_medium[heatmap_medium])
+              if "heatmap" in parts and not _part_done(run, "heatmap") else contextlib.nullcontext()) as tasks:
+            for part in parts:
+                if _part_done(run, part):
+                    continue
+                medium, _, what = part.partition("-")
+                if part == "heatmap":
+                    _heatmap(run, by_medium[heatmap_medium], progress, make_chip, tasks)
+                elif what == "errors":
+                    _error_sweep(run, by_medium[medium], progress, make_chip)
+                else:
+                    _training_part(run, by_medium[medium], part, what, progress, make_chip, checkpoint_every_s)
         summary = write_report(run) if write_report is not None else _headline(run)
         run.complete(summary)
     return run
@@ -227,14 +233,14 @@ def _error_sweep(run: Run, config: Config, progress: bool, make_chip) -> None:
     run.write_json(f"{folder}/summary.json", {"medium": medium, "draws": config.onchip.error_draws})
 
 
-def _heatmap(run: Run, config: Config, progress: bool, make_chip) -> None:
+def _heatmap(run: Run, config: Config, progress: bool, make_chip, tasks: InBackground) -> None:
     levels = len(config.onchip.noise_levels)
     crossbar = Crossbar(config.crossbar_spec())
     states = onchip.initial_states(config, crossbar.n_devices)
     with tqdm(total=levels * levels, desc=f"{config.device.medium}: noise heat-map",
               disable=not progress, leave=False) as bar:
         grid = onchip.noise_heatmap(config, lambda: make_chip(config, crossbar, states),
-                                    progress=lambda: bar.update(1))
+                                    progress=lambda: bar.update(1), tasks=tasks.result)
     run.write_npz("parts/heatmap/grid.npz", **grid)
     rows = [{"training_noise": a, "test_noise": b, "chip_accuracy": grid["chip_accuracy"][i, j],
              "software_accuracy": grid["software_accuracy"][i, j]}

@@ -413,6 +413,7 @@ class SpiceEngine:
         vectors: Sequence[str],
         alter_sets: Sequence[Mapping[str, str]],
         step: str | None = None,
+        numbers: Sequence[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """An operating point per alter set, as ``run_many("op", ...)``, returned as one table:
         (values (runs × vectors), ngspice's solve time per run in s). For many reads of node
@@ -426,11 +427,13 @@ class SpiceEngine:
         contract's test), so the table is the one solving every run would give. Solutions from before
         a failed run are not used, and after a raw command (which may change what no alter names)
         none are kept until the next ``load``. The last run is always solved: the worker then holds
-        what the caller set last."""
-        reply = self._batch("op_table", "op", vectors, alter_sets, step)
+        what the caller set last. ``numbers``: what an error calls each run (its 0-based position in
+        the caller's own order when the caller sends its runs in another one; default: position)."""
+        reply = self._batch("op_table", "op", vectors, alter_sets, step, numbers)
         return reply[1], np.asarray(reply[2], dtype=float)
 
-    def _batch(self, kind: str, analysis: str, vectors, alter_sets, step: str | None) -> tuple:
+    def _batch(self, kind: str, analysis: str, vectors, alter_sets, step: str | None,
+               numbers: Sequence[int] | None = None) -> tuple:
         if self._netlist_lines is None:
             raise SimulationError("no circuit loaded", self.circuit_name or "?", step or str(analysis)[:80])
         check_analysis(analysis)
@@ -487,7 +490,8 @@ class SpiceEngine:
             pending, pending_commands = {}, {}
             rows.append(row)
         if reuse:
-            request = (kind, commands, names, rows, len(alter_sets))
+            request = (kind, commands, names, rows if numbers is None else [int(numbers[r]) for r in rows],
+                       len(alter_sets))
         else:
             request = (kind, commands, analysis, names)
         # Polling pays only for an answer due within the spin: a batch of runs outlasts it, and a

@@ -148,14 +148,15 @@ class _Server:
     def run_many(self, alter_lists: list[list[str]], analysis: str, vectors: list[str],
                  rows: list[int] | None = None, total: int | None = None) -> tuple:
         """``run`` once per alter list, in order; stops at the first failure (and reports which:
-        its position, or ``rows[position]`` of ``total`` when the caller sent a subset of its runs)."""
+        its position, or ``rows[position]`` of ``total`` when the caller sent a subset of its runs;
+        counted from 1 in the message)."""
         results, solve_times = [], []
         for position, alters in enumerate(alter_lists):
             reply = self.run(alters, analysis, vectors)
             if reply[0] != "ok":
                 row = position if rows is None else rows[position]
                 of = len(alter_lists) if total is None else total
-                return (*reply[:2], f"run {row} of {of}: {reply[2]}", *reply[3:])
+                return (*reply[:2], f"run {row + 1} of {of}: {reply[2]}", *reply[3:])
             results.append(reply[1])
             solve_times.append(reply[2])
         return ("ok", results, solve_times)
