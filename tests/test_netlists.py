@@ -144,6 +144,23 @@ def test_a_batch_of_inputs_is_checked_and_written_as_one_sample_at_a_time():
         crossbar.input_alter_sets(np.zeros((2, 8)))
 
 
+def test_input_changes_accumulate_to_the_full_sets():
+    crossbar = Crossbar(default_spec(preset("W")))
+    batch = np.random.default_rng(1).integers(0, 2, (30, 9)).astype(float)
+    batch[7] = batch[6]
+    changes = crossbar.input_alter_changes(batch)
+    assert changes[0] == crossbar.input_alters(batch[0]) and changes[7] == {}
+    held = {}
+    for row, change, full in zip(batch, changes, crossbar.input_alter_sets(batch)):
+        held.update(change)
+        assert held == full
+        assert len(change) <= 9
+    bad = batch.copy()
+    bad[4, 1] = -2.0
+    with pytest.raises(ConfigError, match=r"inputs\[4, 1\] = -2"):
+        crossbar.input_alter_changes(bad)
+
+
 def test_spec_validation_names_the_field():
     device = preset("Cr")
     neuron = NeuronSpec(r_feedback_ohm=-5.0)

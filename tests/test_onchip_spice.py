@@ -143,3 +143,11 @@ def test_inference_in_the_chips_solve_order_equals_each_sample_solved_alone():
     for layer in range(len(together.column_currents_A)):
         np.testing.assert_array_equal(together.column_currents_A[layer],
                                       np.concatenate([a.column_currents_A[layer] for a in alone]))
+
+
+def test_a_bad_input_is_named_by_its_row_in_the_callers_inputs():
+    config = load_config(None, "Cr")
+    X = np.random.default_rng(6).integers(0, 2, (300, 9)).astype(float)
+    X[270, 3] = 1.5   # in the second batch sent to the worker, and after the chip's reordering
+    with _chip(config) as chip, pytest.raises(ConfigError, match=r"inputs\[270, 3\] = 1.5"):
+        chip.infer(X)

@@ -159,6 +159,7 @@ class SpiceChip(SequenceStates, DeviceStates):
 
     def infer(self, inputs, read_noise: bool = True) -> InferenceResult:
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
+        self.crossbar.input_volts(x)   # a bad input is named by its row of ``inputs``, before any reordering
         array_alters = self._array_alters(self._read_inputs(noise=read_noise))
         plan = self._plan
         tables = []
@@ -167,7 +168,7 @@ class SpiceChip(SequenceStates, DeviceStates):
             # Solved in an order that changes few inputs from one operating point to the next; an
             # operating point depends only on what the circuit holds, so the rows are the same.
             order = few_changes_order(batch)
-            sets = self.crossbar.input_alter_sets(batch[order])
+            sets = self.crossbar.input_alter_changes(batch[order])
             if first == 0:
                 sets[0] = {**array_alters, **sets[0]}
             solved = self._array_engine.run_table(

@@ -353,6 +353,26 @@ class Crossbar:
     def input_alter_sets(self, inputs) -> list[dict[str, str]]:
         """``input_alters`` of every row of ``inputs`` (n, n_inputs), checked and written in one go
         (a test set is thousands of rows)."""
+        sources = self._input_sources
+        return [dict(zip(sources, [f"dc={v:.12g}" for v in row])) for row in self.input_volts(inputs).tolist()]
+
+    def input_alter_changes(self, inputs) -> list[dict[str, str]]:
+        """Per row of ``inputs`` (n, n_inputs), the alters that take the circuit there from the row
+        before: every input for the first row, then only those that change. Alters accumulate (the
+        circuit keeps what it was set to), so these set the very values ``input_alter_sets`` sets,
+        with a test set in a few-changes order writing and sending a tenth of the text."""
+        volts = self.input_volts(inputs)
+        changed = np.ones(volts.shape, dtype=bool)
+        changed[1:] = volts[1:] != volts[:-1]
+        sources = self._input_sources
+        sets: list[dict[str, str]] = [{} for _ in range(len(volts))]
+        rows, columns = np.nonzero(changed)
+        for row, column, value in zip(rows.tolist(), columns.tolist(), volts[changed].tolist()):
+            sets[row][sources[column]] = f"dc={value:.12g}"
+        return sets
+
+    def input_volts(self, inputs) -> np.ndarray:
+        """The source voltages of inputs (n, n_inputs) in [-1, 1], checked."""
         values = np.asarray(inputs, dtype=float)
         if values.ndim != 2 or values.shape[1] != self.n_inputs:
             raise ConfigError("inputs", f"shape {values.shape}", f"shape (n, {self.n_inputs})")
@@ -363,8 +383,7 @@ class Crossbar:
         volts = values * self.spec.v_read_V
         # Below the smallest magnitude a netlist number may have (circuits.netlist.number): 0 V.
         volts[np.abs(volts) < MIN_MAGNITUDE] = 0.0
-        sources = self._input_sources
-        return [dict(zip(sources, [f"dc={v:.12g}" for v in row])) for row in volts.tolist()]
+        return volts
 
     @functools.cached_property
     def _input_sources(self) -> list[str]:
