@@ -353,7 +353,7 @@ class SpiceChip(SequenceStates, DeviceStates):
     def _array_segment(self, ops, recorder: SequenceRecorder) -> None:
         """SetStates / Infer / Restore in one run_table: each Infer's first operating point also
         carries the states it reads at (the engine sends those that changed)."""
-        alter_sets, spans = [], []
+        alter_sets, spans, numbers = [], [], []
         for op in ops:
             if isinstance(op, SetStates):
                 self._set_temporary(op)
@@ -361,16 +361,22 @@ class SpiceChip(SequenceStates, DeviceStates):
                 self._restore_temporary()
             else:
                 x = np.atleast_2d(np.asarray(op.inputs, dtype=float))
-                sets = self.crossbar.input_alter_sets(x) if len(x) else []
+                self.crossbar.input_volts(x)   # named by its row of op.inputs, before reordering
+                # Each inference's samples in the order infer() solves them (see there).
+                order = few_changes_order(x)
+                sets = self.crossbar.input_alter_changes(x[order]) if len(x) else []
                 if sets:
                     sets[0] = {**self._array_alters({}), **sets[0]}
-                spans.append((len(alter_sets), len(alter_sets) + len(sets), x))
+                spans.append((len(alter_sets), len(alter_sets) + len(sets), x, order))
+                numbers += (len(alter_sets) + order).tolist()
                 alter_sets += sets
         if alter_sets:
-            table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets,
+            table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets, numbers=numbers,
                                                     step=f"array sequence of {len(alter_sets)} operating points")
-            for first, last, x in spans:
-                recorder.inferences.append(self._inference_result(table[first:last], x))
+            for first, last, x, order in spans:
+                rows = np.empty((last - first, table.shape[1]))
+                rows[order] = table[first:last]
+                recorder.inferences.append(self._inference_result(rows, x))
 
     # -- for stored runs --------------------------------------------------------------------------------
     def netlists(self) -> dict[str, str]:
