@@ -2,6 +2,7 @@
 computed here when the child cannot give them."""
 
 import os
+import time
 
 import numpy as np
 
@@ -29,11 +30,11 @@ def test_what_cannot_reach_a_child_is_computed_here():
 
 
 def test_closing_kills_a_running_child():
-    child = InBackground(os.getpid)
+    child = InBackground(time.sleep, 30)
     process = child._process
+    started = time.monotonic()
     child.close()
-    assert process.poll() is not None
-    assert child.result() == os.getpid()
+    assert process.poll() is not None and time.monotonic() - started < 10
 
 
 def test_heatmap_tasks_from_the_child_equal_those_computed_here(small_config):
@@ -49,3 +50,20 @@ def test_heatmap_tasks_from_the_child_equal_those_computed_here(small_config):
         for wa, wb in zip(a.network.weights, b.network.weights):
             np.testing.assert_array_equal(wa, wb)
         assert a.software_accuracy == b.software_accuracy
+
+
+def test_an_interrupted_wait_leaves_the_child_to_be_killed(monkeypatch):
+    child = InBackground(time.sleep, 30)
+    process = child._process
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(process, "communicate", interrupted)
+    try:
+        child.result()
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    child.close()
+    assert process.poll() is not None

@@ -76,8 +76,8 @@ class InBackground:
         except subprocess.TimeoutExpired:
             self.close()
             return None
-        finally:
-            self._process = None
+        # (Interrupted above, the child stays known: close() kills it.)
+        self._process = None
         if process.returncode != 0:
             return None
         try:

@@ -233,14 +233,15 @@ def _error_sweep(run: Run, config: Config, progress: bool, make_chip) -> None:
     run.write_json(f"{folder}/summary.json", {"medium": medium, "draws": config.onchip.error_draws})
 
 
-def _heatmap(run: Run, config: Config, progress: bool, make_chip, tasks: InBackground) -> None:
+def _heatmap(run: Run, config: Config, progress: bool, make_chip, tasks: InBackground | None) -> None:
     levels = len(config.onchip.noise_levels)
     crossbar = Crossbar(config.crossbar_spec())
     states = onchip.initial_states(config, crossbar.n_devices)
     with tqdm(total=levels * levels, desc=f"{config.device.medium}: noise heat-map",
               disable=not progress, leave=False) as bar:
         grid = onchip.noise_heatmap(config, lambda: make_chip(config, crossbar, states),
-                                    progress=lambda: bar.update(1), tasks=tasks.result)
+                                    progress=lambda: bar.update(1),
+                                    tasks=tasks.result if tasks is not None else None)
     run.write_npz("parts/heatmap/grid.npz", **grid)
     rows = [{"training_noise": a, "test_noise": b, "chip_accuracy": grid["chip_accuracy"][i, j],
              "software_accuracy": grid["software_accuracy"][i, j]}

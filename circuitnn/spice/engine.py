@@ -429,6 +429,8 @@ class SpiceEngine:
         none are kept until the next ``load``. The last run is always solved: the worker then holds
         what the caller set last. ``numbers``: what an error calls each run (its 0-based position in
         the caller's own order when the caller sends its runs in another one; default: position)."""
+        if numbers is not None and len(numbers) != len(alter_sets):
+            raise ValueError(f"numbers has {len(numbers)} entries for {len(alter_sets)} runs")
         reply = self._batch("op_table", "op", vectors, alter_sets, step, numbers)
         return reply[1], np.asarray(reply[2], dtype=float)
 
