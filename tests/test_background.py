@@ -16,10 +16,21 @@ def test_the_child_computes_in_another_process():
         assert child.result() == child.result()   # asked twice: the one value
 
 
-def test_a_child_that_dies_is_replaced_by_computing_here():
+def test_a_child_that_dies_is_replaced_by_computing_here(caplog):
     with InBackground(os.getpid) as child:
         child._process.kill()
         assert child.result() == os.getpid()
+    assert "its child failed" in caplog.text
+
+
+def test_the_child_imports_this_circuitnn_not_one_in_the_current_folder(tmp_path, monkeypatch):
+    # Another checkout (or a stray module) in the folder the user runs from must not be imported.
+    fake = tmp_path / "circuitnn"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('the wrong circuitnn')\n")
+    monkeypatch.chdir(tmp_path)
+    with InBackground(os.getpid) as child:
+        assert child.result() != os.getpid()
 
 
 def test_what_cannot_reach_a_child_is_computed_here():

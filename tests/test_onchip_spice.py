@@ -151,3 +151,23 @@ def test_a_bad_input_is_named_by_its_row_in_the_callers_inputs():
     X[270, 3] = 1.5   # in the second batch sent to the worker, and after the chip's reordering
     with _chip(config) as chip, pytest.raises(ConfigError, match=r"inputs\[270, 3\] = 1.5"):
         chip.infer(X)
+
+
+def test_a_failed_inference_names_its_samples_counted_from_one(monkeypatch):
+    from circuitnn.errors import SimulationError
+
+    config = load_config(None, "Cr")
+    X = np.zeros((300, 9))
+    with _chip(config) as chip:
+        chip.infer(X[:1])   # loads the array circuit
+        real = Crossbar.input_alter_changes
+
+        def one_bad(crossbar, inputs):
+            sets = real(crossbar, inputs)
+            if len(sets) < 256:   # the second batch: samples 257-300
+                sets[14] = {**sets[14], "vnosuchsource": "dc=1"}
+            return sets
+
+        monkeypatch.setattr(Crossbar, "input_alter_changes", one_bad)
+        with pytest.raises(SimulationError, match=r"inference of samples 257-300 of 300.*run 15 of 44"):
+            chip.infer(X)

@@ -211,3 +211,13 @@ def test_ledger_takes_a_phase_per_operation_in_order():
     with pytest.raises(ValueError, match="equally long"):
         ledger.add_many(["read"], [1, 2], [0, 0], [0, 0], [0, 0], [0, 0])
     assert len(ledger) == 4
+
+
+def test_an_empty_inference_in_a_sequence_gives_its_empty_result_as_op_by_op():
+    config, crossbar, states, _ = _setup("Cr")
+    empty = np.zeros((0, crossbar.n_inputs))
+    with SpiceChip(crossbar, states, config.programming, config.timing) as chip:
+        together = chip.run_sequence([Infer(empty)])
+        alone = chip.run_sequence_op_by_op([Infer(empty)])
+    assert len(together.inferences) == len(alone.inferences) == 1
+    assert together.inferences[0].outputs.shape == alone.inferences[0].outputs.shape == (0, 1)

@@ -10,13 +10,17 @@ The child is a fresh interpreter (``python -m circuitnn.experiments.background``
 experiment's process holds sockets to its ngspice workers and may run threads (Dask, tqdm), and a
 fresh interpreter runs nothing of the user's script. It reads a pickled (function, arguments) on
 stdin and writes the pickled result on stdout. The result is what computing it here gives: the same
-seeded code on the same inputs (``tests/test_background.py``). When the child fails for any reason
-(killed, out of memory, a bug), ``result()`` computes the function here, so an error is raised where
-it would have been raised without the child.
+seeded code on the same inputs (``tests/test_background.py``). It starts with ``-P``: the current
+folder (another checkout, a stray ``numpy.py``) is not on its import path, so it imports the very
+circuitnn this process runs. When the child fails for any reason (killed, out of memory, a bug),
+``result()`` logs why and computes the function here, so an error is raised where it would have
+been raised without the child. A parent killed outright (SIGKILL, SIGTERM) leaves the child to
+finish its function (seconds) and exit when it cannot write the answer.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import signal
@@ -24,6 +28,8 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Longer than any function sent here takes; a child still running then is killed and the function
 # computed in this process.
@@ -45,10 +51,11 @@ class InBackground:
         try:
             request = pickle.dumps((function, args), protocol=pickle.HIGHEST_PROTOCOL)
             self._process: subprocess.Popen | None = subprocess.Popen(
-                [sys.executable, "-m", "circuitnn.experiments.background"], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        except (OSError, pickle.PicklingError, AttributeError, TypeError):
-            self._process = None   # computed here when asked for
+                [sys.executable, "-P", "-m", "circuitnn.experiments.background"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        except (OSError, pickle.PicklingError, AttributeError, TypeError) as exc:
+            log.info("computing %s here: no child process (%s)", _name(function), exc)
+            self._process = None
             return
         try:
             # A request is a config and a few numbers: far below a pipe's buffer, this cannot block.
@@ -72,32 +79,43 @@ class InBackground:
         if process is None:
             return None
         try:
-            out, _ = process.communicate(timeout=RESULT_TIMEOUT_S)
+            out, err = process.communicate(timeout=RESULT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self.close()
+            log.warning("computing %s here: its child gave no answer within %g s", _name(self.function),
+                        RESULT_TIMEOUT_S)
             return None
         # (Interrupted above, the child stays known: close() kills it.)
         self._process = None
-        if process.returncode != 0:
-            return None
-        try:
-            return (pickle.loads(out),)
-        except Exception:  # noqa: BLE001 - a truncated or garbled answer: compute it here instead
-            return None
+        if process.returncode == 0:
+            try:
+                return (pickle.loads(out),)
+            except Exception as exc:  # noqa: BLE001 - a garbled answer: compute it here instead
+                err = f"unreadable answer: {exc}".encode()
+        lines = err.decode(errors="replace").strip().splitlines()
+        log.warning("computing %s here: its child failed (exit code %s): %s", _name(self.function),
+                    process.returncode, lines[-1] if lines else "no message")
+        return None
 
     def close(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
-        if process is not None and process.stdout is not None:
-            process.stdout.close()
+        if process is not None:
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    stream.close()
 
     def __enter__(self) -> InBackground:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _name(function: Callable) -> str:
+    return getattr(function, "__qualname__", repr(function))
 
 
 def _child() -> None:
