@@ -13,7 +13,7 @@ import numpy as np
 from ..circuits.netlist import check_analysis
 from ..circuits.program import SOURCE, ProgrammingCircuit, PulseSpec
 from .engine import SpiceEngine, alter_command, check_vectors
-from .sequences import ProgrammingSetup, pulse_outcome, read_outcome
+from .sequences import ProgrammingSetup, peak_current_A, pulse_outcome, read_outcome
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,10 @@ class SpicePulseWriter:
         result = self.engine.run(self.circuit.analysis(pulse), self.circuit.vectors, alters=alters,
                                  step=step or f"pulse {pulse.amplitude_V:+g} V {pulse.width_s:g} s")
         v = result.vectors
-        x_after, e_device, e_source, duration, peak = pulse_outcome(
+        x_after, e_device, e_source, duration = pulse_outcome(
             v, self.circuit.path.r_sense_ohm, self.circuit.state_node, f"{SOURCE}#branch",
             self.circuit.device.state_bounds)
+        peak = peak_current_A(v, self.circuit.path.r_sense_ohm)
         return PulseResult(x_before=x, x_after=x_after, energy_device_J=e_device, energy_source_J=e_source,
                            duration_s=duration, peak_current_A=peak, solve_time_s=result.solve_time_s,
                            waveform=dict(v) if self.keep_waveforms else None)

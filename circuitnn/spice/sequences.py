@@ -54,9 +54,9 @@ class ProgrammingSetup:
 
 
 def pulse_outcome(vectors: dict, r_sense_ohm: float, state_vector: str, source_branch: str,
-                  state_bounds: tuple[float, float]) -> tuple[float, float, float, float, float]:
-    """(state after, device energy J, source energy J, duration s, peak current A) of a pulse
-    from its waveforms: energies integrated from the simulated V·I (trapezoid rule)."""
+                  state_bounds: tuple[float, float]) -> tuple[float, float, float, float]:
+    """(state after, device energy J, source energy J, duration s) of a pulse from its waveforms:
+    energies integrated from the simulated V·I (trapezoid rule)."""
     t, bot = vectors["time"], vectors["bot"]
     # The trapezoid rule as one weight per time point, shared by both integrals: a few array
     # operations per pulse instead of a dozen (this runs once per pulse inside the worker loop).
@@ -69,8 +69,13 @@ def pulse_outcome(vectors: dict, r_sense_ohm: float, state_vector: str, source_b
     # The branch current of a voltage source flows into its + node: delivered power is -V·I.
     source_energy = -float(np.dot(vectors["pg"] * vectors[source_branch], weights)) * 0.5
     low, high = state_bounds
-    return (min(max(float(vectors[state_vector][-1]), low), high), device_energy, source_energy,
-            float(t[-1]), max(float(bot.max()), -float(bot.min())) / r_sense_ohm)
+    return (min(max(float(vectors[state_vector][-1]), low), high), device_energy, source_energy, float(t[-1]))
+
+
+def peak_current_A(vectors: dict, r_sense_ohm: float) -> float:
+    """The largest device current of a pulse (through the sense resistor)."""
+    bot = vectors["bot"]
+    return max(float(bot.max()), -float(bot.min())) / r_sense_ohm
 
 
 def read_outcome(top_V: float, bot_V: float, r_sense_ohm: float) -> tuple[float, float]:
@@ -120,8 +125,8 @@ class _Programmer:
         s = self.setup
         alters, analysis = s.pulses[index]
         v, solve = self._run([self._state(x), *alters], analysis, s.pulse_vectors)
-        x_after, e_dev, e_src, duration, _ = pulse_outcome(v, s.r_sense_ohm, s.state_vector, s.source_branch,
-                                                           s.state_bounds)
+        x_after, e_dev, e_src, duration = pulse_outcome(v, s.r_sense_ohm, s.state_vector, s.source_branch,
+                                                        s.state_bounds)
         self.rows.append((kind, device, x, x_after, 0.0, 0.0, 0.0, e_dev, e_src, duration, solve))
         return x_after
 
