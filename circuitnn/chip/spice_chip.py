@@ -115,6 +115,7 @@ class SpiceChip(SequenceStates, DeviceStates):
         self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
         self._array_loaded = False
         self._setups: dict = {}  # the worker's view of the programming circuit, per pulse table
+        self._program_setups: dict = {}  # the same per write-verify program shape (no table to build)
 
     @property
     def path(self) -> ProgrammingPath:
@@ -263,7 +264,10 @@ class SpiceChip(SequenceStates, DeviceStates):
 
     def _write_verify_batch(self, items) -> Iterator[WriteVerifyOutcome]:
         # The pulse table depends on everything but the target: built and checked once per tuning.
-        setup = self._setup(items[0][1].pulse_table())
+        shape = _program_shape(items[0][1])
+        setup = self._program_setups.get(shape)
+        if setup is None:
+            setup = self._program_setups[shape] = self._setup(items[0][1].pulse_table())
         sites = [self.crossbar.sites[index].instance for index, _ in items]
         columns, outcomes = self._writer.write_verify_many(
             setup, [(index, float(self._states[index]), program) for index, program in items],
