@@ -9,7 +9,7 @@ carried between the two.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -84,6 +84,13 @@ def few_changes_order(rows) -> np.ndarray:
     return np.argsort(group, kind="stable")
 
 
+def _in_caller_order(solved: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Rows solved in ``order`` put back in the caller's order."""
+    rows = np.empty_like(solved)
+    rows[order] = solved
+    return rows
+
+
 def _program_shape(program: WriteVerifyProgram) -> tuple:
     """What a write-verify program's pulse table depends on: everything but its target."""
     return tuple(value for name, value in vars(program).items() if name != "target_S")
@@ -115,7 +122,6 @@ class SpiceChip(SequenceStates, DeviceStates):
         self._writer = SpicePulseWriter(self.program_circuit, self._program_engine)
         self._array_loaded = False
         self._setups: dict = {}  # the worker's view of the programming circuit, per pulse table
-        self._program_setups: dict = {}  # the same per write-verify program shape (no table to build)
 
     @property
     def path(self) -> ProgrammingPath:
@@ -161,24 +167,19 @@ class SpiceChip(SequenceStates, DeviceStates):
 
     def infer(self, inputs, read_noise: bool = True) -> InferenceResult:
         x = np.atleast_2d(np.asarray(inputs, dtype=float))
-        self.crossbar.input_volts(x)   # a bad input is named by its row of ``inputs``, before any reordering
+        self.crossbar.input_volts(x)   # a bad input is named by its row of ``inputs``, before batching
         array_alters = self._array_alters(self._read_inputs(noise=read_noise))
         plan = self._plan
         tables = []
         for first in range(0, len(x), INFERENCE_BATCH):
             batch = x[first:first + INFERENCE_BATCH]
-            # Solved in an order that changes few inputs from one operating point to the next; an
-            # operating point depends only on what the circuit holds, so the rows are the same.
-            order = few_changes_order(batch)
-            sets = self.crossbar.input_alter_changes(batch[order])
+            sets, order = self._input_sets(batch)
             if first == 0:
                 sets[0] = {**array_alters, **sets[0]}
             solved = self._array_engine.run_table(
                 plan.vectors, sets, numbers=order,
                 step=f"inference of samples {first + 1}-{first + len(batch)} of {len(x)}")[0]
-            rows = np.empty_like(solved)
-            rows[order] = solved
-            tables.append(rows)
+            tables.append(_in_caller_order(solved, order))
         table = np.concatenate(tables) if tables else np.zeros((0, len(plan.vectors)))
         return self._inference_result(table, x)
 
@@ -202,6 +203,15 @@ class SpiceChip(SequenceStates, DeviceStates):
         duration = len(table) * (self.timing.inference_settle_s + self.timing.controller_overhead_s)
         self._charge(LedgerEntry("inference", -1, 0.0, energy, duration))
         return InferenceResult(activations[-1], activations[:-1], energy, duration, currents)
+
+    def _input_sets(self, x: np.ndarray) -> tuple[list[dict[str, str]], np.ndarray]:
+        """The input alters of samples ``x`` in the order they are solved, and that order: one that
+        changes few inputs from one operating point to the next (``few_changes_order``). An
+        operating point depends only on what the circuit holds, so the rows are those of the
+        caller's order (``_in_caller_order``). A bad input is named by its row of ``x``."""
+        self.crossbar.input_volts(x)
+        order = few_changes_order(x)
+        return self.crossbar.input_alter_changes(x[order]), order
 
     def _array_alters(self, device_inputs: dict[str, np.ndarray]) -> dict[str, str]:
         """The array circuit loaded, and the alters that bring it to the chip's states (with any
@@ -259,15 +269,12 @@ class SpiceChip(SequenceStates, DeviceStates):
             while stop < len(items) and _program_shape(items[stop][1]) == shape and items[stop][0] not in devices:
                 devices.add(items[stop][0])
                 stop += 1
-            yield from self._write_verify_batch(items[start:stop])
+            # The pulse table depends on everything but the target: built and checked once per tuning.
+            setup = self._setup(("program", shape), items[start][1].pulse_table)
+            yield from self._write_verify_batch(items[start:stop], setup)
             start = stop
 
-    def _write_verify_batch(self, items) -> Iterator[WriteVerifyOutcome]:
-        # The pulse table depends on everything but the target: built and checked once per tuning.
-        shape = _program_shape(items[0][1])
-        setup = self._program_setups.get(shape)
-        if setup is None:
-            setup = self._program_setups[shape] = self._setup(items[0][1].pulse_table())
+    def _write_verify_batch(self, items, setup) -> Iterator[WriteVerifyOutcome]:
         sites = [self.crossbar.sites[index].instance for index, _ in items]
         columns, outcomes = self._writer.write_verify_many(
             setup, [(index, float(self._states[index]), program) for index, program in items],
@@ -303,10 +310,10 @@ class SpiceChip(SequenceStates, DeviceStates):
                 self._array_segment(ops[start:k], recorder)
         return recorder.result()
 
-    def _setup(self, table: list[PulseSpec]):
-        key = tuple(table)
+    def _setup(self, key: tuple, table: Callable[[], list[PulseSpec]]):
+        """The worker's setup for the pulse table ``table()``, built once per ``key``."""
         if key not in self._setups:
-            self._setups[key] = self._writer.setup(table, self.crossbar.spec.v_read_V,
+            self._setups[key] = self._writer.setup(table(), self.crossbar.spec.v_read_V,
                                                    self.program_circuit.path.r_series_ohm)
         return self._setups[key]
 
@@ -317,7 +324,7 @@ class SpiceChip(SequenceStates, DeviceStates):
         operations = [(READ, op.index, 0) if isinstance(op, Read) else
                       (RESET if op.phase == "reset" else PROGRAM, op.index, position[op.spec]) for op in ops]
         states = {op.index: float(self._states[op.index]) for op in ops}
-        columns, _ = self._writer.program_ops(self._setup(table), states, operations)
+        columns, _ = self._writer.program_ops(self._setup(tuple(table), lambda: table), states, operations)
         self._charge_program_columns(columns, {RESET: "reset", PROGRAM: "program"}, recorder)
 
     def _charge_program_columns(self, columns: dict, phases: dict, recorder: SequenceRecorder | None = None) -> None:
@@ -366,10 +373,7 @@ class SpiceChip(SequenceStates, DeviceStates):
                 self._restore_temporary()
             else:
                 x = np.atleast_2d(np.asarray(op.inputs, dtype=float))
-                self.crossbar.input_volts(x)   # named by its row of op.inputs, before reordering
-                # Each inference's samples in the order infer() solves them (see there).
-                order = few_changes_order(x)
-                sets = self.crossbar.input_alter_changes(x[order]) if len(x) else []
+                sets, order = self._input_sets(x)
                 if sets:
                     sets[0] = {**self._array_alters({}), **sets[0]}
                 spans.append((len(alter_sets), len(alter_sets) + len(sets), x, order))
@@ -380,9 +384,7 @@ class SpiceChip(SequenceStates, DeviceStates):
             table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets, numbers=numbers,
                                                     step=f"array sequence of {len(alter_sets)} operating points")
         for first, last, x, order in spans:
-            rows = np.empty((last - first, table.shape[1]))
-            rows[order] = table[first:last]
-            recorder.inferences.append(self._inference_result(rows, x))
+            recorder.inferences.append(self._inference_result(_in_caller_order(table[first:last], order), x))
 
     # -- for stored runs --------------------------------------------------------------------------------
     def netlists(self) -> dict[str, str]:

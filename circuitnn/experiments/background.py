@@ -43,8 +43,7 @@ class InBackground:
 
     def __init__(self, function: Callable, *args):
         self.function, self.args = function, args
-        self._done = False
-        self._value = None
+        self._value: tuple | None = None   # (the value,) once known
         package_parent = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
@@ -67,11 +66,8 @@ class InBackground:
 
     def result(self):
         """The function's value: the child's, or computed here if the child did not give one."""
-        if not self._done:
-            self._value = self._from_child()
-            if self._value is None:
-                self._value = (self.function(*self.args),)
-            self._done = True
+        if self._value is None:
+            self._value = self._from_child() or (self.function(*self.args),)
         return self._value[0]
 
     def _from_child(self) -> tuple | None:

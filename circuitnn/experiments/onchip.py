@@ -276,25 +276,19 @@ def heatmap_tasks(config: Config) -> list[Task]:
 
 
 def noise_heatmap(config: Config, make_chip: Callable[[], Chip],
-                  progress: Callable | None = None, tasks: Callable[[], list[Task]] | None = None
-                  ) -> dict[str, np.ndarray]:
+                  progress: Callable | None = None, tasks: list[Task] | None = None) -> dict[str, np.ndarray]:
     """Accuracy through the array for each (training noise, test noise): a network is trained per
     training-noise level, tuned on a chip (no initial reset), and tested at every test-noise level.
-    ``tasks``: returns ``heatmap_tasks(config)`` (computed elsewhere meanwhile); called when the
-    first is needed."""
+    ``tasks``: ``heatmap_tasks(config)`` when computed elsewhere (see ``experiments/background.py``)."""
     levels = np.array(config.onchip.noise_levels, dtype=float)
     grid = np.zeros((len(levels), len(levels)))
     software = np.zeros_like(grid)
     rng_tests = [np.random.default_rng([config.seed, 4, j]) for j in range(len(levels))]
     tests = [make_dataset(config.onchip.n_test_per_class, level, rng) for level, rng in zip(levels, rng_tests)]
-    trained = None
     for i, train_noise in enumerate(levels):
         with make_chip() as chip:
-            if tasks is None:
-                task = make_task(config, chip.crossbar, training_noise=float(train_noise))
-            else:
-                trained = tasks() if trained is None else trained
-                task = trained[i]
+            task = tasks[i] if tasks is not None else make_task(config, chip.crossbar,
+                                                                training_noise=float(train_noise))
             tune_all(chip, task.targets_S, dataclasses.replace(config.tuning, initial_reset=False))
             for j, (X, y) in enumerate(tests):
                 grid[i, j] = chip_accuracy(chip, X, y)[0]

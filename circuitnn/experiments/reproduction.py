@@ -241,7 +241,7 @@ def _heatmap(run: Run, config: Config, progress: bool, make_chip, tasks: InBackg
               disable=not progress, leave=False) as bar:
         grid = onchip.noise_heatmap(config, lambda: make_chip(config, crossbar, states),
                                     progress=lambda: bar.update(1),
-                                    tasks=tasks.result if tasks is not None else None)
+                                    tasks=tasks.result() if tasks is not None else None)
     run.write_npz("parts/heatmap/grid.npz", **grid)
     rows = [{"training_noise": a, "test_noise": b, "chip_accuracy": grid["chip_accuracy"][i, j],
              "software_accuracy": grid["software_accuracy"][i, j]}
