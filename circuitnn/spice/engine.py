@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import pickle
 import re
 import shutil
 import socket
@@ -47,7 +48,7 @@ from ..errors import (
     NgspiceNotFoundError,
     SimulationError,
 )
-from . import worker
+from . import sequences, worker
 
 log = logging.getLogger("circuitnn.spice")
 
@@ -227,6 +228,7 @@ class SpiceEngine:
         self._sequence = 0
         self._held_known = True   # the worker holds exactly _persistent (see _batch)
         self._solved = _SolvedPoints()
+        self._setups_pickled: dict[int, tuple] = {}
         self._start_worker()
 
     # -- worker life cycle -------------------------------------------------------------------
@@ -546,13 +548,15 @@ class SpiceEngine:
 
         Built by ``SpicePulseWriter``, which checks every alter, vector and analysis it carries. A
         crash is handled as in ``run_many``: a new worker from the state held before, the sequence
-        repeated once (it is deterministic from that state). Returns the worker's answer after 'ok'."""
+        repeated once (it is deterministic from that state). Returns (result table, one row per
+        operation with ``sequences.COLUMNS``; the outcomes or the final states)."""
         if self._netlist_lines is None:
             raise SimulationError("no circuit loaded", self.circuit_name or "?", step)
         if request[0] not in ("write_verify_many", "program_ops"):
             raise ValueError(f"unknown sequence {request[0]!r}")
         started = time.perf_counter()
         before = dict(self._persistent)
+        request = (request[0], self._pickled_setup(request[1]), *request[2:])
         # A sequence lasts many solves: wait for it asleep, leaving both cores to the worker and
         # whatever else runs (polling for it measurably slowed the worker on a loaded 2-core VM).
         reply = self._call_restarting(request, before, step, spin_s=0.0)
@@ -561,17 +565,26 @@ class SpiceEngine:
             self._stop_worker()
             self._persistent = before
             raise self._error(reply, step)
-        columns, applied = reply[1], reply[3]
+        table, applied = reply[1], reply[3]
         try:
             self._persistent.update(applied)
         except BaseException:
             self._stop_worker()
             raise
-        STATS.runs += len(columns["solve_s"])
-        STATS.solve_time_s += float(np.sum(columns["solve_s"]))
+        STATS.runs += len(table)
+        STATS.solve_time_s += float(np.sum(table[:, sequences.COLUMNS.index("solve_s")]))
         STATS.call_time_s += time.perf_counter() - started
         STATS.worker_time_s += reply[4]
-        return reply[1:3]
+        return table, reply[2]
+
+    def _pickled_setup(self, setup) -> bytes:
+        """``setup`` pickled once (the worker keeps what it unpickled from the same bytes)."""
+        kept = self._setups_pickled.get(id(setup))
+        if kept is None or kept[0] is not setup:
+            if len(self._setups_pickled) >= worker.SETUPS_KEPT:
+                self._setups_pickled.clear()
+            kept = self._setups_pickled[id(setup)] = (setup, pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
+        return kept[1]
 
     def command_unvalidated(self, text: str) -> list[str]:
         """Send one raw ngspice command, UNVALIDATED, and return what it printed. For diagnostics

@@ -110,7 +110,7 @@ class SpicePulseWriter:
                                 tuple(float(b) for b in c.device.state_bounds), tuple(table))
 
     def write_verify_many(self, setup: ProgrammingSetup, items, step: str | None = None):
-        """Several devices' write-verify, in order, in one round trip: (columns of all devices,
+        """Several devices' write-verify, in order, in one round trip: (result table of all devices,
         [(outcome, rows)] per device). ``items``: (device, x0, WriteVerifyProgram)."""
         self._ensure_loaded(PulseSpec(1.0, 1e-6))
         request = [(int(device), float(x0), program.as_dict()) for device, x0, program in items]
@@ -118,7 +118,7 @@ class SpicePulseWriter:
                                         step or f"write-verify of {len(request)} devices")
 
     def program_ops(self, setup: ProgrammingSetup, states: dict[int, float], operations, step: str | None = None):
-        """(kind, device, pulse index) operations in one round trip: (columns, final states)."""
+        """(kind, device, pulse index) operations in one round trip: (result table, final states)."""
         self._ensure_loaded(PulseSpec(1.0, 1e-6))
         return self.engine.run_sequence(("program_ops", setup, dict(states), list(operations)),
                                         step or "operation sequence")

@@ -25,6 +25,7 @@ from .ngspice import NgSpiceLibrary, library_not_found_message
 # ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
 HISTORY_CLEAR_EVERY_COMMANDS = 2000
 SAVE_COMMAND_CHARS = 500
+SETUPS_KEPT = 32
 
 _CONVERGENCE_MARKERS = ("timestep too small", "gmin stepping failed", "source stepping failed",
                         "no convergence", "iteration limit reached")
@@ -65,6 +66,17 @@ class _Server:
         self.commands_since_clear = 0
         self.loaded = False
         self.saved: tuple[str, ...] | None = None
+        self._setups: dict[bytes, sequences.ProgrammingSetup] = {}
+
+    def setup(self, pickled: bytes) -> sequences.ProgrammingSetup:
+        """A sequence's setup, sent pickled by the engine: unpickled once per worker, not per request
+        (a pulse table's alters are most of a one-device request)."""
+        setup = self._setups.get(pickled)
+        if setup is None:
+            if len(self._setups) >= SETUPS_KEPT:
+                self._setups.clear()
+            setup = self._setups[pickled] = pickle.loads(pickled)
+        return setup
 
     def _command(self, text: str) -> None:
         self.lib.command(text)
@@ -267,9 +279,9 @@ def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
     if kind == "op_table":
         return server.op_table(*arguments)
     if kind == "write_verify_many":
-        return sequences.run_write_verify_many(server.run, *arguments)
+        return sequences.run_write_verify_many(server.run, server.setup(arguments[0]), *arguments[1:])
     if kind == "program_ops":
-        return sequences.run_program_ops(server.run, *arguments)
+        return sequences.run_program_ops(server.run, server.setup(arguments[0]), *arguments[1:])
     if kind == "command":
         # Raw commands are for tests and diagnostics only (SpiceEngine.command_unvalidated).
         server.lib.output.clear()
