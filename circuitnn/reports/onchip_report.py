@@ -432,6 +432,9 @@ def _tuning_figure(summaries: dict[str, dict], split: list[dict]):
         time_ax.hlines(PAPER["cr_training_time_s"], *span, color="k", ls=":", lw=1.5, label="paper, Cr")
         energy_ax.hlines(PAPER["cr_training_energy_J"], *span, color="k", ls=":", lw=1.5, label="paper, Cr")
         energy_ax.set_ylim(top=PAPER["cr_training_energy_J"] * 5)
+    # A bar on a log scale is as tall as its decades above the axis' bottom: one decade under the
+    # smallest bar, so a 3x difference shows as one.
+    energy_ax.set_ylim(bottom=np.nanmin([b.get_height() for b in energy_ax.patches]) / 10)
     for ax in axes[:2]:
         # Headroom above the tallest bar or line, so the legend covers neither.
         ax.set_ylim(0, 1.45 * max(ax.get_ylim()[1], 1e-30))
