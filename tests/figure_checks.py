@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.lines import Line2D
+from matplotlib.container import ErrorbarContainer
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import Bbox
 
@@ -53,3 +53,26 @@ def assert_bars_visible(ax, min_fraction: float = 0.03) -> None:
         shown = min(high, frame.y1) - max(low, frame.y0)
         assert shown >= min_fraction * frame.height, \
             f"a bar of {ax.get_title()!r} ({y1:g}) shows {shown:.1f} px of {frame.height:.0f}"
+
+
+def assert_no_marker_hidden(ax) -> None:
+    """No marker of one series sits on a marker of another (equal values must be dodged sideways or
+    drawn distinguishably): centres at least half a marker apart, in display space."""
+    ax.figure.canvas.draw()
+    to_px = ax.figure.canvas.get_renderer().points_to_pixels(1.0)
+    # An error bar's data line belongs to its container (its caps are markers too, of the same series).
+    lines = {id(c.lines[0]): (c.lines[0], c.get_label()) for c in ax.containers if isinstance(c, ErrorbarContainer)}
+    in_containers = {id(part) for c in ax.containers if isinstance(c, ErrorbarContainer)
+                     for part in (c.lines[0], *c.lines[1])}
+    lines.update({id(line): (line, line.get_label()) for line in ax.lines if id(line) not in in_containers})
+    series = []
+    for line, label in lines.values():
+        if line is not None and line.get_visible() and line.get_marker() not in (None, "", "None", " "):
+            xy = ax.transData.transform(np.column_stack(line.get_data()).astype(float))
+            series.append((label, xy[np.isfinite(xy).all(axis=1)], line.get_markersize() * to_px))
+    for i, (name_a, a, size_a) in enumerate(series):
+        for name_b, b, size_b in series[i + 1:]:
+            if len(a) and len(b):
+                distance = np.min(np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2))
+                assert distance >= 0.5 * min(size_a, size_b), \
+                    f"{ax.get_title()!r}: a marker of {name_b!r} hides one of {name_a!r} ({distance:.1f} px apart)"
