@@ -10,7 +10,7 @@ from circuitnn.cli import main
 from circuitnn.experiments import reproduction
 from circuitnn.reports.onchip_report import build_report, table_csv, write_report, write_report_to
 from circuitnn.store import CorruptRunError, RunStore
-from figure_checks import assert_bars_visible, assert_legends_cover_no_data
+from figure_checks import assert_bars_visible, assert_legends_cover_no_data, assert_no_marker_hidden
 from report_checks import assert_report_folder, assert_valid_markdown
 from stop_after import interrupted_after
 
@@ -216,4 +216,17 @@ def test_tuning_figure_shows_every_series_and_its_legends_cover_no_data(media):
     assert len(figure.axes[3].patches) == 3 * len(media)
     for ax in figure.axes:
         assert_bars_visible(ax, 0.08 if ax.get_yscale() == "log" else 0.03)
+    assert_legends_cover_no_data(figure)
+
+
+def test_errors_figure_hides_no_medium_where_media_agree():
+    # Media often reach the same accuracy (99.5 % at σ = 0 for all three): each must stay visible.
+    from circuitnn.reports.onchip_report import _errors_figure
+
+    sigma = np.array([0.0, 0.025, 0.05, 0.1, 0.2])
+    sweeps = {medium: {"sigma": sigma, "accuracy_mean": np.array([0.995, 0.995, 0.99, 0.98, 0.9 + 0.02 * k]),
+                       "accuracy_std": np.array([0.0, 0.003, 0.004, 0.01, 0.02])}
+              for k, medium in enumerate(("W", "Cr", "C"))}
+    figure = _errors_figure(sweeps)
+    assert_no_marker_hidden(figure.axes[0])
     assert_legends_cover_no_data(figure)
