@@ -9,6 +9,7 @@ from circuitnn.experiments.config import load_config
 from circuitnn.experiments import crosscheck
 from circuitnn.experiments.crosscheck import first_divergence, run_crosscheck
 from circuitnn.store import RunStore
+from figure_checks import assert_legends_cover_no_data
 from report_checks import assert_report_folder
 
 TARGETS = np.array([1e-4, 2e-4])
@@ -119,3 +120,22 @@ def test_cli_refuses_a_bad_seed_count(tmp_path, capsys):
 
     assert main(["crosscheck", "--medium", "Cr", "--seeds", "0", "--store", str(tmp_path)]) == 2
     assert "crosscheck.seeds" in capsys.readouterr().err
+
+
+def test_agreement_figure_explains_its_band_in_readable_text():
+    from circuitnn.experiments.crosscheck import TARGET_RELATIVE
+    from circuitnn.reports.crosscheck_report import agreement_figure
+
+    # Shaped like stored rows: most runs inside the target band, one divergent outside it.
+    rows = [{"medium": medium, "seed": seed, "initial_reset": reset, "divergent": medium == "C" and seed == 1,
+             "training_time_s_relative_difference": 0.07 if medium == "C" and seed == 1 else 0.001 * seed,
+             "training_energy_total_J_relative_difference": -0.002 * seed}
+            for medium in ("Cr", "C") for seed in (0, 1, 2) for reset in (False, True)]
+    figure = agreement_figure(rows)
+    legends = [ax.get_legend() for ax in figure.axes if ax.get_legend() is not None] + list(figure.legends)
+    assert legends
+    texts = [text for legend in legends for text in (*legend.get_texts(), legend.get_title()) if text.get_text()]
+    band = f"±{100 * TARGET_RELATIVE:g} %"
+    assert any("target" in t.get_text() and band in t.get_text() for t in texts), [t.get_text() for t in texts]
+    assert all(t.get_fontsize() >= 8 for t in texts), [(t.get_text(), t.get_fontsize()) for t in texts]
+    assert_legends_cover_no_data(figure)

@@ -32,6 +32,7 @@ from circuitnn.devices.fit import DEFAULT_FIT_FIELDS, TraceError, fit_msdc, load
 from circuitnn.devices.base import preset as medium
 from circuitnn.devices.media import MEDIA
 from circuitnn.errors import ConfigError
+from figure_checks import assert_legends_cover_no_data
 
 # Device under test = preset x factor, every fitted field moved by 20-30 % (mixed directions).
 PERTURBATIONS = {
@@ -281,6 +282,47 @@ def test_write_fit_report_round_trips_through_config(traces, tmp_path):
     params = load_config(tmp_path / "report" / "fit_c.toml").device.params()
     for k in DEFAULT_FIT_FIELDS:
         assert getattr(params, k) == getattr(result.params, k)
+
+
+def _visible_tick_labels(ax, renderer):
+    low, high = sorted(ax.get_xlim())
+    return [(label.get_text(), label.get_window_extent(renderer)) for tick, label in
+            zip(ax.get_xticks(), ax.get_xticklabels()) if low <= tick <= high and label.get_text()]
+
+
+def test_fit_figure_is_titled_legible_and_shows_the_measurement():
+    # Shaped like `circuitnn fit` of a W trace: a ±1 V sine, whose I–V panel had ticks every 0.25 V.
+    true = medium("W")
+    t, v = sine_sweep(1.0, 1 / (3 * true.tau_s), cycles=2, points_per_cycle=100)
+    _, _, i = fit.simulate_waveform_fast(true, 0.2, t, v)
+    result = fit_msdc(t, v, i, true, source="w_trace.csv")
+    figure = fit._fit_figure(result)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    loop, trace = figure.axes
+    for ax in (loop, trace):
+        title = ax.get_title()
+        assert "current" in title and ("voltage" in title or "time" in title), title
+        assert "r_on_ohm" not in title and ax.title.get_fontsize() >= 8
+        labels = _visible_tick_labels(ax, renderer)
+        assert len(labels) >= 3
+        # Apart by at least half a character, so "-1.00-0.75" cannot read as one label.
+        gap = 0.5 * renderer.points_to_pixels(ax.xaxis.get_ticklabels()[0].get_fontsize())
+        for (text_a, box_a), (text_b, box_b) in zip(labels, labels[1:]):
+            assert box_b.x0 - box_a.x1 >= gap, f"tick labels {text_a} and {text_b} touch"
+        measured, fitted = (next(line for line in ax.lines if line.get_label() == name)
+                            for name in ("measured", "fitted"))
+        assert measured.get_zorder() > fitted.get_zorder()
+    # The fitted values are shown, outside the panels' titles, in readable text.
+    shown = [text for text in (figure._suptitle, *figure.texts, *loop.texts, *trace.texts) if text is not None]
+    assert any("r_on_ohm" in text.get_text() for text in shown)
+    assert all(text.get_fontsize() >= 8 for text in shown)
+    legends = list(figure.legends) + [ax.get_legend() for ax in (loop, trace) if ax.get_legend() is not None]
+    assert figure.legends or all(ax.get_legend() is not None for ax in (loop, trace))
+    for legend in legends:
+        assert {"measured", "fitted"} <= {text.get_text() for text in legend.get_texts()}
+        assert all(text.get_fontsize() >= 8 for text in legend.get_texts())
+    assert_legends_cover_no_data(figure)
 
 
 # ---- waveforms and netlist ---------------------------------------------------------------------------

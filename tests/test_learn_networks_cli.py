@@ -6,6 +6,7 @@ from circuitnn.cli import main
 from circuitnn.experiments import network_learning as experiment
 from circuitnn.reports import write_report
 from circuitnn.store import RunStore
+from figure_checks import assert_legends_cover_no_data, assert_no_marker_hidden
 from report_checks import assert_report_folder
 
 SMALL = ["--epochs", "1", "--cnn-epochs", "1", "--hidden", "8", "--max-examples", "200",
@@ -75,3 +76,24 @@ def test_an_interrupted_study_resumes_without_retraining(tmp_path, monkeypatch):
     trained.clear()
     run = experiment.run_learning_study(store, resume=info.id, progress=False, write_report=write_report)
     assert trained == ["parallel", "alignment"] and run.status == "complete"
+
+
+def test_variation_figure_shows_every_method_and_its_legend_covers_no_data():
+    # Small studies often give several methods the same accuracy (every method at 10 % on the clean
+    # chip, pairs equal under variation): each must still be seen, and the legend must not sit on the
+    # σ = 0 points low on the left.
+    from circuitnn.reports.network_learning_report import variation_figure
+
+    methods = ["bp", "dgc", "hybrid-bp-dgc", "parallel"]
+    accuracy = {("conductance", 0.0): [0.10, 0.10, 0.10, 0.10],
+                ("conductance", 0.1): [0.125, 0.10, 0.125, 0.125],
+                ("conductance", 0.2): [0.125, 0.10, 0.125, 0.125],
+                ("neuron", 0.1): [0.15, 0.15, 0.125, 0.15],
+                ("neuron", 0.2): [0.15, 0.15, 0.125, 0.15]}
+    swept = sorted((("mlp", method, axis, level), {"accuracy": value, "std": 0.0 if value == 0.1 else 0.01})
+                   for (axis, level), values in accuracy.items() for method, value in zip(methods, values))
+    figure = variation_figure(swept, {"sweep_methods": methods}, "digits-8x8")
+    for ax in figure.axes:
+        assert_no_marker_hidden(ax)
+        assert ax.get_xlabel() and ax.xaxis.label.get_fontsize() >= 8
+    assert_legends_cover_no_data(figure)

@@ -23,6 +23,7 @@ from circuitnn.experiments.config import Config, from_dict, load_config
 from circuitnn.experiments.reproduction import run_reproduction
 from circuitnn.experiments.sweep import expand_sweep, load_sweep, run_sweep, task_key
 from circuitnn.store import RunStore
+from figure_checks import assert_legends_cover_no_data, assert_no_marker_hidden
 
 
 DASK = Path(sys.executable).parent / "dask"
@@ -318,3 +319,51 @@ def test_a_sweep_without_its_plan_is_reported_in_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "has no plan yet" in err
     assert main(["report", "--sweep", "nope", "--store", str(store.root)]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
+
+
+# -- the report's figures, from synthetic rows shaped like run_rows' -----------------------------------
+def _sweep_rows(axis: str, values: list, media=("Cr",), seeds=(0, 1)) -> list[dict]:
+    """Rows of every medium, reset mode and seed at each value; accuracy 100 % everywhere, as small
+    runs reach it on every mode, so equal values of the series are the rule, not the exception."""
+    rows = []
+    for value in values:
+        for seed in seeds:
+            point = {axis: value} if axis == "seed" else {axis: value, "seed": seed}
+            for medium in media:
+                for k, mode in enumerate(("without reset", "with reset")):
+                    rows.append({"run_id": f"train-{medium}-{value}-{seed}", "values": point, "medium": medium,
+                                 "seed": value if axis == "seed" else seed, "backend": "surrogate", "mode": mode,
+                                 "chip_accuracy": 100.0, "training_time_s": 0.11 + 0.07 * k,
+                                 "training_energy_total_J": 5e-8 * (1 + 5 * k), "pulses": 50.0 + 30 * k})
+    return rows
+
+
+def test_sweep_figure_by_seed_hides_no_series_and_ticks_whole_seeds():
+    from circuitnn.reports.sweep_report import _against
+
+    _, figure = _against(_sweep_rows("seed", [0, 1], media=("Cr", "W")), "seed")
+    for ax in figure.axes:
+        assert_no_marker_hidden(ax)
+        xmin, xmax = ax.get_xlim()
+        shown = [t for t in ax.get_xticks() if xmin <= t <= xmax]
+        assert shown and all(float(t).is_integer() for t in shown), shown
+        # Each series is told apart by its marker and colour, not only by where it sits.
+        styles = [(c.lines[0].get_marker(), c.lines[0].get_color()) for c in ax.containers]
+        assert len(styles) == len(set(styles)) == 4
+    assert_legends_cover_no_data(figure)
+
+
+@pytest.mark.parametrize("axis,values,words", [
+    ("tuning.tolerance", [0.02, 0.1], ("tolerance", "relative")),
+    ("circuit.neuron.activation_gain_per_V", [2.0, 4.0], ("activation gain", "1/V")),
+])
+def test_sweep_figure_names_the_swept_value_readably(axis, values, words):
+    from circuitnn.reports.sweep_report import _against
+
+    _, figure = _against(_sweep_rows(axis, values), axis)
+    for ax in figure.axes:
+        label = ax.get_xlabel()
+        # Readable, with its unit, and still the config key a user can find in the spec.
+        assert label != axis and axis in label and all(w in label for w in words), label
+        assert_no_marker_hidden(ax)
+    assert_legends_cover_no_data(figure)

@@ -648,34 +648,41 @@ def fit_config_text(result: FitResult) -> str:
 
 
 def _plot_fit(result: FitResult, path: Path) -> None:
+    _fit_figure(result).savefig(path)
+
+
+def _fit_figure(result: FitResult):
     # The object API with an explicit Agg canvas: no pyplot, no global backend switch, no display.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
-    figure = Figure(figsize=(10, 4.2), dpi=120)
+    figure = Figure(figsize=(10, 4.8), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     loop, trace = figure.subplots(1, 2)
     scale, unit = _current_unit(result.i_measured_A)
-    loop.plot(result.v_V, result.i_measured_A * scale, ".", ms=2.5, color="0.45", label="measured")
-    loop.plot(result.v_V, result.i_fitted_A * scale, "-", lw=1.2, color="tab:red", label="fitted")
+    time_scale, time_unit = _time_unit(result.t_s)
+    for ax, x in ((loop, result.v_V), (trace, result.t_s * time_scale)):
+        # The measurement on top: where the fit is good it lies on the line and would vanish under it.
+        ax.plot(x, result.i_fitted_A * scale, "-", lw=1.6, color="tab:red", alpha=0.8, zorder=2, label="fitted")
+        ax.plot(x, result.i_measured_A * scale, ".", ms=3, color="0.15", zorder=3, label="measured")
+        ax.set_ylabel(f"current ({unit})")
+        # Few enough ticks that labels such as -0.75 keep apart at this width.
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.grid(alpha=0.3)
     loop.set_xlabel("device voltage (V)" if not result.r_series_ohm else
                     f"applied voltage (V), through {result.r_series_ohm:g} Ω")
-    loop.set_ylabel(f"current ({unit})")
-    loop.set_title(f"{result.params.medium}: I–V, rms error {100 * result.relative_rms_error:.2f} %")
-    loop.legend(loc="upper left")
-    loop.grid(alpha=0.3)
-    time_scale, time_unit = _time_unit(result.t_s)
-    trace.plot(result.t_s * time_scale, result.i_measured_A * scale, ".", ms=2.0, color="0.45",
-               label="measured")
-    trace.plot(result.t_s * time_scale, result.i_fitted_A * scale, "-", lw=1.0, color="tab:red",
-               label="fitted")
+    loop.set_title("current vs voltage (I–V loop)")
     trace.set_xlabel(f"time ({time_unit})")
-    trace.set_ylabel(f"current ({unit})")
+    trace.set_title("current vs time")
+    handles, labels = loop.get_legend_handles_labels()
+    # Below the panels: an I–V loop and a sine fill their axes, so no corner inside is reliably empty.
+    figure.legend(handles[::-1], labels[::-1], loc="outside lower center", ncols=2)
     values = [f"{k} = {v:.4g}" for k, v in result.values.items()]
-    trace.set_title("\n".join(", ".join(values[k:k + 3]) for k in range(0, len(values), 3)), fontsize=8)
-    trace.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
+    figure.suptitle(f"{result.params.medium}: M-SDC fit, relative rms current error "
+                    f"{100 * result.relative_rms_error:.2f} %\n"
+                    + "\n".join(", ".join(values[k:k + 4]) for k in range(0, len(values), 4)), fontsize=10)
+    return figure
 
 
 def _current_unit(i):

@@ -94,11 +94,13 @@ def _divergence_notes(rows: list[dict]) -> list[str]:
 
 
 def agreement_figure(rows: list[dict]):
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True, layout="constrained")
     media = list(dict.fromkeys(r["medium"] for r in rows))
+    series = {}
     for ax, key, label in zip(axes, COMPARED[:2], ("training time", "training energy (with drivers)")):
         for m, medium in enumerate(media):
             for reset, marker in ((False, "o"), (True, "s")):
@@ -109,9 +111,11 @@ def agreement_figure(rows: list[dict]):
                 x = [r["seed"] - 0.2 + 0.15 * m + (0.05 if reset else 0.0) for r in group]
                 y = [100 * r[f"{key}_relative_difference"] for r in group]
                 edges = ["black" if r["divergent"] else f"C{m}" for r in group]
-                ax.scatter(x, y, marker=marker, color=f"C{m}", edgecolors=edges, linewidths=1.2,
-                           label=f"{medium} {'reset' if reset else 'no reset'}")
-        ax.axhspan(-100 * TARGET_RELATIVE, 100 * TARGET_RELATIVE, color="0.9", zorder=0)
+                ax.scatter(x, y, marker=marker, color=f"C{m}", edgecolors=edges, linewidths=1.2)
+                # Its own key: the scatter's first point would lend it a divergent run's black edge.
+                series[f"{medium} {'reset' if reset else 'no reset'}"] = Line2D(
+                    [], [], linestyle="", marker=marker, color=f"C{m}", markeredgewidth=1.2)
+        band = ax.axhspan(-100 * TARGET_RELATIVE, 100 * TARGET_RELATIVE, color="0.9", zorder=0)
         ax.axhline(0, color="0.5", lw=0.8)
         # Integer ticks: one per seed, or integers only when there are many seeds.
         seeds = sorted({r["seed"] for r in rows})
@@ -122,6 +126,10 @@ def agreement_figure(rows: list[dict]):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel="seed", title=f"{label}: surrogate vs SPICE")
     axes[0].set_ylabel("surrogate / SPICE − 1 (%)")
-    axes[1].legend(fontsize=7, title="black edge: divergent at a tolerance edge", title_fontsize=7)
-    figure.tight_layout()
+    labels = [*series, f"target: within ±{100 * TARGET_RELATIVE:g} % of SPICE",
+              "black edge: divergent at a tolerance edge"]
+    handles = [*series.values(), band, Line2D([], [], linestyle="", marker="o", markerfacecolor="white",
+                                              markeredgecolor="black", markeredgewidth=1.2)]
+    # Below the panels: the band spans the panels' whole width, so any legend inside would lie on it.
+    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=9)
     return figure

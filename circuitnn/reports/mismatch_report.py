@@ -91,20 +91,24 @@ def _verdict(table: list[dict]) -> list[str]:
 
 def _figure(table: list[dict]):
     plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharey=True)
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     for ax, key, title in zip(axes, ("all_inputs_accuracy", "test_accuracy"),
                               ("every binary input with a nearest pattern", "noisy test images")):
-        for offset, method in zip((-0.04, 0.0, 0.04), METHODS):
+        for offset, marker, method in zip((-0.04, 0.0, 0.04), "os^", METHODS):
             rows = [row for row in table if row["method"] == method]
             if not rows:
                 continue
             x = np.array([row["level"] for row in rows]) + offset
             ax.errorbar(x, [100 * row[f"{key}_mean"] for row in rows], yerr=[100 * row[f"{key}_std"] for row in rows],
-                        marker="o", capsize=3, label=LABELS[method])
+                        marker=marker, capsize=3, label=LABELS[method])
         # Accuracies end at 100 %: a standard-deviation bar past it says nothing.
-        ax.set(xlabel="mismatch level (× base σ's)", title=f"Accuracy over {title}", ylim=(None, 101.5))
+        ax.set(xlabel="mismatch level (× base σ's; methods drawn side by side)",
+               title=f"Accuracy over {title}", ylim=(None, 101.5))
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
-    axes[0].legend(fontsize=8, loc="lower left")
-    figure.tight_layout()
+    # Below the panels: the chips' spread reaches from the top of either panel to its bottom, so a
+    # legend inside one would lie on an error bar.
+    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(METHODS), fontsize=9,
+                  frameon=False)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     return figure

@@ -13,6 +13,8 @@ from .document import Report, ReportError, incomplete_run, provenance, pyplot, r
 COLOURS = {"bp": "tab:red", "dgc": "tab:blue", "hybrid-bp-dgc": "tab:purple", "hybrid-dgc-bp": "tab:cyan",
            "parallel": "tab:green", "spsa": "tab:orange", "dgc-one-sided": "tab:gray",
            "hybrid-conv-dgc": "tab:purple", "hybrid-conv-bp": "tab:olive"}
+MARKERS = {"bp": "s", "dgc": "o", "hybrid-bp-dgc": "D", "hybrid-dgc-bp": "v", "parallel": "^", "spsa": "P",
+           "dgc-one-sided": "X", "hybrid-conv-dgc": "D", "hybrid-conv-bp": "v"}
 TOLERANCE_POINTS = 1.5
 
 
@@ -213,24 +215,38 @@ def build_report(run: Run) -> Report:
 
 def variation_figure(swept: list, plan: dict, dataset: str):
     plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    methods = plan["sweep_methods"]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.4), sharey=True)
     for ax, axis, title in ((axes[0], "conductance", "synaptic conductance variation (neurons exact)"),
                             (axes[1], "neuron", "neuron-circuit variation (devices exact)")):
-        for method in plan["sweep_methods"]:
+        series = {}
+        for method in methods:
             points = sorted((k[3], v) for k, v in swept if k[1] == method and k[2] == axis)
             if axis == "neuron":  # σ = 0 of the neuron axis is the clean chip of the conductance axis
                 zero = [(k[3], v) for k, v in swept if k[1] == method and k[2] == "conductance" and k[3] == 0.0]
                 points = zero + points
-            if not points:
+            if points:
+                series[method] = points
+        levels = np.unique([100 * p[0] for points in series.values() for p in points])
+        step = float(np.min(np.diff(levels))) if len(levels) > 1 else 1.0
+        for k, method in enumerate(methods):
+            if method not in series:
                 continue
-            ax.errorbar([100 * p[0] for p in points], [100 * p[1]["accuracy"] for p in points],
-                        yerr=[100 * p[1]["std"] for p in points], marker="o", capsize=3, label=method,
-                        color=COLOURS.get(method))
-        ax.set(xlabel="σ of the variation (%)", title=title)
+            points = series[method]
+            # Methods often reach the same accuracy (all of them on a small clean chip): points are
+            # offset sideways for visibility, each method with its own marker, so that none hides another.
+            offset = (k - (len(methods) - 1) / 2) * 0.06 * step
+            ax.errorbar([100 * p[0] + offset for p in points], [100 * p[1]["accuracy"] for p in points],
+                        yerr=[100 * p[1]["std"] for p in points], marker=MARKERS.get(method, "o"), capsize=3,
+                        label=method, color=COLOURS.get(method))
+        ax.set(xlabel="σ of the variation (%; methods drawn side by side at each σ)", title=title)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"test accuracy (%), {dataset}")
-    axes[0].legend(fontsize=8, loc="lower left")
-    figure.tight_layout()
+    # Below the panels: inside either one the legend would lie on points at some σ.
+    entries = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    figure.legend(entries.values(), entries.keys(), loc="lower center", ncol=max(len(entries), 1), fontsize=9,
+                  frameon=False)
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     return figure
 
 

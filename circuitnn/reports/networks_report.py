@@ -92,7 +92,7 @@ def build_report(run: Run) -> Report:
 
 def accuracy_figure(rows: list[dict], dataset: str):
     plt = pyplot()
-    figure, ax = plt.subplots(figsize=(9, 4.2))
+    figure, ax = plt.subplots(figsize=(9, 4.4))
     labels = [f"{r['network']}\n{r['training']}\n{r['device']}" for r in rows]
     x = np.arange(len(rows))
     floats = [100 * r["accuracy_float"] for r in rows]
@@ -103,11 +103,12 @@ def accuracy_figure(rows: list[dict], dataset: str):
     # The whole 0-100 % range, honestly; the differences are printed on the bars instead.
     for xs, values in ((x - 0.2, floats), (x + 0.2, devices)):
         for xi, value in zip(xs, values):
-            ax.text(xi, value - 4, f"{value:.1f}", ha="center", va="top", fontsize=7, color="white")
-    ax.set_xticks(x, labels, fontsize=7)
+            ax.text(xi, value - 4, f"{value:.1f}", ha="center", va="top", fontsize=8, color="white")
+    ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylim(0, 114)  # room above 100 % for the legend, clear of the bars
     ax.set_yticks(range(0, 101, 20))
-    ax.set(ylabel="test accuracy (%)", title=f"{dataset}: accuracy with and without device effects")
+    ax.set(xlabel="network / training / device (tick label lines, top to bottom)", ylabel="test accuracy (%)",
+           title=f"{dataset}: accuracy with and without device effects")
     ax.legend(fontsize=8, loc="upper center", ncol=2)
     figure.tight_layout()
     return figure
@@ -116,18 +117,35 @@ def accuracy_figure(rows: list[dict], dataset: str):
 def wire_figure(rows: list[dict], dataset: str):
     plt = pyplot()
     kinds = list(dict.fromkeys(r["network"] for r in rows))
-    figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), squeeze=False)
+    sizes = list(dict.fromkeys(r["tile"] for r in rows))
+    resistances = np.unique([r["r_line_ohm"] for r in rows])
+    step = float(np.min(np.diff(resistances))) if len(resistances) > 1 else 1.0
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4.8 * len(kinds), 4.2), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
-        group = []
-        for size in dict.fromkeys(r["tile"] for r in rows):
-            group = [r for r in rows if r["network"] == kind and r["tile"] == size]
-            ax.plot([r["r_line_ohm"] for r in group], [100 * r["accuracy_device"] for r in group], "o-",
-                    label=f"{size}×{size} tiles")
-        if group:
-            ax.axhline(100 * group[0]["accuracy_float"], color="0.5", ls="--", label="float")
-        ax.set_ylim(0, 102)
-        ax.set(xlabel="line resistance per crosspoint segment (Ω)", ylabel="test accuracy (%)",
-               title=f"{kind}, M-SDC (Cr), {dataset}")
-        ax.legend(fontsize=8, loc="lower left")
-    figure.tight_layout()
+        ours = [r for r in rows if r["network"] == kind]
+        for k, size in enumerate(sizes):
+            group = [r for r in ours if r["tile"] == size]
+            if not group:
+                continue
+            # Tile sizes often agree (both equal at 0 Ω): each is drawn a little to the side of its
+            # resistance, with its own marker, so that none hides another.
+            offset = (k - (len(sizes) - 1) / 2) * 0.08 * step
+            ax.plot([r["r_line_ohm"] + offset for r in group], [100 * r["accuracy_device"] for r in group],
+                    marker="osD^v"[k % 5], color=f"C{k}", zorder=3, label=f"{size}×{size} tiles")
+        reference = 100 * ours[0]["accuracy_float"]
+        # Beneath the markers: a tile that reads as well as float sits on this line and must stay visible.
+        ax.axhline(reference, color="0.5", ls="--", zorder=1, label="float (no device effects)")
+        # Fitted to the data and the float reference: wire losses of a few points are the subject, and
+        # a 0-100 % axis flattens them into one line.
+        values = [100 * r["accuracy_device"] for r in ours] + [reference]
+        margin = max(0.1 * (max(values) - min(values)), 0.5)
+        ax.set_ylim(min(values) - margin, max(values) + margin)
+        ax.set(xlabel="line resistance per crosspoint segment (Ω;\ntile sizes drawn side by side)",
+               ylabel="test accuracy (%)", title=f"{kind}, M-SDC (Cr), {dataset}")
+        ax.grid(alpha=0.3)
+    # Below the panels, where it covers no point whatever the accuracies.
+    entries = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
+    figure.legend(entries.values(), entries.keys(), loc="lower center", ncol=len(entries), fontsize=8,
+                  frameon=False)
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
     return figure

@@ -27,6 +27,56 @@ METRICS = (("chip_accuracy", "accuracy (%)", 100.0),
 MODE_LABELS = {"noreset": "without reset", "reset": "with reset"}
 SEED_PATHS = ("seed",)
 MEDIUM_PATHS = ("device.medium", "preset")
+# How a swept config key reads on an axis: (name, unit or None). A sweep may vary any key the config
+# accepts; those not here are named from the key itself (axis_label).
+AXIS_NAMES = {
+    "seed": ("seed", None),
+    "backend": ("simulation backend", None),
+    "device.medium": ("medium", None),
+    "preset": ("medium", None),
+    "device.overrides.r_on_ohm": ("device R_on", "Ω"),
+    "device.overrides.r_off_ohm": ("device R_off", "Ω"),
+    "device.overrides.v_on_V": ("device V_on", "V"),
+    "device.overrides.v_off_V": ("device V_off", "V"),
+    "device.overrides.tau_s": ("device time constant τ", "s"),
+    "tuning.tolerance": ("write-verify tolerance", "relative"),
+    "tuning.tolerance_floor_S": ("write-verify tolerance floor", "S"),
+    "tuning.max_pulses": ("pulse budget per device", "pulses"),
+    "tuning.initial_reset": ("initial reset", None),
+    "tuning.set_amplitude_V": ("SET pulse amplitude", "V"),
+    "tuning.reset_amplitude_V": ("RESET pulse amplitude", "V"),
+    "tuning.pulse_width_s": ("pulse width", "s"),
+    "tuning.min_pulse_width_s": ("shortest pulse width", "s"),
+    "tuning.reset_width_s": ("initial RESET pulse width", "s"),
+    "tuning.reset_pulse_width_s": ("verify-loop RESET pulse width", "s"),
+    "tuning.adaptive_width": ("adaptive pulse width", None),
+    "timing.controller_overhead_s": ("controller overhead per read or pulse", "s"),
+    "timing.read_duration_s": ("verify read duration", "s"),
+    "timing.inference_settle_s": ("inference settling time", "s"),
+    "programming.r_driver_ohm": ("programming driver resistance", "Ω"),
+    "programming.r_switch_on_ohm": ("programming switch resistance", "Ω"),
+    "programming.r_sense_ohm": ("programming sense resistance", "Ω"),
+    "circuit.v_read_V": ("read voltage", "V"),
+    "circuit.weights": ("weight encoding", None),
+    "circuit.r_line_ohm": ("line resistance", "Ω"),
+    "circuit.mismatch.feedback_sigma": ("TIA feedback mismatch σ", "relative"),
+    "circuit.mismatch.offset_sigma_V": ("op-amp offset σ", "V"),
+    "circuit.mismatch.gain_sigma": ("activation gain mismatch σ", "relative"),
+    "circuit.mismatch.threshold_sigma_V": ("activation threshold σ", "V"),
+    "circuit.mismatch.reference_sigma": ("reference resistor mismatch σ", "relative"),
+    "onchip.test_noise": ("test-set pixel-flip probability", None),
+    "onchip.target_margin": ("target margin", "fraction of the window"),
+    "training.epochs": ("software training epochs", None),
+    "training.learning_rate": ("software learning rate", None),
+    "training.training_noise": ("training pixel-flip probability", None),
+    "trainer.kind": ("trainer", None),
+}
+# Config keys carry their unit as a suffix (tau_s, v_read_V); longest first, so _per_V is not _V.
+UNIT_SUFFIXES = (("_per_V", "1/V"), ("_ohm", "Ω"), ("_Hz", "Hz"), ("_V", "V"), ("_s", "s"), ("_S", "S"),
+                 ("_J", "J"), ("_A", "A"), ("_K", "K"))
+# Series of a figure: colour per medium, marker and line style per trainer variant.
+MARKERS = ("o", "s", "^", "D", "v", "P")
+LINESTYLES = ("-", "--", ":", "-.")
 
 
 def value_text(value) -> str:
@@ -137,8 +187,30 @@ def _numeric(values: list) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
+def axis_name(axis: str) -> tuple[str, str | None]:
+    """What a swept key is, in words, and its unit (None: a count, a category or a plain number)."""
+    if axis in AXIS_NAMES:
+        return AXIS_NAMES[axis]
+    leaf = axis.rsplit(".", 1)[-1]
+    unit = None
+    for suffix, symbol in UNIT_SUFFIXES:
+        if leaf.endswith(suffix) and len(leaf) > len(suffix):
+            leaf, unit = leaf[:-len(suffix)], symbol
+            break
+    return leaf.replace("_", " "), unit
+
+
+def axis_label(axis: str) -> str:
+    """The axis label of a swept key: its name and unit, then the key as the spec writes it."""
+    name, unit = axis_name(axis)
+    text = f"{name} ({unit})" if unit else name
+    return text if text == axis else f"{text}\nconfig: {axis}"
+
+
 def _against(rows: list[dict], axis: str) -> tuple[list[dict], object]:
     """The table and figure of the four metrics against one swept value."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = pyplot()
     raw = list({value_text(r["values"].get(axis)): r["values"].get(axis) for r in rows}.values())
     numeric = _numeric(raw)
@@ -152,35 +224,48 @@ def _against(rows: list[dict], axis: str) -> tuple[list[dict], object]:
     media = list(dict.fromkeys(r["medium"] for r in rows))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     modes = list(dict.fromkeys(r["mode"] for r in rows))
-    offsets = {label: (i - (len(modes) - 1) / 2) for i, label in enumerate(modes)}
-    span = (max(position.values()) - min(position.values())) if len(position) > 1 else 1.0
+    series = [(medium, mode) for medium in media for mode in modes]
     log_x = numeric and min(position.values()) > 0 and max(position.values()) / min(position.values()) >= 20
+    # Series side by side around each value, in the axis' own scale (decades on a log axis): equal
+    # values (every mode at 100 % accuracy) would otherwise draw one marker exactly on another.
+    # A step of 3 % of the span is more than a marker's width; the group keeps within 60 % of the gap
+    # between neighbouring values, so it stays beside its own value.
+    scaled = np.unique(np.log10(list(position.values())) if log_x else list(position.values()))
+    span = float(scaled[-1] - scaled[0]) if len(scaled) > 1 else 1.0
+    gap = float(np.diff(scaled).min()) if len(scaled) > 1 else span
+    step = min(0.03 * span, 0.6 * gap / len(series))
+    offsets = {key: step * (i - (len(series) - 1) / 2) for i, key in enumerate(series)}
+    whole = numeric and not log_x and all(isinstance(v, int) for v in raw)
     for panel, (key, label, _) in zip(panels.flat, METRICS):
         for m, medium in enumerate(media):
-            for first, mode in ((i == 0, mode) for i, mode in enumerate(modes)):
+            for k, mode in enumerate(modes):
                 points = sorted(((position[value], members) for (med, md, value), members in groups
                                  if med == medium and md == mode), key=lambda p: p[0])
                 if not points:
                     continue
                 xs = np.array([p[0] for p in points])
-                # Reset modes side by side on categorical axes, so neither hides the other's error bar.
-                if not numeric:
-                    xs = xs + 0.06 * offsets[mode]
-                elif not log_x:
-                    xs = xs + 0.004 * span * offsets[mode]
+                xs = xs * 10 ** offsets[medium, mode] if log_x else xs + offsets[medium, mode]
                 stats = [_stats([member[key] for member in p[1]]) for p in points]
-                panel.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats], marker="o" if
-                               first else "s", linestyle="-" if first else "--",
+                panel.errorbar(xs, [s[0] for s in stats], yerr=[s[1] for s in stats],
+                               marker=MARKERS[k % len(MARKERS)], linestyle=LINESTYLES[k % len(LINESTYLES)],
                                color=colours[m % len(colours)], capsize=3, label=f"{medium}, {mode}")
         panel.set_ylabel(label)
-        panel.set_xlabel(axis)
+        panel.set_xlabel(axis_label(axis))
         panel.grid(alpha=0.3)
         if key == "training_energy_total_J" and all(r[key] > 0 for r in rows):
             panel.set_yscale("log")
         if log_x:
             panel.set_xscale("log")
+        if whole:
+            panel.xaxis.set_major_locator(MaxNLocator(integer=True))
         if not numeric:
             panel.set_xticks(range(len(order)), [value_text(v) for v in order])
-    panels.flat[0].legend(fontsize=8)
-    figure.suptitle(f"Sweep against {axis} (mean ± std over seeds and other swept values)")
+    # Below the panels: inside one, it would sit on whichever values happen to fill its corners.
+    handles, labels = panels.flat[0].get_legend_handles_labels()
+    # Filled column by column: one column per medium, its trainer variants under each other.
+    figure.legend(handles, labels, loc="outside lower center", fontsize=9,
+                  ncols=min(len(labels), 4) if len(media) == 1 else min(len(media), 4))
+    name, _ = axis_name(axis)
+    figure.suptitle(f"Sweep against {name}" + ("" if name == axis else f" ({axis})")
+                    + ": mean ± std over seeds and other swept values")
     return table, figure
