@@ -137,7 +137,8 @@ class NgSpiceLibrary:
             return None
         if length == 1:  # operating points: skip the buffer machinery (~10 µs a vector)
             return info.v_realdata[0]
-        address = ctypes.cast(info.v_realdata, ctypes.c_void_p).value
+        # addressof(contents), not ctypes.cast: ~0.2 µs instead of ~1.2 µs, and a pulse reads six waveforms.
+        address = ctypes.addressof(info.v_realdata.contents)
         return np.frombuffer((ctypes.c_double * length).from_address(address), dtype=np.float64).copy()
 
     def vector_names(self) -> list[str]:
