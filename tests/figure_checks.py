@@ -1,50 +1,93 @@
-"""Checks for the figures the reports draw: every series visible, no legend over the data."""
+"""Checks for the figures the reports draw: every series visible, no legend over the data.
+
+Everything is measured in display space after drawing, so scales (log or linear), axis limits and
+the legend's final place are those of the saved PNG.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.collections import LineCollection
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
 from matplotlib.container import ErrorbarContainer
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import Bbox
 
+# Points checked along each drawn line segment, so a legend across a line's middle is found too.
+SAMPLES_PER_SEGMENT = 20
+
+
+def _drawn(figure):
+    figure.canvas.draw()
+    return figure.canvas.get_renderer()
+
+
+def _along(points: np.ndarray) -> np.ndarray:
+    """``points`` (display space) and SAMPLES_PER_SEGMENT points on each segment between them."""
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) < 2:
+        return points
+    t = np.linspace(0.0, 1.0, SAMPLES_PER_SEGMENT)[:, None, None]
+    return (points[:-1] + t * (points[1:] - points[:-1])).reshape(-1, 2)
+
+
+def _boxes(points: np.ndarray, half: float) -> list[Bbox]:
+    return [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in points]
+
 
 def _data_boxes(ax, renderer) -> list[Bbox]:
-    """Display-space boxes of what ``ax`` plots: bars, each marker or line vertex, line segments."""
+    """Display-space boxes of what ``ax`` draws: bars, markers, lines (reference lines included, in
+    whatever coordinates they are given), error bars, scatter points and filled areas."""
+    px = renderer.points_to_pixels(1.0)
     boxes = [bar.get_window_extent(renderer) for bar in ax.patches if isinstance(bar, Rectangle)]
     for line in ax.lines:
         if not line.get_visible():
             continue
-        xy = ax.transData.transform(np.column_stack(line.get_data()).astype(float))
-        half = max(line.get_markersize(), line.get_linewidth()) * renderer.points_to_pixels(1.0) / 2
-        boxes += [Bbox.from_extents(x - half, y - half, x + half, y + half) for x, y in xy if np.isfinite([x, y]).all()]
+        # The line's own transform: axhline/axvline mix data and axes coordinates.
+        xy = line.get_transform().transform(np.column_stack(line.get_data()).astype(float))
+        marker = line.get_marker() not in (None, "", "None", " ")
+        boxes += _boxes(xy[np.isfinite(xy).all(axis=1)], (line.get_markersize() if marker else 0) * px / 2 + 1)
+        if line.get_linestyle() not in ("None", "", " "):
+            boxes += _boxes(_along(xy), line.get_linewidth() * px / 2 + 1)
     for collection in ax.collections:
+        if not collection.get_visible():
+            continue
         if isinstance(collection, LineCollection):   # hlines, vlines, error bars
-            boxes += [Bbox(ax.transData.transform(np.asarray(s, float)[[0, -1]])) for s in collection.get_segments()
-                      if len(s)]
+            transform = collection.get_transform()
+            for segment in collection.get_segments():
+                boxes += _boxes(_along(transform.transform(np.asarray(segment, float))), 1.5)
+        elif isinstance(collection, PathCollection):  # scatter
+            offsets = collection.get_offset_transform().transform(np.asarray(collection.get_offsets(), float))
+            sizes = collection.get_sizes()
+            half = (np.sqrt(sizes.max()) if len(sizes) else 6.0) * px / 2
+            boxes += _boxes(offsets[np.isfinite(offsets).all(axis=1)], half)
+        elif isinstance(collection, PolyCollection):  # fill_between, bands
+            boxes.append(collection.get_window_extent(renderer))
     return boxes
 
 
-def assert_legends_cover_no_data(figure) -> None:
-    """No legend (of an axes or of the figure) lies on a bar, marker, line vertex or reference line."""
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()
+def assert_legends_cover_no_data(figure, require: bool = True) -> None:
+    """No legend (of an axes or of the figure) lies on a bar, a marker, any point of a drawn line or
+    reference line, an error bar, a scatter point or a filled area. ``require``: the figure has at
+    least one legend (so the check cannot pass for want of one)."""
+    renderer = _drawn(figure)
     legends = [(ax, ax.get_legend()) for ax in figure.axes if ax.get_legend() is not None]
     legends += [(None, legend) for legend in figure.legends]
+    assert legends or not require, "the figure has no legend"
     for ax, legend in legends:
         box = legend.get_window_extent(renderer)
         for target in ([ax] if ax is not None else figure.axes):
             for data in _data_boxes(target, renderer):
-                assert not box.overlaps(data), f"the legend of {target.get_title()!r} covers data at {data.extents}"
+                if target.bbox.overlaps(data) or target.bbox.contains(*data.p0):
+                    assert not box.overlaps(data), \
+                        f"the legend of {target.get_title()!r} covers data at {np.round(data.extents)}"
 
 
 def assert_bars_visible(ax, min_fraction: float = 0.03) -> None:
     """Every bar of ``ax`` shows at least ``min_fraction`` of the axes' height inside the axes (a bar
     from 0 on a log scale shows from the axis' bottom)."""
-    ax.figure.canvas.draw()
-    frame = ax.get_window_extent(ax.figure.canvas.get_renderer())
+    frame = ax.get_window_extent(_drawn(ax.figure))
     bars = [bar for bar in ax.patches if isinstance(bar, Rectangle)]
-    assert bars
+    assert bars, f"{ax.get_title()!r} has no bars"
     for bar in bars:
         y0, y1 = sorted((bar.get_y(), bar.get_y() + bar.get_height()))
         with np.errstate(divide="ignore"):
@@ -55,12 +98,9 @@ def assert_bars_visible(ax, min_fraction: float = 0.03) -> None:
             f"a bar of {ax.get_title()!r} ({y1:g}) shows {shown:.1f} px of {frame.height:.0f}"
 
 
-def assert_no_marker_hidden(ax) -> None:
-    """No marker of one series sits on a marker of another (equal values must be dodged sideways or
-    drawn distinguishably): centres at least half a marker apart, in display space."""
-    ax.figure.canvas.draw()
-    to_px = ax.figure.canvas.get_renderer().points_to_pixels(1.0)
-    # An error bar's data line belongs to its container (its caps are markers too, of the same series).
+def _marker_series(ax, px: float) -> list[tuple[str, np.ndarray, float]]:
+    """(label, display positions, marker size px) of every series drawn with markers: lines with
+    markers, error bars (their data line; the caps belong to the same series) and scatters."""
     lines = {id(c.lines[0]): (c.lines[0], c.get_label()) for c in ax.containers if isinstance(c, ErrorbarContainer)}
     in_containers = {id(part) for c in ax.containers if isinstance(c, ErrorbarContainer)
                      for part in (c.lines[0], *c.lines[1])}
@@ -68,8 +108,23 @@ def assert_no_marker_hidden(ax) -> None:
     series = []
     for line, label in lines.values():
         if line is not None and line.get_visible() and line.get_marker() not in (None, "", "None", " "):
-            xy = ax.transData.transform(np.column_stack(line.get_data()).astype(float))
-            series.append((label, xy[np.isfinite(xy).all(axis=1)], line.get_markersize() * to_px))
+            xy = line.get_transform().transform(np.column_stack(line.get_data()).astype(float))
+            series.append((label, xy[np.isfinite(xy).all(axis=1)], line.get_markersize() * px))
+    for collection in ax.collections:
+        if isinstance(collection, PathCollection) and collection.get_visible():
+            xy = collection.get_offset_transform().transform(np.asarray(collection.get_offsets(), float))
+            sizes = collection.get_sizes()
+            series.append((collection.get_label(), xy[np.isfinite(xy).all(axis=1)],
+                           (np.sqrt(sizes.min()) if len(sizes) else 6.0) * px))
+    return series
+
+
+def assert_no_marker_hidden(ax, min_series: int = 2) -> None:
+    """No marker of one series is centred within half a marker of another series' marker (display
+    space), so equal values must be drawn side by side. ``ax`` has at least ``min_series`` series
+    with markers (so the check cannot pass for want of them)."""
+    series = _marker_series(ax, _drawn(ax.figure).points_to_pixels(1.0))
+    assert len(series) >= min_series, f"{ax.get_title()!r}: {len(series)} series with markers"
     for i, (name_a, a, size_a) in enumerate(series):
         for name_b, b, size_b in series[i + 1:]:
             if len(a) and len(b):

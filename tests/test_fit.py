@@ -291,7 +291,7 @@ def _visible_tick_labels(ax, renderer):
 
 
 def test_fit_figure_is_titled_legible_and_shows_the_measurement():
-    # Shaped like `circuitnn fit` of a W trace: a ±1 V sine, whose I–V panel had ticks every 0.25 V.
+    # Shaped like `circuitnn fit` of a W trace: a ±1 V sine, wide enough in volts that default ticks crowd.
     true = medium("W")
     t, v = sine_sweep(1.0, 1 / (3 * true.tau_s), cycles=2, points_per_cycle=100)
     _, _, i = fit.simulate_waveform_fast(true, 0.2, t, v)

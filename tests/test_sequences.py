@@ -176,6 +176,10 @@ def test_sequence_equals_single_operations(backend):
         assert b.ledger.totals()["operations"] == a.ledger.totals()["operations"]
         assert b.ledger.totals()["pulses"] == a.ledger.totals()["pulses"] == 2
         assert b.ledger.totals()["time_s"] == pytest.approx(a.ledger.totals()["time_s"], rel=1e-12)
+        # Reads and pulses exactly as the single operations charge them, entry by entry, in order.
+        def programming(chip):
+            return [e for e in chip.ledger.entries if e.phase in ("read", "program", "reset")]
+        assert programming(b) == programming(a) and len(programming(a)) == 5
 
 
 def test_write_verify_survives_a_killed_worker_with_the_same_result():
@@ -186,7 +190,8 @@ def test_write_verify_survives_a_killed_worker_with_the_same_result():
     with SpiceChip(crossbar, states, config.programming, config.timing) as reference, \
             SpiceChip(crossbar, states, config.programming, config.timing) as chip:
         expected = reference.write_verify(3, program)
-        chip.read_device(0)                                  # the programming worker is up and loaded
+        # The programming worker is up and holds this tuning's setup; the new one must be sent it again.
+        chip.write_verify(5, config.tuning.program(5, float(targets[5])))
         engine = chip._program_engine
         restarts = engine.restarts
         os.kill(engine.worker_pid(), signal.SIGKILL)
@@ -196,20 +201,20 @@ def test_write_verify_survives_a_killed_worker_with_the_same_result():
         assert chip.states[3] == reference.states[3]
 
 
-def test_ledger_takes_a_phase_per_operation_in_order():
+def test_ledger_keeps_single_and_bulk_operations_in_order():
     from circuitnn.chip.ledger import Ledger, LedgerEntry
 
     ledger = Ledger()
     ledger.add(LedgerEntry("inference", -1, 0.0, 1e-9, 1e-6))
-    ledger.add_many(["read", "program", "read"], [3, 3, 4], [1.0, 2.0, 3.0], [1.5, 2.5, 3.5], [0.1, 0.2, 0.3],
-                    [0, 1, 0])
+    ledger.add_many("read", [3, 4], [1.0, 3.0], [1.5, 3.5], [0.1, 0.3], [0, 0])
+    ledger.add(LedgerEntry("program", 3, 2.0, 2.5, 0.2, 1))
     assert [(e.phase, e.device, e.pulses) for e in ledger.entries] == [
-        ("inference", -1, 0), ("read", 3, 0), ("program", 3, 1), ("read", 4, 0)]
+        ("inference", -1, 0), ("read", 3, 0), ("read", 4, 0), ("program", 3, 1)]
     assert ledger.totals(("read",))["energy_device_J"] == 4.0
     with pytest.raises(ValueError, match="unknown ledger phase 'write'"):
-        ledger.add_many(["read", "write"], [1, 2], [0, 0], [0, 0], [0, 0], [0, 0])
+        ledger.add_many("write", [1, 2], [0, 0], [0, 0], [0, 0], [0, 0])
     with pytest.raises(ValueError, match="equally long"):
-        ledger.add_many(["read"], [1, 2], [0, 0], [0, 0], [0, 0], [0, 0])
+        ledger.add_many("read", [1, 2], [0], [0, 0], [0, 0], [0, 0])
     assert len(ledger) == 4
 
 

@@ -256,14 +256,16 @@ def test_mismatch_study_cli_writes_a_report(tmp_path):
     assert main(["mismatch", "--levels", "0,50", "--store", str(store)]) == 2
 
 
-def test_mismatch_figure_shows_every_series_and_its_legend_covers_no_data():
+@pytest.mark.parametrize("high", [2.0, 10.0])
+def test_mismatch_figure_shows_every_series_and_its_legend_covers_no_data(high):
     # Shaped like a two-chip study: DGC from as-found states scatters widely (its error bar at level 0
-    # spans 40-100 %), write-verify and fine-tuning agree at 100 % on the clean chips.
+    # spans 40-100 %), write-verify and fine-tuning agree at 100 % on the clean chips; the levels'
+    # spacing varies (--levels 0,2 or 0,10).
     from circuitnn.reports.mismatch_report import _figure
 
     values = {(0.0, "write-verify"): (1.0, 0.0, 1.0, 0.0), (0.0, "dgc"): (0.73, 0.33, 0.75, 0.35),
-              (0.0, "finetune"): (1.0, 0.0, 1.0, 0.0), (2.0, "write-verify"): (0.65, 0.15, 0.925, 0.11),
-              (2.0, "dgc"): (0.61, 0.16, 0.75, 0.35), (2.0, "finetune"): (0.73, 0.055, 1.0, 0.0)}
+              (0.0, "finetune"): (1.0, 0.0, 1.0, 0.0), (high, "write-verify"): (0.65, 0.15, 0.925, 0.11),
+              (high, "dgc"): (0.61, 0.16, 0.75, 0.35), (high, "finetune"): (0.73, 0.055, 1.0, 0.0)}
     table = [{"level": level, "method": method, "all_inputs_accuracy_mean": a, "all_inputs_accuracy_std": sa,
               "test_accuracy_mean": t, "test_accuracy_std": st}
              for (level, method), (a, sa, t, st) in values.items()]

@@ -50,24 +50,16 @@ class Ledger:
                                           entry.energy_total_J, entry.time_s, entry.pulses)):
             self._pending[name].append(value)
 
-    def add_many(self, phase, devices, energy_device_J, energy_total_J, time_s, pulses) -> None:
-        """Record one operation per element of the (equally long) sequences, in order. ``phase``: one
-        phase for all, or a sequence of phases, one per operation."""
-        if isinstance(phase, str):
-            if phase not in PHASES:
-                raise ValueError(f"unknown ledger phase {phase!r}; one of {PHASES}")
-            codes = None
-        else:
-            unknown = sorted(set(phase) - set(PHASES))
-            if unknown:
-                raise ValueError(f"unknown ledger phase {unknown[0]!r}; one of {PHASES}")
-            codes = np.array([PHASES.index(p) for p in phase], dtype=_DTYPES[0])
+    def add_many(self, phase: str, devices, energy_device_J, energy_total_J, time_s, pulses) -> None:
+        """Record one operation of ``phase`` per element of the (equally long) sequences, in order."""
+        if phase not in PHASES:
+            raise ValueError(f"unknown ledger phase {phase!r}; one of {PHASES}")
         columns = [np.array(v, dtype=dtype).ravel()  # copies: the caller may reuse its arrays
                    for v, dtype in zip((devices, energy_device_J, energy_total_J, time_s, pulses), _DTYPES[1:])]
-        if any(len(c) != len(columns[0]) for c in columns) or (codes is not None and len(codes) != len(columns[0])):
+        if any(len(c) != len(columns[0]) for c in columns):
             raise ValueError("ledger columns must be equally long")
         self._flush()
-        phases = np.full(len(columns[0]), PHASES.index(phase), dtype=_DTYPES[0]) if codes is None else codes
+        phases = np.full(len(columns[0]), PHASES.index(phase), dtype=_DTYPES[0])
         self._blocks.append(dict(zip(_COLUMNS, [phases, *columns])))
 
     def _flush(self) -> None:

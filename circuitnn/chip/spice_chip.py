@@ -17,7 +17,7 @@ from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
 from ..spice import pool
 from ..spice.pulses import SpicePulseWriter
-from ..spice.sequences import PROGRAM, READ, RESET
+from ..spice.sequences import PROGRAM, READ, RESET, OperationRow
 from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from .ledger import Ledger, LedgerEntry
 from .sequence import (Pulse, Read, Restore, SequenceRecorder, SequenceResult, SequenceStates, SetStates,
@@ -335,19 +335,21 @@ class SpiceChip(SequenceStates, DeviceStates):
         less so than as ~30 small array operations, which matters against one round trip."""
         v_read, r_series = self.crossbar.spec.v_read_V, self.program_circuit.path.r_series_ohm
         overhead_s = self.timing.controller_overhead_s
-        for kind, device, x_before, x_after, current, v_device, _, e_device, e_source, duration, _ in table.tolist():
-            index = int(device)
-            if kind == READ:
+        for row in map(OperationRow._make, table.tolist()):
+            index = int(row.device)
+            if row.kind == READ:
                 conductance, energy_device, energy_total, time_s = verify_read_values(
-                    current, v_device, v_read, r_series, self.timing)
-                read = DeviceRead(conductance, current, energy_device, energy_total, time_s)
+                    row.current_A, row.v_device_V, v_read, r_series, self.timing)
+                read = DeviceRead(conductance, row.current_A, energy_device, energy_total, time_s)
                 self._charge(LedgerEntry("read", index, read.energy_device_J, read.energy_total_J, read.time_s))
                 if recorder is not None:
                     recorder.read(index, read)
             else:
-                event = PulseEvent(x_before, x_after, e_device, e_source, duration + overhead_s)
-                self._charge(LedgerEntry(phases[int(kind)], index, e_device, e_source, event.time_s, 1))
-                self._states[index] = x_after
+                event = PulseEvent(row.x_before, row.x_after, row.energy_device_J, row.energy_source_J,
+                                   row.duration_s + overhead_s)
+                self._charge(LedgerEntry(phases[int(row.kind)], index, event.energy_device_J, event.energy_total_J,
+                                         event.time_s, 1))
+                self._states[index] = row.x_after
                 if recorder is not None:
                     recorder.pulse(index, event)
 

@@ -7,7 +7,8 @@ import re
 
 from ..experiments.crosscheck import COMPARED, TARGET_ACCURACY_POINTS, TARGET_RELATIVE, summarize
 from ..store import Run
-from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
+from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
+                       side_by_side, without_float_noise)
 
 
 def _pct(value: float) -> float:
@@ -101,14 +102,16 @@ def agreement_figure(rows: list[dict]):
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True, layout="constrained")
     media = list(dict.fromkeys(r["medium"] for r in rows))
     series = {}
+    # Side by side around each seed (a medium and mode each), so equal values do not hide each other.
+    offsets = iter(side_by_side([r["seed"] for r in rows], 2 * len(media), share=0.6, at_most=0.1))
+    offset = {(medium, reset): next(offsets) for medium in media for reset in (False, True)}
     for ax, key, label in zip(axes, COMPARED[:2], ("training time", "training energy (with drivers)")):
         for m, medium in enumerate(media):
             for reset, marker in ((False, "o"), (True, "s")):
                 group = [r for r in rows if r["medium"] == medium and r["initial_reset"] == reset]
                 if not group:
                     continue
-                # Side by side around each seed, so equal values of the media do not hide each other.
-                x = [r["seed"] - 0.2 + 0.15 * m + (0.05 if reset else 0.0) for r in group]
+                x = [r["seed"] + offset[medium, reset] for r in group]
                 y = [100 * r[f"{key}_relative_difference"] for r in group]
                 edges = ["black" if r["divergent"] else f"C{m}" for r in group]
                 ax.scatter(x, y, marker=marker, color=f"C{m}", edgecolors=edges, linewidths=1.2)
@@ -131,5 +134,5 @@ def agreement_figure(rows: list[dict]):
     handles = [*series.values(), band, Line2D([], [], linestyle="", marker="o", markerfacecolor="white",
                                               markeredgecolor="black", markeredgewidth=1.2)]
     # Below the panels: the band spans the panels' whole width, so any legend inside would lie on it.
-    figure.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize=9)
+    legend_below(figure, handles, labels)
     return figure

@@ -206,3 +206,25 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def side_by_side(positions, n_series: int, share: float = 0.36, at_most: float = 0.03):
+    """Sideways offsets, in the axis' units, of ``n_series`` series drawn at the same ``positions``
+    (centred on each): equal values would otherwise draw one marker exactly on another. The group
+    takes ``share`` of the smallest gap between positions, and a series at most ``at_most`` of the
+    axis' span (a marker's width, not more: the points stay beside their own value)."""
+    import numpy as np
+
+    distinct = np.unique(np.asarray(positions, dtype=float))
+    span = float(distinct[-1] - distinct[0]) if len(distinct) > 1 else 1.0
+    gap = float(np.min(np.diff(distinct))) if len(distinct) > 1 else span
+    step = min(at_most * span, share * gap / max(n_series, 1))
+    return (np.arange(n_series) - (n_series - 1) / 2) * step
+
+
+def legend_below(figure, handles, labels, ncols: int | None = None, fontsize: float = 9) -> None:
+    """The figure's legend under its panels, with room made for it (constrained layout): inside an
+    axes it would lie on whichever data happen to fill that corner."""
+    figure.set_layout_engine("constrained")
+    figure.legend(handles, labels, loc="outside lower center", ncols=ncols or max(min(len(labels), 4), 1),
+                  fontsize=fontsize, frameon=False)

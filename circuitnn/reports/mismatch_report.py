@@ -8,7 +8,8 @@ import numpy as np
 
 from ..experiments.mismatch import METHODS, aggregate, headline
 from ..store import Run
-from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
+from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
+                       side_by_side, without_float_noise)
 
 LABELS = {"write-verify": "write-verify alone", "dgc": "DGC from as-found states",
           "finetune": "write-verify + DGC fine-tuning"}
@@ -94,7 +95,9 @@ def _figure(table: list[dict]):
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     for ax, key, title in zip(axes, ("all_inputs_accuracy", "test_accuracy"),
                               ("every binary input with a nearest pattern", "noisy test images")):
-        for offset, marker, method in zip((-0.04, 0.0, 0.04), "os^", METHODS):
+        # Methods side by side at each level, scaled to the levels' spacing, so none hides another.
+        offsets = side_by_side([row["level"] for row in table], len(METHODS))
+        for offset, marker, method in zip(offsets, "os^", METHODS):
             rows = [row for row in table if row["method"] == method]
             if not rows:
                 continue
@@ -108,7 +111,5 @@ def _figure(table: list[dict]):
     axes[0].set_ylabel("accuracy (%)")
     # Below the panels: the chips' spread reaches from the top of either panel to its bottom, so a
     # legend inside one would lie on an error bar.
-    figure.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=len(METHODS), fontsize=9,
-                  frameon=False)
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    legend_below(figure, *axes[0].get_legend_handles_labels(), ncols=len(METHODS))
     return figure

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
+from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
+                       side_by_side, without_float_noise)
 
 COLOURS = {"bp": "tab:red", "dgc": "tab:blue", "hybrid-bp-dgc": "tab:purple", "hybrid-dgc-bp": "tab:cyan",
            "parallel": "tab:green", "spsa": "tab:orange", "dgc-one-sided": "tab:gray",
@@ -227,15 +228,13 @@ def variation_figure(swept: list, plan: dict, dataset: str):
                 points = zero + points
             if points:
                 series[method] = points
-        levels = np.unique([100 * p[0] for points in series.values() for p in points])
-        step = float(np.min(np.diff(levels))) if len(levels) > 1 else 1.0
-        for k, method in enumerate(methods):
+        # Methods often reach the same accuracy (all of them on a small clean chip): points are
+        # offset sideways for visibility, each method with its own marker, so that none hides another.
+        offsets = side_by_side([100 * p[0] for points in series.values() for p in points], len(methods))
+        for offset, method in zip(offsets, methods):
             if method not in series:
                 continue
             points = series[method]
-            # Methods often reach the same accuracy (all of them on a small clean chip): points are
-            # offset sideways for visibility, each method with its own marker, so that none hides another.
-            offset = (k - (len(methods) - 1) / 2) * 0.06 * step
             ax.errorbar([100 * p[0] + offset for p in points], [100 * p[1]["accuracy"] for p in points],
                         yerr=[100 * p[1]["std"] for p in points], marker=MARKERS.get(method, "o"), capsize=3,
                         label=method, color=COLOURS.get(method))
@@ -244,9 +243,7 @@ def variation_figure(swept: list, plan: dict, dataset: str):
     axes[0].set_ylabel(f"test accuracy (%), {dataset}")
     # Below the panels: inside either one the legend would lie on points at some σ.
     entries = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
-    figure.legend(entries.values(), entries.keys(), loc="lower center", ncol=max(len(entries), 1), fontsize=9,
-                  frameon=False)
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
+    legend_below(figure, list(entries.values()), list(entries), ncols=len(entries))
     return figure
 
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from ..experiments.networks import PERIPHERY
 from ..store import Run
-from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command, without_float_noise
+from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
+                       side_by_side, without_float_noise)
 
 
 def _pct(value) -> float:
@@ -118,18 +119,16 @@ def wire_figure(rows: list[dict], dataset: str):
     plt = pyplot()
     kinds = list(dict.fromkeys(r["network"] for r in rows))
     sizes = list(dict.fromkeys(r["tile"] for r in rows))
-    resistances = np.unique([r["r_line_ohm"] for r in rows])
-    step = float(np.min(np.diff(resistances))) if len(resistances) > 1 else 1.0
+    # Tile sizes often agree (both equal at 0 Ω): each is drawn a little to the side of its
+    # resistance, with its own marker, so that none hides another.
+    offsets = side_by_side([r["r_line_ohm"] for r in rows], len(sizes))
     figure, axes = plt.subplots(1, len(kinds), figsize=(4.8 * len(kinds), 4.2), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         ours = [r for r in rows if r["network"] == kind]
-        for k, size in enumerate(sizes):
+        for k, (offset, size) in enumerate(zip(offsets, sizes)):
             group = [r for r in ours if r["tile"] == size]
             if not group:
                 continue
-            # Tile sizes often agree (both equal at 0 Ω): each is drawn a little to the side of its
-            # resistance, with its own marker, so that none hides another.
-            offset = (k - (len(sizes) - 1) / 2) * 0.08 * step
             ax.plot([r["r_line_ohm"] + offset for r in group], [100 * r["accuracy_device"] for r in group],
                     marker="osD^v"[k % 5], color=f"C{k}", zorder=3, label=f"{size}×{size} tiles")
         reference = 100 * ours[0]["accuracy_float"]
@@ -145,7 +144,5 @@ def wire_figure(rows: list[dict], dataset: str):
         ax.grid(alpha=0.3)
     # Below the panels, where it covers no point whatever the accuracies.
     entries = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
-    figure.legend(entries.values(), entries.keys(), loc="lower center", ncol=len(entries), fontsize=8,
-                  frameon=False)
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    legend_below(figure, list(entries.values()), list(entries), ncols=len(entries), fontsize=8)
     return figure

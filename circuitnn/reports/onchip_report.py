@@ -19,8 +19,8 @@ from ..store import CorruptRunError, Run
 from .learning_report import add_sections as learning_sections
 from .learning_report import learning_parts
 from .document import (
-    Report, ReportError, incomplete_run, provenance, resume_command, pyplot, without_float_noise, write_into_run,
-    write_to_folder,
+    Report, ReportError, incomplete_run, legend_below, provenance, resume_command, pyplot, side_by_side,
+    without_float_noise, write_into_run, write_to_folder,
 )
 
 # Re-exported: tests and callers render tables through this module.
@@ -388,7 +388,6 @@ def _figure_captions(figures: dict, backend: str) -> dict[str, str]:
 
 def _figures(run: Run, parts: list[str], summaries: dict[str, dict], split: list[dict],
              tuning_figure: bool = True) -> dict[str, object]:
-    plt = pyplot()
     figures = {}
     if tuning_figure:
         figures["tuning_cost.png"] = _tuning_figure(summaries, split)
@@ -456,19 +455,17 @@ def _errors_figure(sweeps: dict[str, dict]):
     """Accuracy against conductance error, one series per medium (``sweeps``: medium → sweep columns)."""
     plt = pyplot()
     figure, ax = plt.subplots(figsize=(6.4, 4.2))
-    sigmas = np.unique(np.concatenate([np.asarray(s["sigma"], float) for s in sweeps.values()])) * 100
-    step = float(np.min(np.diff(sigmas))) if len(sigmas) > 1 else 1.0
-    for k, (medium, sweep) in enumerate(sweeps.items()):
-        # Media often agree to the image (all 99.5 % at σ = 0): each is drawn a little to the side of
-        # its σ, with its own marker, so that none hides another.
-        offset = (k - (len(sweeps) - 1) / 2) * 0.12 * step
+    # Media often agree to the image (all 99.5 % at σ = 0): each is drawn a little to the side of
+    # its σ, with its own marker, so that none hides another.
+    offsets = side_by_side(np.concatenate([np.asarray(s["sigma"], float) for s in sweeps.values()]) * 100,
+                           len(sweeps))
+    for k, (offset, (medium, sweep)) in enumerate(zip(offsets, sweeps.items())):
         ax.errorbar(np.asarray(sweep["sigma"], float) * 100 + offset, np.asarray(sweep["accuracy_mean"]) * 100,
                     yerr=np.asarray(sweep["accuracy_std"]) * 100, marker="osD^v<>"[k % 7], capsize=3, label=medium)
     ax.axvline(10, color="k", ls=":", label="paper: 10 % tolerated")
     ax.set(xlabel="conductance error σ (%; media drawn side by side at each σ)",
            ylabel="accuracy (% of test images)", title="Accuracy under conductance error")
-    figure.legend(loc="lower center", ncol=len(sweeps) + 1, fontsize=9, frameon=False)
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    legend_below(figure, *ax.get_legend_handles_labels(), ncols=len(sweeps) + 1)
     return figure
 
 

@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from ..store import Run, RunStore, StoreError
-from .document import Report, ReportError, provenance, pyplot
+from .document import Report, ReportError, legend_below, provenance, pyplot, side_by_side
 
 # (summary key, column label, scale): what every run contributes, per reset mode.
 METRICS = (("chip_accuracy", "accuracy (%)", 100.0),
@@ -228,13 +228,8 @@ def _against(rows: list[dict], axis: str) -> tuple[list[dict], object]:
     log_x = numeric and min(position.values()) > 0 and max(position.values()) / min(position.values()) >= 20
     # Series side by side around each value, in the axis' own scale (decades on a log axis): equal
     # values (every mode at 100 % accuracy) would otherwise draw one marker exactly on another.
-    # A step of 3 % of the span is more than a marker's width; the group keeps within 60 % of the gap
-    # between neighbouring values, so it stays beside its own value.
-    scaled = np.unique(np.log10(list(position.values())) if log_x else list(position.values()))
-    span = float(scaled[-1] - scaled[0]) if len(scaled) > 1 else 1.0
-    gap = float(np.diff(scaled).min()) if len(scaled) > 1 else span
-    step = min(0.03 * span, 0.6 * gap / len(series))
-    offsets = {key: step * (i - (len(series) - 1) / 2) for i, key in enumerate(series)}
+    scaled = np.log10(list(position.values())) if log_x else list(position.values())
+    offsets = dict(zip(series, side_by_side(scaled, len(series), share=0.6)))
     whole = numeric and not log_x and all(isinstance(v, int) for v in raw)
     for panel, (key, label, _) in zip(panels.flat, METRICS):
         for m, medium in enumerate(media):
@@ -263,8 +258,7 @@ def _against(rows: list[dict], axis: str) -> tuple[list[dict], object]:
     # Below the panels: inside one, it would sit on whichever values happen to fill its corners.
     handles, labels = panels.flat[0].get_legend_handles_labels()
     # Filled column by column: one column per medium, its trainer variants under each other.
-    figure.legend(handles, labels, loc="outside lower center", fontsize=9,
-                  ncols=min(len(labels), 4) if len(media) == 1 else min(len(media), 4))
+    legend_below(figure, handles, labels, ncols=min(len(labels), 4) if len(media) == 1 else min(len(media), 4))
     name, _ = axis_name(axis)
     figure.suptitle(f"Sweep against {name}" + ("" if name == axis else f" ({axis})")
                     + ": mean ± std over seeds and other swept values")

@@ -578,7 +578,9 @@ class SpiceEngine:
         return table, reply[2]
 
     def _pickled_setup(self, setup) -> bytes:
-        """``setup`` pickled once (the worker keeps what it unpickled from the same bytes)."""
+        """``setup`` pickled once (the worker keeps what it unpickled from the same bytes). Up to
+        ``worker.SETUPS_KEPT`` setups are kept, and alive, here: ``ProgrammingSetup`` is frozen plain
+        data, so bytes pickled once stay its bytes."""
         kept = self._setups_pickled.get(id(setup))
         if kept is None or kept[0] is not setup:
             if len(self._setups_pickled) >= worker.SETUPS_KEPT:

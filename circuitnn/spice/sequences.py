@@ -3,7 +3,8 @@
 A verify read is an operating point and a pulse a short transient: each costs ngspice 0.3–1 ms on
 the default circuit, about what one round trip to the worker costs on a busy machine. A controller
 that decides after every read (write-verify) would pay that round trip per operation. Here the
-worker runs the whole sequence itself and answers once, with every operation's result as arrays.
+worker runs the whole sequence itself and answers once, with every operation's result as one row of
+a table (``COLUMNS``).
 
 What crosses is data only (no code, no netlist text): the alter targets and values the engine has
 already checked, the vector names, the analyses, one table of pulses, and either a
@@ -19,6 +20,7 @@ too, so both paths compute them with the same arithmetic.
 from __future__ import annotations
 
 import time
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,6 +33,8 @@ from ..circuits.write_verify import WriteVerifyProgram, controller, controller_r
 READ, RESET, PROGRAM = 0, 1, 2
 COLUMNS = ("kind", "device", "x_before", "x_after", "current_A", "v_device_V", "conductance_S",
            "energy_device_J", "energy_source_J", "duration_s", "solve_s")
+# A row of the result table by name, so a reader does not depend on the columns' order.
+OperationRow = namedtuple("OperationRow", COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,7 @@ def _write_verify(programmer: _Programmer, device: int, x0: float, program: dict
 def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tuple[int, float, dict]]) -> tuple:
     """Devices' whole write-verify, one after another: each (device, x0, program dict) from a fresh
     ``_Programmer`` (its own first alters sent again), so a device's reads and pulses do not depend
-    on the devices before it. ('ok', result table of all devices in order (``columns`` names it),
+    on the devices before it. ('ok', result table of all devices in order (``COLUMNS``),
     [(outcome, rows)] per device, alters now applied), or the failed run's reply naming the device."""
     started = time.perf_counter()
     rows, outcomes, applied = [], [], {}

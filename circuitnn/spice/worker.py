@@ -25,6 +25,8 @@ from .ngspice import NgSpiceLibrary, library_not_found_message
 # ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
 HISTORY_CLEAR_EVERY_COMMANDS = 2000
 SAVE_COMMAND_CHARS = 500
+# Setups a worker keeps unpickled (one per pulse table: a tuning uses one, a study a few); past this
+# the cache starts again rather than grow with every table a long session has sent.
 SETUPS_KEPT = 32
 
 _CONVERGENCE_MARKERS = ("timestep too small", "gmin stepping failed", "source stepping failed",
