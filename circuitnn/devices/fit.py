@@ -660,8 +660,8 @@ def _fit_figure(result: FitResult):
     figure = Figure(figsize=(10, 4.8), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     loop, trace = figure.subplots(1, 2)
-    scale, unit = _current_unit(result.i_measured_A)
-    time_scale, time_unit = _time_unit(result.t_s)
+    scale, unit = current_unit(result.i_measured_A)
+    time_scale, t_unit = time_unit(result.t_s)
     for ax, x in ((loop, result.v_V), (trace, result.t_s * time_scale)):
         # The measurement on top: where the fit is good it lies on the line and would vanish under it.
         ax.plot(x, result.i_fitted_A * scale, "-", lw=1.6, color="tab:red", alpha=0.8, zorder=2, label="fitted")
@@ -673,7 +673,7 @@ def _fit_figure(result: FitResult):
     loop.set_xlabel("device voltage (V)" if not result.r_series_ohm else
                     f"applied voltage (V), through {result.r_series_ohm:g} Ω")
     loop.set_title("current vs voltage (I–V loop)")
-    trace.set_xlabel(f"time ({time_unit})")
+    trace.set_xlabel(f"time ({t_unit})")
     trace.set_title("current vs time")
     handles, labels = loop.get_legend_handles_labels()
     # Below the panels: an I–V loop and a sine fill their axes, so no corner inside is reliably empty.
@@ -685,7 +685,9 @@ def _fit_figure(result: FitResult):
     return figure
 
 
-def _current_unit(i):
+def current_unit(i):
+    """(scale, unit) for plotting currents ``i`` (A): the largest of nA, µA, mA, A that keeps the
+    peak under 1000 of it."""
     peak = float(np.max(np.abs(i))) if np.size(i) else 0.0
     for scale, unit in ((1e9, "nA"), (1e6, "µA"), (1e3, "mA")):
         if peak * scale < 1e3:
@@ -693,7 +695,9 @@ def _current_unit(i):
     return 1.0, "A"
 
 
-def _time_unit(t):
+def time_unit(t):
+    """(scale, unit) for plotting times ``t`` (s): the largest of ns, µs, ms, s that keeps the span
+    under 10 000 of it."""
     span = float(t[-1] - t[0]) if np.size(t) else 0.0
     for scale, unit in ((1e9, "ns"), (1e6, "µs"), (1e3, "ms")):
         if span * scale < 1e4:

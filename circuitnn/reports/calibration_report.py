@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..devices.fit import current_unit
 from ..store import Run
 from ..surrogate.calibration_params import SurrogateCalibration
 from .document import Report, ReportError, provenance, pyplot
@@ -93,23 +94,39 @@ def build_report(run: Run) -> Report:
         surrogate = {k.removeprefix("surrogate_"): v for k, v in stored.items() if k.startswith("surrogate_")}
         report.figures["parity.png"] = parity_figure(spice, surrogate, medium)
         report.captions["parity.png"] = ("Calibrated surrogate against SPICE on the held-out experiments: column "
-                                         "currents, states after pulses and pulse energies; the dotted line is equality.")
+                                         "currents, states after pulses and pulse energies (log axes where they span two decades or more); "
+                                         "the dotted line is equality.")
     report.summary = {"calibration": run.id, **{e["measure"]: e["calibrated"] for e in errors},
                       "worse_after_fit": [e["measure"] for e in errors if made_worse(e)]}
     return report
 
 
+def _decades(values: np.ndarray) -> float:
+    """Decades the positive ``values`` span (0 when any is zero or negative: no log axis for those)."""
+    values = np.asarray(values, dtype=float)
+    if not len(values) or np.any(values <= 0):
+        return 0.0
+    return float(np.log10(values.max() / values.min()))
+
+
 def parity_figure(spice: dict[str, np.ndarray], surrogate: dict[str, np.ndarray], medium: str):
     plt = pyplot()
-    figure, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, key, scale, label in ((axes[0], "currents_A", 1e6, "column current (µA)"),
-                                  (axes[1], "states", 1.0, "state after pulse (x, 0-1)"),
-                                  (axes[2], "energy_source_J", 1e9, "pulse energy with drivers (nJ)")):
+    figure, axes = plt.subplots(1, 3, figsize=(13, 4.8))
+    amperes, i_unit = current_unit(np.concatenate([spice["currents_A"], surrogate["currents_A"]]))
+    for ax, key, scale, quantity, unit in ((axes[0], "currents_A", amperes, "column current", i_unit),
+                                           (axes[1], "states", 1.0, "state after pulse", "x, 0-1"),
+                                           (axes[2], "energy_source_J", 1e9, "pulse energy with drivers", "nJ")):
         a, b = spice[key] * scale, surrogate[key] * scale
-        ax.plot(a, b, ".", ms=3)
         low, high = float(min(a.min(), b.min())), float(max(a.max(), b.max()))
-        ax.plot([low, high], [low, high], "k:", lw=1)
-        ax.set(xlabel=f"SPICE: {label}", ylabel=f"surrogate: {label}")
+        # Equality under the points: where the surrogate is right they lie on it.
+        ax.plot([low, high], [low, high], "k:", lw=1, zorder=1)
+        ax.plot(a, b, ".", ms=3, zorder=2)
+        # Currents and pulse energies span decades (a reset pulse costs pJ, a set pulse nJ): on a
+        # linear axis the small ones would be one blot at 0.
+        if _decades(np.concatenate([a, b])) >= 2:
+            ax.set(xscale="log", yscale="log")
+            unit += "; log scale"
+        ax.set(xlabel=f"SPICE: {quantity} ({unit})", ylabel=f"surrogate: {quantity} ({unit})")
     figure.suptitle(f"Surrogate against SPICE on held-out experiments, medium {medium}")
     figure.tight_layout()
     return figure

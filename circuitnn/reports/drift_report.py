@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import Report, ReportError, incomplete_run, provenance, pyplot, resume_command
+from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
+                       side_by_side)
 
 # The patent family's headline (docs/reference/dgc-drift-programming.md §2.2), for comparison.
 PATENT_CLAIM = "up to 12 points at one month (their networks: image-classification CNNs and language-model RNNs)"
@@ -191,38 +192,57 @@ def _programming_section(run: Run, report: Report, plan: dict) -> None:
             "(%) over time, mean ± std over draws.")
 
 
+def _time_axis(ax, times) -> np.ndarray:
+    """Log time axis ticked at ``times`` in words (1 h, 1 day, ...); returns where each time is drawn
+    (t = 0 at 0.1 s, which a log axis can show)."""
+    x = np.array([max(float(t), 0.1) for t in times])
+    ax.set_xscale("log")
+    ax.set_xticks(x, [_label(t) for t in times], rotation=35, ha="right", fontsize=8)
+    ax.minorticks_off()
+    return x
+
+
+def _beside(x: np.ndarray, n_series: int) -> np.ndarray:
+    """Factors that draw ``n_series`` series side by side at each of the times ``x`` on a log axis:
+    equal values (the trainings or strategies agree at t = 0) would otherwise hide one another."""
+    return 10.0 ** side_by_side(np.log10(x), n_series)
+
+
 def accuracy_figure(parts: dict, times):
     plt = pyplot()
     kinds = sorted({k for k, _ in parts})
-    figure, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.6 * len(kinds)), squeeze=False)
-    x = np.array([max(float(t), 0.1) for t in times])
+    trainings = sorted({training for _, training in parts})
+    figure, axes = plt.subplots(len(kinds), 2, figsize=(10, 3.6 * len(kinds) + 0.6), squeeze=False)
     for row, kind in enumerate(kinds):
         for c, gdc in enumerate((False, True)):
             ax = axes[row, c]
-            for (k, training), acc in sorted(parts.items()):
-                if k != kind:
+            x = _time_axis(ax, times)
+            for factor, training in zip(_beside(x, len(trainings)), trainings):
+                if (kind, training) not in parts:
                     continue
+                acc = parts[(kind, training)]
                 mean, std = 100 * acc[c].mean(axis=0), 100 * acc[c].std(axis=0)
-                ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=training)
-            ax.set_xscale("log")
-            ax.set(xlabel="time since programming (s; t = 0 at 0.1 s)", ylabel="test accuracy (%)",
+                ax.errorbar(x * factor, mean, yerr=std, marker="os^D"[trainings.index(training) % 4], capsize=3,
+                            label=training)
+            ax.set(xlabel="time since programming (log; trainings side by side)", ylabel="test accuracy (%)",
                    title=f"{kind}, GDC {'on' if gdc else 'off'}")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
-    figure.tight_layout()
+    # Below the panels: the draws' spread reaches across a panel, so no corner inside is reliably empty.
+    entries = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
+    legend_below(figure, list(entries.values()), list(entries))
     return figure
 
 
 def programming_figure(errors: dict, times):
     plt = pyplot()
-    figure, ax = plt.subplots(figsize=(6.5, 4))
-    for name, values in errors.items():
+    figure, ax = plt.subplots(figsize=(6.5, 4.4))
+    x = _time_axis(ax, times)
+    for k, (factor, (name, values)) in enumerate(zip(_beside(x, len(errors)), errors.items())):
         e = np.array(values)
-        ax.errorbar(times, e.mean(axis=0), yerr=e.std(axis=0), marker="o", capsize=3, label=name)
-    ax.set_xscale("log")
-    ax.set(xlabel="time since programming (s)", ylabel="normalised weight error (TNMSE, A = 10)",
+        ax.errorbar(x * factor, e.mean(axis=0), yerr=e.std(axis=0), marker="os^D"[k % 4], capsize=3, label=name)
+    ax.set(xlabel="time since programming (log; strategies side by side)",
+           ylabel="normalised weight error (TNMSE, A = 10)",
            title="Four-device programming strategies after drift and GDC")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    figure.tight_layout()
+    legend_below(figure, *ax.get_legend_handles_labels())
     return figure

@@ -14,7 +14,7 @@ import numpy as np
 from ..devices.base import preset
 from ..errors import ConfigError
 from ..store import Run
-from .document import Report, pyplot, without_float_noise
+from .document import Report, legend_below, pyplot, side_by_side, without_float_noise
 
 HISTORY_COLUMNS = ("step", "batch_cost", "test_accuracy", "evaluations", "pulses", "training_time_s",
                    "energy_total_J")
@@ -106,19 +106,22 @@ def _ages(medium: str) -> bool:
 
 def _curves(run: Run, parts: list[str], summaries: dict[str, dict]):
     plt = pyplot()
-    figure, (accuracy_ax, pulses_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for part in parts:
-        history = run.read_csv(f"parts/{part}/history.csv", numeric=HISTORY_COLUMNS)
+    figure, (accuracy_ax, pulses_ax) = plt.subplots(1, 2, figsize=(12, 4.6))
+    histories = {part: run.read_csv(f"parts/{part}/history.csv", numeric=HISTORY_COLUMNS) for part in parts}
+    # Media often learn alike (the same accuracy at every check, every finetune part at 100 %): each
+    # part is drawn a little to the side of its step, with its own marker, so that none hides another.
+    offsets = side_by_side(np.concatenate([h["step"] for h in histories.values()]), len(parts))
+    for k, (offset, (part, history)) in enumerate(zip(offsets, histories.items())):
         s = summaries[part]
-        label = f"{s['medium']} {s.get('variant', '')}"
-        accuracy_ax.plot(history["step"], 100 * history["test_accuracy"], marker=".", label=label)
-        pulses_ax.plot(history["step"], history["pulses"], marker=".", label=label)
-    accuracy_ax.set(xlabel="training step", ylabel="test accuracy (% of test images)", ylim=(0, 102),
-                    title="Accuracy while learning on the chip")
-    pulses_ax.set(xlabel="training step", ylabel="pulses so far (updates, perturbations, write-verify)",
-                  title="Pulses spent")
+        style = {"marker": "osD^v<>P"[k % 8], "ms": 4, "label": f"{s['medium']} {s.get('variant', '')}"}
+        accuracy_ax.plot(history["step"] + offset, 100 * history["test_accuracy"], **style)
+        pulses_ax.plot(history["step"] + offset, history["pulses"], **style)
+    accuracy_ax.set(xlabel="training step (parts side by side)", ylabel="test accuracy (% of test images)",
+                    ylim=(0, 102), title="Accuracy while learning on the chip")
+    pulses_ax.set(xlabel="training step (parts side by side)",
+                  ylabel="pulses so far (updates, perturbations, write-verify)", title="Pulses spent")
     for ax in (accuracy_ax, pulses_ax):
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    figure.tight_layout()
+    # Below the panels: the curves run from corner to corner of both.
+    legend_below(figure, *accuracy_ax.get_legend_handles_labels(), ncols=min(len(parts), 6))
     return figure

@@ -469,6 +469,16 @@ def _errors_figure(sweeps: dict[str, dict]):
     return figure
 
 
+def _text_colour(rgba) -> str:
+    """Black or white, whichever contrasts more with the colour ``rgba`` (WCAG relative luminance):
+    viridis lightens unevenly along its range, so a threshold on the value left white text on
+    light teal cells (contrast 3.4, under the 4.5 small text needs)."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    # Contrast (L + 0.05) / 0.05 with black equals 1.05 / (L + 0.05) with white at L = 0.179.
+    return "black" if luminance > 0.179 else "white"
+
+
 def _heatmap_figure(grid: dict):
     plt = pyplot()
     accuracy = 100 * grid["chip_accuracy"]
@@ -481,10 +491,8 @@ def _heatmap_figure(grid: dict):
     ax.set_yticks(range(len(grid["training_noise"])), [f"{v:.2f}" for v in grid["training_noise"]])
     for i in range(accuracy.shape[0]):
         for j in range(accuracy.shape[1]):
-            # viridis is dark below the middle of its range and light (yellow) above it.
-            light = (accuracy[i, j] - low) / (high - low) > 0.55
             ax.text(j, i, f"{accuracy[i, j]:.1f}", ha="center", va="center", fontsize=7.5,
-                    color="black" if light else "white")
+                    color=_text_colour(image.cmap(image.norm(accuracy[i, j]))))
     ax.set(xlabel="test noise (pixel-flip probability)", ylabel="training noise (pixel-flip probability)",
            title="Chip accuracy (paper: < 15 % training noise helps)")
     bar = figure.colorbar(image, ax=ax)
