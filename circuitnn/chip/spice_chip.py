@@ -91,6 +91,10 @@ def _in_caller_order(solved: np.ndarray, order: np.ndarray) -> np.ndarray:
     return rows
 
 
+# The ledger phase of a worker sequence's pulse, by its kind.
+_PULSE_PHASES = {RESET: "reset", PROGRAM: "program"}
+
+
 def _program_shape(program: WriteVerifyProgram) -> tuple:
     """What a write-verify program's pulse table depends on: everything but its target."""
     return tuple(value for name, value in vars(program).items() if name != "target_S")
@@ -208,8 +212,8 @@ class SpiceChip(SequenceStates, DeviceStates):
         """The input alters of samples ``x`` in the order they are solved, and that order: one that
         changes few inputs from one operating point to the next (``few_changes_order``). An
         operating point depends only on what the circuit holds, so the rows are those of the
-        caller's order (``_in_caller_order``). A bad input is named by its row of ``x``."""
-        self.crossbar.input_volts(x)
+        caller's order (``_in_caller_order``). The caller has checked ``x`` (so that a bad input is
+        named by its row of the caller's inputs, not of the reordered batch)."""
         order = few_changes_order(x)
         return self.crossbar.input_alter_changes(x[order]), order
 
@@ -281,7 +285,7 @@ class SpiceChip(SequenceStates, DeviceStates):
             step="write-verify of " + (sites[0] if len(sites) == 1 else f"{sites[0]}..{sites[-1]}"))
         first = 0
         for outcome, rows in outcomes:
-            self._charge_program_rows(table[first:first + rows], {RESET: "reset", PROGRAM: "program"})
+            self._charge_program_rows(table[first:first + rows])
             first += rows
             yield WriteVerifyOutcome(*outcome)
 
@@ -324,10 +328,9 @@ class SpiceChip(SequenceStates, DeviceStates):
                       (RESET if op.phase == "reset" else PROGRAM, op.index, position[op.spec]) for op in ops]
         states = {op.index: float(self._states[op.index]) for op in ops}
         result, _ = self._writer.program_ops(self._setup(tuple(table), lambda: table), states, operations)
-        self._charge_program_rows(result, {RESET: "reset", PROGRAM: "program"}, recorder)
+        self._charge_program_rows(result, recorder)
 
-    def _charge_program_rows(self, table: np.ndarray, phases: dict,
-                             recorder: SequenceRecorder | None = None) -> None:
+    def _charge_program_rows(self, table: np.ndarray, recorder: SequenceRecorder | None = None) -> None:
         """Ledger entries, states and clock of a worker sequence's reads and pulses (its result table,
         ``spice.sequences.COLUMNS``), in order, as ``read_device`` and ``pulse_device`` charge them:
         the same scalar arithmetic, operation by operation (only models that do not age come here,
@@ -347,8 +350,8 @@ class SpiceChip(SequenceStates, DeviceStates):
             else:
                 event = PulseEvent(row.x_before, row.x_after, row.energy_device_J, row.energy_source_J,
                                    row.duration_s + overhead_s)
-                self._charge(LedgerEntry(phases[int(row.kind)], index, event.energy_device_J, event.energy_total_J,
-                                         event.time_s, 1))
+                self._charge(LedgerEntry(_PULSE_PHASES[int(row.kind)], index, event.energy_device_J,
+                                         event.energy_total_J, event.time_s, 1))
                 self._states[index] = row.x_after
                 if recorder is not None:
                     recorder.pulse(index, event)
@@ -364,6 +367,7 @@ class SpiceChip(SequenceStates, DeviceStates):
                 self._restore_temporary()
             else:
                 x = np.atleast_2d(np.asarray(op.inputs, dtype=float))
+                self.crossbar.input_volts(x)
                 sets, order = self._input_sets(x)
                 if sets:
                     sets[0] = {**self._array_alters({}), **sets[0]}

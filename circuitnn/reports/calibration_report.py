@@ -94,8 +94,8 @@ def build_report(run: Run) -> Report:
         surrogate = {k.removeprefix("surrogate_"): v for k, v in stored.items() if k.startswith("surrogate_")}
         report.figures["parity.png"] = parity_figure(spice, surrogate, medium)
         report.captions["parity.png"] = ("Calibrated surrogate against SPICE on the held-out experiments: column "
-                                         "currents, states after pulses and pulse energies (log axes where they span two decades or more); "
-                                         "the dotted line is equality.")
+                                         "currents, states after pulses and pulse energies (log axes where they "
+                                         "span two decades or more); the dotted line is equality.")
     report.summary = {"calibration": run.id, **{e["measure"]: e["calibrated"] for e in errors},
                       "worse_after_fit": [e["measure"] for e in errors if made_worse(e)]}
     return report

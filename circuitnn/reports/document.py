@@ -222,6 +222,12 @@ def side_by_side(positions, n_series: int, share: float = 0.36, at_most: float =
     return (np.arange(n_series) - (n_series - 1) / 2) * step
 
 
+def legend_entries(axes) -> tuple[list, list[str]]:
+    """(handles, labels) of every series in ``axes``, each label once (panels repeat their series)."""
+    entries = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    return list(entries.values()), list(entries)
+
+
 def legend_below(figure, handles, labels, ncols: int | None = None, fontsize: float = 9) -> None:
     """The figure's legend under its panels, with room made for it (constrained layout): inside an
     axes it would lie on whichever data happen to fill that corner."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
-                       side_by_side)
+from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
+                       resume_command, side_by_side)
 
 # The patent family's headline (docs/reference/dgc-drift-programming.md §2.2), for comparison.
 PATENT_CLAIM = "up to 12 points at one month (their networks: image-classification CNNs and language-model RNNs)"
@@ -228,8 +228,7 @@ def accuracy_figure(parts: dict, times):
                    title=f"{kind}, GDC {'on' if gdc else 'off'}")
             ax.grid(alpha=0.3)
     # Below the panels: the draws' spread reaches across a panel, so no corner inside is reliably empty.
-    entries = {label: handle for ax in axes.flat for handle, label in zip(*ax.get_legend_handles_labels())}
-    legend_below(figure, list(entries.values()), list(entries))
+    legend_below(figure, *legend_entries(axes.flat))
     return figure
 
 

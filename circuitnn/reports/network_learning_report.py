@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
-                       side_by_side, without_float_noise)
+from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
+                       resume_command, side_by_side, without_float_noise)
 
 COLOURS = {"bp": "tab:red", "dgc": "tab:blue", "hybrid-bp-dgc": "tab:purple", "hybrid-dgc-bp": "tab:cyan",
            "parallel": "tab:green", "spsa": "tab:orange", "dgc-one-sided": "tab:gray",
@@ -243,8 +243,8 @@ def variation_figure(swept: list, plan: dict, dataset: str):
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(f"test accuracy (%), {dataset}")
     # Below the panels: inside either one the legend would lie on points at some σ.
-    entries = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
-    legend_below(figure, list(entries.values()), list(entries), ncols=len(entries))
+    handles, labels = legend_entries(axes)
+    legend_below(figure, handles, labels, ncols=len(labels))
     return figure
 
 
@@ -271,6 +271,6 @@ def evaluations_figure(clean: list, dataset: str):
                ylabel="test accuracy (%)", title=f"{network.upper()} without variation, {dataset}")
         ax.grid(alpha=0.3, which="both")
     # Below the panels: the curves climb from corner to corner, so no corner inside is reliably empty.
-    entries = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
-    legend_below(figure, list(entries.values()), list(entries), ncols=min(len(entries), 6))
+    handles, labels = legend_entries(axes[0])
+    legend_below(figure, handles, labels, ncols=min(len(labels), 6))
     return figure

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..experiments.networks import PERIPHERY
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
-                       side_by_side, without_float_noise)
+from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
+                       resume_command, side_by_side, without_float_noise)
 
 
 def _pct(value) -> float:
@@ -143,6 +143,6 @@ def wire_figure(rows: list[dict], dataset: str):
                ylabel="test accuracy (%)", title=f"{kind}, M-SDC (Cr), {dataset}")
         ax.grid(alpha=0.3)
     # Below the panels, where it covers no point whatever the accuracies.
-    entries = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels())}
-    legend_below(figure, list(entries.values()), list(entries), ncols=len(entries), fontsize=8)
+    handles, labels = legend_entries(axes[0])
+    legend_below(figure, handles, labels, ncols=len(labels), fontsize=8)
     return figure

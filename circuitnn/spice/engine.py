@@ -581,8 +581,9 @@ class SpiceEngine:
         """``setup`` pickled once (the worker keeps what it unpickled from the same bytes). Up to
         ``worker.SETUPS_KEPT`` setups are kept, and alive, here: ``ProgrammingSetup`` is frozen plain
         data, so bytes pickled once stay its bytes."""
+        # Keyed by id: the setup kept beside its bytes holds the id for no other object.
         kept = self._setups_pickled.get(id(setup))
-        if kept is None or kept[0] is not setup:
+        if kept is None:
             if len(self._setups_pickled) >= worker.SETUPS_KEPT:
                 self._setups_pickled.clear()
             kept = self._setups_pickled[id(setup)] = (setup, pickle.dumps(setup, protocol=pickle.HIGHEST_PROTOCOL))
