@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what circuitnn needs on a Debian machine: ngspice and libngspice0 from Debian's
-# packages, Python with venv, and the package with its Python dependencies in ./.venv.
+# packages, a C compiler (the ngspice worker builds its write-verify loop with it:
+# circuitnn/spice/compiled.py), Python with venv, and the package with its Python dependencies
+# in ./.venv.
 # Safe to run again: it installs only what is missing, and needs no root (and no sudo) when the
 # Debian packages are there already. The other scripts call it; CIRCUITNN_EXTRAS names the
 # optional dependencies wanted (test.sh: "test,pyspice").
@@ -42,6 +44,12 @@ if ! command -v python3 >/dev/null; then need_apt+=(python3 python3-venv python3
 elif ! python3 -c 'import ensurepip, venv' 2>/dev/null; then need_apt+=(python3-venv python3-pip); fi
 command -v ngspice >/dev/null || need_apt+=(ngspice)
 have_libngspice || need_apt+=(libngspice0)
+can_compile() {
+  local out; out="$(mktemp)"
+  printf '#include <math.h>\n#include <time.h>\nint main(void) { return (int)fabs(0.0); }\n' |
+    cc -x c -o "$out" - -lm >/dev/null 2>&1; local status=$?; rm -f "$out"; return $status
+}
+command -v cc >/dev/null && can_compile || need_apt+=(gcc libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_apt[*]} (apt-get; waits for other package managers)"
   say "updating the package lists ..."
@@ -50,6 +58,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get -o DPkg::Lock::Timeout="$lock_wait_s" install -y -q "${need_apt[@]}"
 fi
 command -v ngspice >/dev/null || { echo "setup: ngspice is still missing" >&2; exit 1; }
+can_compile || { echo "setup: the C compiler (cc) still cannot build a program" >&2; exit 1; }
 have_libngspice || { echo "setup: libngspice is still not loadable:" \
   "$(python3 "$root/scripts/find_libngspice.py" 2>&1 || true)" >&2; exit 1; }
 

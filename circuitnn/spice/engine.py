@@ -48,7 +48,7 @@ from ..errors import (
     NgspiceNotFoundError,
     SimulationError,
 )
-from . import sequences, worker
+from . import compiled, sequences, worker
 
 log = logging.getLogger("circuitnn.spice")
 
@@ -120,9 +120,11 @@ class EngineStats:
     solve_time_s: float = 0.0   # inside ngspice's analysis command, measured in the worker
     call_time_s: float = 0.0    # the whole run() call as the caller sees it
     worker_time_s: float = 0.0  # whole sequences (run_sequence) as the worker timed them
+    compiled_devices: int = 0   # write-verify sequences of one device the C loop ran (spice/compiled.py)
 
     def reset(self) -> None:
         self.runs, self.solve_time_s, self.call_time_s, self.worker_time_s = 0, 0.0, 0.0, 0.0
+        self.compiled_devices = 0
 
 
 STATS = EngineStats()
@@ -243,6 +245,7 @@ class SpiceEngine:
         # Builds without the password database read $HOME or SPICE_USERINIT_DIR instead: both point
         # at the private folder too.
         env["HOME"] = env["SPICE_USERINIT_DIR"] = str(self._folder)
+        env["CIRCUITNN_CACHE"] = compiled.cache_base()  # the user's, not the private folder's
         command = [sys.executable, "-m", "circuitnn.spice.worker", str(theirs.fileno()), repr(self.spin_s / 4)]
         if self.library_path:
             command.append(self.library_path)
@@ -575,6 +578,7 @@ class SpiceEngine:
         STATS.solve_time_s += float(np.sum(table[:, sequences.COLUMNS.index("solve_s")]))
         STATS.call_time_s += time.perf_counter() - started
         STATS.worker_time_s += reply[4]
+        STATS.compiled_devices += reply[5] if len(reply) > 5 else 0
         return table, reply[2]
 
     def _pickled_setup(self, setup) -> bytes:
@@ -599,6 +603,15 @@ class SpiceEngine:
             self._restart(reply[1], step=text[:80])
             raise EngineCrashedError(str(reply[1]), self.circuit_name or "?", text[:80])
         return reply[1]
+
+    def use_compiled_loop(self, enabled: bool) -> bool:
+        """Run write-verify sequences in the C loop (``spice/compiled.py``; the default when it
+        could be built) or in Python; returns whether the C loop runs now. For tests and
+        benchmarks, which compare the two. A restarted worker uses the C loop again."""
+        reply = self._call(("use_compiled_loop", bool(enabled)))
+        if reply[0] != "ok":
+            raise EngineCrashedError(str(reply[1]), self.circuit_name or "?", "use_compiled_loop")
+        return bool(reply[1])
 
     def set_timeout(self, timeout_s: float) -> None:
         """How long a call may wait for the worker's answer from now on."""

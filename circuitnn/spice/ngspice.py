@@ -68,6 +68,8 @@ class NgSpiceLibrary:
         # Set when ngspice asks to be detached (e.g. an undefined parameter): the library is then
         # dead for good and the worker must be replaced.
         self.exit_status: int | None = None
+        # The same, where C code running ngspice can see it (spice/compiled.py).
+        self.exited = ctypes.c_int(0)
         self._setup_signatures()
         self._get_vec_info = self._lib.ngGet_Vec_Info
         self._names: dict[str, bytes] = {}
@@ -110,6 +112,7 @@ class NgSpiceLibrary:
 
     def _on_exit(self, status: int, _unload: bool, _quit: bool, _ident: int, _user: object) -> int:
         self.exit_status = status
+        self.exited.value = 1
         return status
 
     def load_circuit(self, lines: list[str]) -> int:
@@ -117,6 +120,11 @@ class NgSpiceLibrary:
         encoded = [line.encode() for line in lines if line.strip()]
         array = (ctypes.c_char_p * (len(encoded) + 1))(*encoded, None)
         return self._lib.ngSpice_Circ(array)
+
+    @property
+    def functions(self) -> ctypes.CDLL:
+        """The loaded library itself (for C code that calls ngspice directly: spice/compiled.py)."""
+        return self._lib
 
     def command(self, text: str | None) -> int:
         """Run one ngspice command. ``None`` clears the command history (it leaks ~300 B/command)."""

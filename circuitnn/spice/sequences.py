@@ -15,6 +15,10 @@ analysis, same vectors), so the results are those of the op-by-op path, bit for 
 
 ``pulse_outcome`` turns a pulse's waveforms into state and energies; ``SpicePulseWriter`` uses it
 too, so both paths compute them with the same arithmetic.
+
+A write-verify runs in C where the worker could build it (``compiled.py``, ``write_verify_loop.c``):
+the same commands and arithmetic as ``_Programmer`` and ``controller``, here the reference it is
+tested against bit for bit, and the loop that runs where there is no C compiler.
 """
 
 from __future__ import annotations
@@ -62,16 +66,18 @@ def pulse_outcome(vectors: dict, r_sense_ohm: float, state_vector: str, source_b
     """(state after, device energy J, source energy J, duration s) of a pulse from its waveforms:
     energies integrated from the simulated V·I (trapezoid rule)."""
     t, bot = vectors["time"], vectors["bot"]
-    # The trapezoid rule as one weight per time point, shared by both integrals: a few array
-    # operations per pulse instead of a dozen (this runs once per pulse inside the worker loop).
+    # The trapezoid rule as one weight per time point, shared by both integrals.
     dt = t[1:] - t[:-1]
     weights = np.empty_like(t)
     weights[:-1] = dt
     weights[-1] = 0.0
     weights[1:] += dt
-    device_energy = float(np.dot((vectors["top"] - bot) * bot, weights)) * 0.5 / r_sense_ohm
+    # Summed in time order (add.accumulate is sequential): the same sum on every CPU, and the one
+    # the C loop computes (write_verify_loop.c). A BLAS dot sums in an order of its own, from a
+    # kernel chosen for the CPU it runs on.
+    device_energy = float(np.add.accumulate((vectors["top"] - bot) * bot * weights)[-1]) * 0.5 / r_sense_ohm
     # The branch current of a voltage source flows into its + node: delivered power is -V·I.
-    source_energy = -float(np.dot(vectors["pg"] * vectors[source_branch], weights)) * 0.5
+    source_energy = -float(np.add.accumulate(vectors["pg"] * vectors[source_branch] * weights)[-1]) * 0.5
     low, high = state_bounds
     return (min(max(float(vectors[state_vector][-1]), low), high), device_energy, source_energy, float(t[-1]))
 
@@ -162,23 +168,34 @@ def _write_verify(programmer: _Programmer, device: int, x0: float, program: dict
         return (o.initial_S, o.final_S, o.set_pulses, o.reset_pulses, o.reads, o.converged)
 
 
-def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tuple[int, float, dict]]) -> tuple:
+def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tuple[int, float, dict]],
+                          compiled: Callable | None = None) -> tuple:
     """Devices' whole write-verify, one after another: each (device, x0, program dict) from a fresh
     ``_Programmer`` (its own first alters sent again), so a device's reads and pulses do not depend
     on the devices before it. ('ok', result table of all devices in order (``COLUMNS``),
-    [(outcome, rows)] per device, alters now applied), or the failed run's reply naming the device."""
+    [(outcome, rows)] per device, alters now applied, seconds, devices run in C), or the failed
+    run's reply naming the device.
+
+    ``compiled(setup, device, x0, program)``: the same device in C (``compiled.py``): (outcome,
+    result table, alters applied), or None when it stopped short, and the device then runs here."""
     started = time.perf_counter()
-    rows, outcomes, applied = [], [], {}
+    tables, outcomes, applied, in_c = [], [], {}, 0
     for device, x0, program in items:
-        programmer = _Programmer(run, setup)
-        try:
-            outcome = _write_verify(programmer, device, x0, program)
-        except _Failed as failed:
-            return _failure(failed, f"write-verify of device {device}")
-        rows += programmer.rows
-        outcomes.append((outcome, len(programmer.rows)))
-        applied.update(programmer.applied)
-    return ("ok", _table(rows), outcomes, applied, time.perf_counter() - started)
+        done = compiled(setup, device, x0, program) if compiled is not None else None
+        in_c += done is not None
+        if done is None:
+            programmer = _Programmer(run, setup)
+            try:
+                outcome = _write_verify(programmer, device, x0, program)
+            except _Failed as failed:
+                return _failure(failed, f"write-verify of device {device}")
+            done = (outcome, programmer.table(), programmer.applied)
+        outcome, table, device_applied = done
+        tables.append(table)
+        outcomes.append((outcome, len(table)))
+        applied.update(device_applied)
+    table = tables[0] if len(tables) == 1 else np.concatenate(tables) if tables else _table([])
+    return ("ok", table, outcomes, applied, time.perf_counter() - started, in_c)
 
 
 def run_program_ops(run: Callable, setup: ProgrammingSetup, states: dict[int, float],

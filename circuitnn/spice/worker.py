@@ -19,7 +19,7 @@ import traceback
 
 import numpy as np
 
-from . import sequences
+from . import compiled, sequences
 from .ngspice import NgSpiceLibrary, library_not_found_message
 
 # ngspice keeps every command in its history (~300 B each) until told to forget; clear it this often.
@@ -69,6 +69,8 @@ class _Server:
         self.loaded = False
         self.saved: tuple[str, ...] | None = None
         self._setups: dict[bytes, sequences.ProgrammingSetup] = {}
+        self.loop = compiled.load(self.lib)
+        self.use_loop = self.loop is not None
 
     def setup(self, pickled: bytes) -> sequences.ProgrammingSetup:
         """A sequence's setup, sent pickled by the engine: unpickled once per worker, not per request
@@ -113,22 +115,30 @@ class _Server:
             return ("dead", "rejected", f"ngSpice_Circ returned {status}", self._output())
         return ("ok",)
 
+    def write_verify_compiled(self, setup: sequences.ProgrammingSetup, device: int, x0: float,
+                              program: dict) -> tuple | None:
+        """One device's write-verify in the C loop: (outcome, result table, alters applied), or None
+        when there is no C loop or it stopped short or ngspice printed a failure (Python then runs
+        it)."""
+        if not self.use_loop:
+            return None
+        self.lib.output.clear()
+        self._save(setup.read_vectors)  # reads and pulses keep the same vectors (pulses.setup)
+        done, commands = self.loop.write_verify(setup, device, x0, program)
+        self.commands_since_clear += commands
+        if self.commands_since_clear >= HISTORY_CLEAR_EVERY_COMMANDS:
+            self.lib.command(None)
+            self.commands_since_clear = 0
+        # Whatever any operation printed is in the output: a failure in any one shows in the whole.
+        if done is None or self.lib.exit_status is not None or classify(self.lib.output) is not None:
+            return None
+        return done
+
     def run(self, alters: list[str], analysis: str, vectors: list[str], save: tuple[str, ...] | None = None) -> tuple:
         """``save``: the vectors ngspice keeps (default: ``vectors``), a superset of those read."""
         self.lib.output.clear()
         wanted = tuple(name for name in (vectors if save is None else save) if name != "time")
-        if wanted and wanted != self.saved:
-            # Keeping only the wanted vectors makes both the solve and the read-back cheaper.
-            self._command("delete all")
-            # ngspice silently drops words past ~1000 characters of one command: save in chunks.
-            chunk: list[str] = []
-            for name in wanted:
-                if chunk and sum(len(n) + 1 for n in chunk) + len(name) > SAVE_COMMAND_CHARS:
-                    self._command("save " + " ".join(chunk))
-                    chunk = []
-                chunk.append(name)
-            self._command("save " + " ".join(chunk))
-            self.saved = wanted
+        self._save(wanted)
         for alter in alters:
             self._command(alter)
         if self.lib.output or self.lib.exit_status is not None:  # a good alter prints nothing
@@ -158,6 +168,21 @@ class _Server:
         # Without this, plots pile up: memory grows and each run gets slower.
         self._command("destroy all")
         return ("ok", result, solve_s)
+
+    def _save(self, wanted: tuple[str, ...]) -> None:
+        """Have ngspice keep the vectors ``wanted`` (and ``time``) of the next runs."""
+        if wanted and wanted != self.saved:
+            # Keeping only the wanted vectors makes both the solve and the read-back cheaper.
+            self._command("delete all")
+            # ngspice silently drops words past ~1000 characters of one command: save in chunks.
+            chunk: list[str] = []
+            for name in wanted:
+                if chunk and sum(len(n) + 1 for n in chunk) + len(name) > SAVE_COMMAND_CHARS:
+                    self._command("save " + " ".join(chunk))
+                    chunk = []
+                chunk.append(name)
+            self._command("save " + " ".join(chunk))
+            self.saved = wanted
 
     def run_many(self, alter_lists: list[list[str]], analysis: str, vectors: list[str],
                  rows: list[int] | None = None, total: int | None = None) -> tuple:
@@ -281,7 +306,12 @@ def _answer(server: _Server, kind: str, arguments: tuple) -> tuple:
     if kind == "op_table":
         return server.op_table(*arguments)
     if kind == "write_verify_many":
-        return sequences.run_write_verify_many(server.run, server.setup(arguments[0]), *arguments[1:])
+        return sequences.run_write_verify_many(server.run, server.setup(arguments[0]), *arguments[1:],
+                                               compiled=server.write_verify_compiled)
+    if kind == "use_compiled_loop":
+        # For tests and benchmarks: the C loop off (False) or back on; answers whether it runs.
+        server.use_loop = bool(arguments[0]) and server.loop is not None
+        return ("ok", server.use_loop)
     if kind == "program_ops":
         return sequences.run_program_ops(server.run, server.setup(arguments[0]), *arguments[1:])
     if kind == "command":
