@@ -28,6 +28,9 @@ from .store.runs import STATUSES
 # into <--out>/runs, which is this folder with the default --out.
 DEFAULT_OUT = "out"
 DEFAULT_STORE = f"{DEFAULT_OUT}/runs"
+# The kinds of run the commands store (`circuitnn runs --kind`).
+RUN_KINDS = ("train", "compare-media", "calibration", "crosscheck", "networks", "learn-networks", "mismatch",
+             "drift", "sweep")
 DESCRIPTION = ("Co-simulate analog neural-network circuits in ngspice, train them on chip from Python, and "
                "scale them with a calibrated NumPy surrogate.")
 EPILOG = (f"Runs are stored in {DEFAULT_STORE}/ unless --store says otherwise; `circuitnn runs` lists them and "
@@ -322,10 +325,12 @@ def cmd_mismatch(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .experiments.sweep import load_sweep, run_sweep
+    from .experiments.sweep import check_scheduler_address, load_sweep, run_sweep
     from .reports import write_report
     from .validation import check_range
 
+    if args.scheduler is not None:
+        check_scheduler_address(args.scheduler, "--scheduler")
     if args.workers is not None:
         check_range("--workers", args.workers, 1, 1024, True)
         if args.scheduler:
@@ -382,6 +387,12 @@ def cmd_runs(args) -> None:
             raise ConfigError("--label", item, "KEY=VALUE, e.g. media=Cr")
         labels[key] = value
     store = _store(args)
+    if args.kind is not None and args.kind not in RUN_KINDS:
+        # A typo (`--kind calibrate`) would list nothing and look like an empty store; a kind of runs
+        # made through the Python API is accepted when this store holds some.
+        stored = {info.kind for info in store.list()}
+        if args.kind not in stored:
+            raise ConfigError("--kind", args.kind, "one of " + ", ".join([*RUN_KINDS, *sorted(stored - set(RUN_KINDS))]))
     listing = store.list(kind=args.kind, status=args.status, labels=labels or None)
     if listing:
         print(f"runs in {store.root}:")
@@ -422,6 +433,23 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         _say(f"{self.prog}: error: {message} (see {self.prog} -h)")
         sys.exit(2)
+
+    def refuse_empty(self, args: argparse.Namespace) -> None:
+        """An option given an empty (or blank) value is an error, not its default: ``--resume ""``
+        must not start a new run, nor ``--store ""`` write into the current folder (an unset shell
+        variable, ``--store "$STORE"``, gives such a value). Options whose help gives the empty value
+        a meaning (``--extra-methods ""``: none) are the exceptions."""
+        for action in self._actions:
+            value = getattr(args, action.dest, None)
+            values = value if isinstance(value, list) else [value]
+            if action.dest not in EMPTY_MEANS_NONE and any(isinstance(v, str) and not v.strip() for v in values):
+                name = "/".join(action.option_strings) or action.metavar or action.dest
+                hint = " (leave the option out for its default)" if action.option_strings else ""
+                self.error(f"argument {name}: an empty value{hint}")
+
+
+# Options whose empty value is documented to mean "none" (see their help).
+EMPTY_MEANS_NONE = frozenset({"extra_methods", "cnn_methods"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -592,8 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
-    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, "
-                        "learn-networks, mismatch, drift, sweep")
+    p.add_argument("--kind", help="only runs of this kind: " + ", ".join(RUN_KINDS))
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "
@@ -632,6 +659,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/fit",
                    help="folder receiving fit_<medium>.toml/.json/.csv and fit_<medium>_iv.png (default: out/fit)")
     p.set_defaults(func=cmd_fit)
+    for command_parser in sub.choices.values():
+        command_parser.set_defaults(parser=command_parser)
     return parser
 
 
@@ -698,6 +727,7 @@ def _say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.parser.refuse_empty(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     # A progress bar may have the cursor mid-line: the message about an interrupt starts a line of its own.

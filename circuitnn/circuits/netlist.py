@@ -26,6 +26,7 @@ import numpy as np
 from .. import __version__
 from ..devices.base import DeviceModel, SpiceSubcircuit
 from ..errors import NetlistError
+from ..validation import MIN_MAGNITUDE
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _INCLUDE = re.compile(r"(\.\./)*([A-Za-z0-9_\-]+/)*[A-Za-z0-9_\-]+\.lib")
@@ -33,9 +34,9 @@ _INCLUDE = re.compile(r"(\.\./)*([A-Za-z0-9_\-]+/)*[A-Za-z0-9_\-]+\.lib")
 _ELEMENT_LINE = re.compile(r"[A-Za-z][A-Za-z0-9_]*( [ -~]+)?")
 
 # ngspice reads doubles; 1e300 leaves headroom for the products and sums a model forms from them,
-# and values below 1e-300 are subnormal (fewer than 12 significant digits survive).
+# and values below 1e-300 are subnormal (fewer than 12 significant digits survive). The config
+# checks (validation.check_range) refuse the same small magnitudes, naming the field.
 MAX_MAGNITUDE = 1e300
-MIN_MAGNITUDE = 1e-300
 
 # What a netlist statement (any line that is not a comment) may contain: what circuitnn's writers use
 # in element lines and B-source expressions. No quotes, backquotes, ';', '$' (inline comments),
