@@ -168,6 +168,28 @@ def check_model_text(text: str, what: str = "model text") -> str:
     return text
 
 
+MAX_LIBRARY_BYTES = 2**24
+
+
+def check_library_file(path, what: str = "include") -> str:
+    """The text of the model library at ``path`` if it holds model statements only
+    (``check_model_text``); NetlistError naming ``what`` and the file otherwise (unreadable, not
+    UTF-8, larger than 16 MiB, or a ``.control`` block, ``*#`` command or card that is not a model
+    statement). An included file reaches ngspice as the netlist does, so it is checked as strictly."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_LIBRARY_BYTES + 1)
+    except OSError as exc:
+        raise NetlistError(f"{what} {str(path)!r} cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_LIBRARY_BYTES:
+        raise NetlistError(f"{what} {str(path)!r} is larger than {MAX_LIBRARY_BYTES // 2**20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetlistError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+    return check_model_text(text, f"{what} {str(path)!r}")
+
+
 def check_title(title: str, what: str = "netlist") -> str:
     """The first line of a netlist: ngspice reads it as the title, except that ``*ng_script`` makes
     the file a script; refuse that, cards, continuations and control characters."""
