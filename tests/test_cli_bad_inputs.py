@@ -56,6 +56,14 @@ CONFIGS = {
     "unknown key": ("[tuning]\ntolerence = 0.05\n", "tuning.tolerence"),
     "sweep too slow to simulate": ("[curves]\nsweep_frequency_Hz = 1e-9\n", "curves.sweep_frequency_Hz"),
     "not TOML": ("[circuit\n", "config.toml"),
+    # Subnormal numbers pass "(0, high]" but divide to inf or multiply to 0 inside a run.
+    "subnormal activation gain": ("[circuit.neuron]\nactivation_gain_per_V = 1e-320\n",
+                                  "circuit.neuron.activation_gain_per_V"),
+    "subnormal switch resistance": ("[circuit]\nr_switch_on_ohm = 1e-320\n", "circuit.r_switch_on_ohm"),
+    "subnormal device override": ("[device.overrides]\nr_on_ohm = 1e-320\n", "device.overrides.r_on_ohm"),
+    "smallest subnormal": ("[circuit.neuron]\nw_full_scale = 5e-324\n", "circuit.neuron.w_full_scale"),
+    "design rule underflows": ("[circuit]\nv_read_V = 1e-300\n[circuit.neuron]\nactivation_gain_per_V = 1e-300\n",
+                               "circuit.neuron.r_feedback_ohm"),
 }
 
 
@@ -112,6 +120,77 @@ def test_bad_options_are_one_line_too(capfd):
     _one_line(capfd, _exit_code(["crosscheck", "--seeds", "abc"]), "--seeds", "abc")
     _one_line(capfd, _exit_code(["no-such-command"]), "no-such-command")
     _one_line(capfd, _exit_code([]), "command")
+
+
+STORE = ["--store", "{store}", "--quiet"]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--backend", "surrogate", "--resume", "", *STORE], "--resume"),   # would start a new run
+    (["train", "--backend", "surrogate", "--medium", " ", *STORE], "--medium"),  # would train Cr
+    (["train", "--backend", "surrogate", "--trainer", "", *STORE], "--trainer"),
+    (["compare-media", "--backend", "surrogate", "--medium", "W", "--heatmap-medium", "", *STORE],
+     "--heatmap-medium"),                                                       # would skip the heat-map
+    (["networks", "--mnist", "", *STORE], "--mnist"),
+    (["sweep", "", *STORE], "SPEC.toml"),
+    (["report", "", "--store", "{store}"], "RUN_ID"),
+    (["runs", "--store", ""], "--store"),                                       # would list the current folder
+    (["fit", "", "--medium", "W"], "trace"),
+])
+def test_empty_option_values_are_refused_not_taken_for_the_default(argv, option, tmp_path, capfd):
+    """An unset shell variable (``--resume "$RUN"``) gives an empty value: never the default."""
+    argv = [a.format(store=tmp_path / "s") for a in argv]
+    _one_line(capfd, _exit_code(argv), f"argument {option}: an empty value")
+    assert not (tmp_path / "s").exists()
+
+
+def test_options_where_empty_means_none_keep_it():
+    from circuitnn.cli import build_parser
+
+    args = build_parser().parse_args(["learn-networks", "--extra-methods", "", "--cnn-methods", ""])
+    args.parser.refuse_empty(args)  # documented in their help: the empty list
+    assert args.extra_methods == args.cnn_methods == ""
+
+
+def test_unknown_run_kind_is_named(tmp_path, capfd):
+    """`--kind calibrate` (the command's name, not the kind's) must not look like an empty store."""
+    _one_line(capfd, main(["runs", "--kind", "calibrate", "--store", str(tmp_path)]), "--kind", "calibration")
+    RunStore(tmp_path).create("my-study", {}, 0).fail("done")  # a kind made through the Python API
+    assert main(["runs", "--kind", "my-study", "--store", str(tmp_path)]) == 0
+    assert "my-study" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://h:x", "tcp://127.0.0.1:1\n.control", "bogus://h:1",
+                                     "tcp://127.0.0.1:99999", "tcp://:8786"])
+def test_bad_scheduler_address_is_named(address, tmp_path, capfd):
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[grid]\nseed = [1]\n")
+    _one_line(capfd, main(["sweep", str(spec), "--scheduler", address, "--store", str(tmp_path / "s"), "--quiet"]),
+              "--scheduler", "HOST:PORT")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name", ["a" * 81, "tolerance\u2028sweep", "tolerance\nsweep", "\x1b[2Jx"])
+def test_sweep_name_is_one_short_line(name, tmp_path, capfd):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"name = {json.dumps(name)}\n[grid]\nseed = [1]\n")
+    _one_line(capfd, main(["sweep", str(spec), "--store", str(tmp_path / "s"), "--quiet"]), "name = ", "80 characters")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["networks", "--weight-noise", "nan"], "training.weight_noise"),
+    (["networks", "--epochs", "0"], "training.epochs"),
+    (["networks", "--repeats", "0"], "evaluation.repeats"),
+    (["drift", "--mnist", "{empty}"], "no MNIST"),
+])
+def test_bad_study_settings_leave_no_failed_run(argv, name, tmp_path, capfd):
+    """Refused before the run is made: a failed run holding the bad value (NaN in its plan) would
+    clutter `circuitnn runs` and fail again on every --resume."""
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(empty=tmp_path / "empty") for a in argv]
+    _one_line(capfd, main([*argv, "--store", str(tmp_path / "s"), "--quiet"]), name)
+    assert RunStore(tmp_path / "s").list() == []
 
 
 def _exit_code(argv) -> int:
