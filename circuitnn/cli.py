@@ -72,6 +72,22 @@ def _write_output(path: str, text: str, option: str = "--out") -> None:
         raise ConfigError(option, path, f"a file that can be written ({exc.strerror})") from None
 
 
+def _outside_runs(folder: Path, option: str = "--out") -> None:
+    """Output never goes into a stored run's directory (one holding run.json, or inside one): the
+    run records each of its files with its hash, and a file written over there makes the run
+    unreadable (CorruptRunError), losing it. ``report --out`` on the store folder would do just that."""
+    from .store.runs import RUN_FILE
+
+    try:
+        here = folder.resolve()
+    except (OSError, RuntimeError):  # a loop of links: the write names the problem
+        return
+    for candidate in (here, *here.parents):
+        if (candidate / RUN_FILE).is_file():
+            raise ConfigError(option, str(folder), f"a folder outside the stored run {candidate} (files "
+                              "written there would replace the run's own)")
+
+
 def cmd_netlist(args) -> None:
     from .reports.artifacts import write_default_netlists
 
@@ -371,6 +387,8 @@ def cmd_report(args) -> None:
             # The named checks of the reports cover the files they read; this is the net behind them.
             raise CorruptRunError(run.path, f"the report cannot be built from its files "
                                   f"({type(exc).__name__}: {str(exc)[:120]})") from None
+    for report in reports:  # <out>/<RUN_ID> is a run's own folder when --out is the store
+        _outside_runs(Path(args.out) / report.run_id)
     for report in reports:
         out = Path(args.out) / report.run_id
         write_to_folder(report, out)
@@ -734,6 +752,8 @@ def main(argv: list[str] | None = None) -> int:
     newline = not getattr(args, "quiet", True)
     try:
         with _stop_signals():
+            if isinstance(getattr(args, "out", None), str):  # every command's output folder (simulate: file)
+                _outside_runs(Path(args.out).parent if args.command == "simulate" else Path(args.out))
             args.func(args)
     except RunInterrupted as stop:
         if newline:

@@ -269,6 +269,31 @@ def test_report_on_an_edited_summary_names_file_and_field(stored_run, tmp_path, 
     assert code == 0 and out.count("skipped") == 1 and "status 'done'" in out
 
 
+def test_output_never_goes_into_a_stored_run(stored_run, tmp_path, capfd):
+    """`report --out <the store>` would write <store>/<RUN_ID>/report.md etc. over the run's own
+    recorded files; any command's --out inside a run's folder would too."""
+    store, run_dir = _copy(stored_run, tmp_path)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    _one_line(capfd, main(["report", run_dir.name, "--store", str(store), "--out", str(store)]), "--out", run_dir.name)
+    _one_line(capfd, main(["netlist", "--medium", "W", "--out", str(run_dir)]), "--out", "stored run")
+    _one_line(capfd, main(["simulate", "--medium", "W", "--out", str(run_dir / "parts" / "x.json")]), "--out")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    assert main(["report", run_dir.name, "--store", str(store), "--out", str(tmp_path / "reports")]) == 0
+    RunStore(store).open(run_dir.name)  # every recorded file still matches its hash
+
+
+def test_fit_names_a_medium_it_cannot_fit(tmp_path, capfd):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time_s,voltage_V,current_A\n" + "".join(f"{k * 1e-3},{k % 5 / 10},{k % 5 / 1e4}\n"
+                                                               for k in range(20)))
+    for medium in ("PCM", "VTEAM"):  # no M-SDC parameters to fit: was an AttributeError traceback
+        _one_line(capfd, main(["fit", str(trace), "--medium", medium, "--out", str(tmp_path / "fit")]),
+                  "device.medium", medium, "M-SDC")
+    _one_line(capfd, main(["fit", str(trace), "--medium", "W", "--r-series-ohm", "1e300", "--out",
+                           str(tmp_path / "fit")]), "fit.r_series_ohm", "1e+09")
+    assert not (tmp_path / "fit").exists()
+
+
 # -- signals ----------------------------------------------------------------------------------------------
 def _has_checkpoint(store: Path) -> bool:
     """True once a run under ``store`` has recorded a checkpoint (its workers are then busy)."""
