@@ -44,7 +44,13 @@ def check_int(path: str, value, low: int, high: int) -> None:
 
 
 def check_choice(path: str, value, choices) -> None:
-    if isinstance(value, bool) or value not in choices:
+    """Raise ConfigError unless ``value`` is one of ``choices`` (a list, or a dict's keys); a value
+    that cannot even be compared so (a list or table from a TOML file) fails the same way."""
+    try:
+        ok = not isinstance(value, bool) and value in choices
+    except TypeError:  # unhashable (a list, a dict) against a dict's keys
+        ok = False
+    if not ok:
         raise ConfigError(path, value, "one of " + ", ".join(map(str, choices)))
 
 

@@ -143,6 +143,9 @@ BAD_SPECS = [
     ('workers = 3\n[grid]\nseed = [0]', "workers = 3 is invalid: allowed a sweep key"),
     ('name = "x"', "grid = {} is invalid: allowed at least one dotted config value"),
     ('[grid\nseed = [0]', "valid TOML"),
+    # A list or table where a name belongs cannot be looked up among the names: was a TypeError traceback.
+    ('experiment = [1]\n[grid]\nseed = [0]', "experiment = [1] is invalid: allowed one of train"),
+    ('[experiment]\nkind = "train"\n[grid]\nseed = [0]', "experiment = {'kind': 'train'} is invalid"),
 ]
 
 

@@ -52,7 +52,7 @@ from ..store import Run, RunExistsError, RunLockedError, RunStore
 from ..store.runs import read_record
 from .config import Config, _PLAIN_KEY, _medium_name, _read_toml, config_from_table, from_dict
 from .reproduction import BACKENDS, run_reproduction
-from ..validation import check_text
+from ..validation import check_choice, check_text
 
 SPEC_KEYS = ("name", "experiment", "base", "grid", "list")
 # Swept keys that choose the preset: the whole preset (circuit, pulses, timing), not the device alone.
@@ -123,8 +123,7 @@ def expand_sweep(spec: dict, default_name: str = "sweep", folder: Path | None = 
     if not _slug(name):
         raise ConfigError("name", name, "a short text with letters or digits")
     experiment = spec.get("experiment", "train")
-    if experiment not in EXPERIMENTS:
-        raise ConfigError("experiment", experiment, "one of " + ", ".join(EXPERIMENTS))
+    check_choice("experiment", experiment, EXPERIMENTS)
     base = _base_table(spec.get("base", {}), folder)
     grid = _grid_axes(spec.get("grid", {}))
     listed = _list_points(spec.get("list", []))
