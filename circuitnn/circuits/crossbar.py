@@ -324,7 +324,7 @@ class Crossbar:
             if key not in names:
                 raise ConfigError(f"device_inputs.{key}", key, "one of " + ", ".join(names or ["(none)"]))
             array = _as_floats(values, f"device_inputs.{key}")
-            if array.shape not in ((), (self.n_devices,)):
+            if array.shape not in ((), (1,), (self.n_devices,)):
                 raise ConfigError(f"device_inputs.{key}", f"shape {array.shape}", f"one value or shape ({self.n_devices},)")
             array = np.broadcast_to(array, (self.n_devices,))
             if not np.all(np.isfinite(array)):
