@@ -306,12 +306,7 @@ class Crossbar:
         bad = np.flatnonzero(~np.isfinite(values) | (values < low) | (values > high))
         if bad.size:
             raise ConfigError(f"states[{bad[0]}]", float(values[bad[0]]), f"[{low:g}, {high:g}]")
-        # A state decayed to a subnormal (1e-310) is 0 for the device, and no netlist number
-        # (circuits.netlist.number) can hold it: write 0, as for input voltages.
-        tiny = (values != 0.0) & (np.abs(values) < MIN_MAGNITUDE)
-        if tiny.any():
-            values = np.where(tiny, 0.0, values)
-        return values
+        return _flush_tiny(values)
 
     def _validated_device_inputs(self, device_inputs) -> dict[str, np.ndarray]:
         """Per-device read inputs of an ageing model (name → (n_devices,) array); {} for none."""
@@ -416,8 +411,8 @@ class Crossbar:
         net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(spec.r_switch_on_ohm)} roff=1e12")
         net.comment("select line: 1 V closes every array switch (inference configuration)")
         net.element("vsel", ["sel", "0"], "dc", "1")
-        for i, x in enumerate(inputs):
-            net.element(self.input_source(i), [f"in{i}", "0"], "dc", number(float(x) * spec.v_read_V))
+        for i, volts in enumerate(_flush_tiny(inputs * spec.v_read_V)):
+            net.element(self.input_source(i), [f"in{i}", "0"], "dc", number(float(volts)))
         sources = [f"in{i}" for i in range(self.n_inputs)]
         site_iter = iter(zip(self.sites, states))
         instance_inputs = (per_device, models != "inline")
@@ -554,3 +549,11 @@ def _as_floats(values, path: str) -> np.ndarray:
         return np.asarray(values, dtype=float)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(path, values, "numbers") from None
+
+
+def _flush_tiny(values: np.ndarray) -> np.ndarray:
+    """``values`` with magnitudes below ``MIN_MAGNITUDE`` as 0: a state or input computed down to a
+    subnormal (1e-310) is 0 for the circuit, and no netlist number (circuits.netlist.number) can hold
+    it, nor its product with V_read."""
+    tiny = (values != 0.0) & (np.abs(values) < MIN_MAGNITUDE)
+    return np.where(tiny, 0.0, values) if tiny.any() else values
