@@ -293,7 +293,7 @@ def cmd_learn_networks(args) -> None:
                 changes[name] = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         for name in ("conductance_levels", "neuron_levels"):
             if name in changes:
-                changes[name] = list(_floats(",".join(changes[name]), f"--{name.replace('_', '-')}"))
+                changes[name] = [float(v) for v in _floats(",".join(changes[name]), f"--{name.replace('_', '-')}")]
         for name in ("hidden", "epochs", "cnn_epochs"):
             check_range(f"--{name.replace('_', '-')}", changes[name], 1, 100000, True)
         plan = default_plan(**changes)

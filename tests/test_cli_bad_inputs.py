@@ -183,6 +183,8 @@ def test_sweep_name_is_one_short_line(name, tmp_path, capfd):
     (["networks", "--epochs", "0"], "training.epochs"),
     (["networks", "--repeats", "0"], "evaluation.repeats"),
     (["drift", "--mnist", "{empty}"], "no MNIST"),
+    (["learn-networks", "--hidden", "99999"], "network.hidden"),
+    (["learn-networks", "--neuron-levels", "0.1,2"], "variation.neuron_gain_sigma = 2.0"),
 ])
 def test_bad_study_settings_leave_no_failed_run(argv, name, tmp_path, capfd):
     """Refused before the run is made: a failed run holding the bad value (NaN in its plan) would
