@@ -341,14 +341,13 @@ def cmd_mismatch(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .experiments.sweep import check_scheduler_address, load_sweep, run_sweep
+    from .experiments.sweep import check_scheduler_address, check_workers, load_sweep, run_sweep
     from .reports import write_report
-    from .validation import check_range
 
     if args.scheduler is not None:
         check_scheduler_address(args.scheduler, "--scheduler")
     if args.workers is not None:
-        check_range("--workers", args.workers, 1, 1024, True)
+        check_workers(args.workers, "--workers")
         if args.scheduler:
             raise ConfigError("--workers", args.workers, "nothing with --scheduler (the cluster has its own workers)")
     sweep = load_sweep(args.spec)

@@ -161,6 +161,8 @@ def test_bad_specs_fail_in_one_line_naming_the_path(tmp_path, capsys, text, expe
 def test_bad_options_fail_in_one_line(tmp_path, capsys):
     spec = _spec(tmp_path, SMALL + "[grid]\nseed = [0]\n")
     for argv, expected in (([str(spec), "--workers", "0"], "--workers = 0 is invalid"),
+                           # a typo of a thousand would start a thousand interpreters first
+                           ([str(spec), "--workers", "1000"], "--workers = 1000 is invalid: allowed an integer in"),
                            ([str(tmp_path / "missing.toml")], "missing.toml"),
                            ([str(spec), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers = 2")):
         assert main(["sweep", *argv, "--store", str(tmp_path / "runs"), "--quiet"]) == 2

@@ -52,7 +52,7 @@ from ..store import Run, RunExistsError, RunLockedError, RunStore
 from ..store.runs import read_record
 from .config import Config, _PLAIN_KEY, _medium_name, _read_toml, config_from_table, from_dict
 from .reproduction import BACKENDS, run_reproduction
-from ..validation import check_choice, check_text
+from ..validation import check_choice, check_int, check_text
 
 SPEC_KEYS = ("name", "experiment", "base", "grid", "list")
 # Swept keys that choose the preset: the whole preset (circuit, pulses, timing), not the device alone.
@@ -368,6 +368,9 @@ def run_sweep(store: RunStore, sweep: Sweep, workers: int | None = None, schedul
     sweep's report into its record when every run is complete. Runs that fail are named in a
     SweepError after the others finished; the sweep is then stored as failed and resumable.
     """
+    check_workers(workers)
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     started = time.perf_counter()
     statuses = {info.id: info.status for info in store.list()}  # also brings the index up to date
     runs = [point.run_id for point in sweep.points]
@@ -417,6 +420,15 @@ def _sweep_record(store: RunStore, sweep: Sweep) -> Run:
     if "plan.json" not in record.files:  # new, or killed between its creation and its plan
         record.write_json("plan.json", sweep.plan())
     return record
+
+
+def check_workers(workers, path: str = "workers") -> None:
+    """``workers`` is None (one per CPU) or a count of local worker processes this machine can hold:
+    at most 8 per CPU. Each is an interpreter with its own ngspice processes (~100 MB); a typo of
+    1000 would start them all before the first run."""
+    if workers is not None:
+        cpus = len(os.sched_getaffinity(0))
+        check_int(path, workers, 1, 8 * cpus)
 
 
 # A Dask scheduler address: [protocol://]host:port, with a host name, IPv4 or [IPv6] address.
