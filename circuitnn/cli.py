@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -791,6 +792,14 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as exc:
         _say(f"circuitnn: stopped by {exc} (a stored run can be continued with --resume)")
         return 128 + exc.signum
+    except Exception as exc:  # noqa: BLE001 - the net behind the named errors: still one line
+        # Every bad input has its named error above; this is a defect of circuitnn's, not of the input.
+        _say(f"circuitnn: internal error: {type(exc).__name__}: {exc} (a bug in circuitnn; "
+             f"{'the traceback follows' if args.verbose else 'run again with -v for the traceback'})")
+        if args.verbose:
+            with contextlib.suppress(OSError, ValueError):
+                traceback.print_exc()
+        return 1
     return 0
 
 

@@ -195,6 +195,21 @@ def test_bad_study_settings_leave_no_failed_run(argv, name, tmp_path, capfd):
     assert RunStore(tmp_path / "s").list() == []
 
 
+def test_a_defect_behind_the_named_errors_is_still_one_line(monkeypatch, tmp_path, capfd):
+    """The net behind every named error: an unexpected exception (a bug, not bad input) is one line
+    and exit 1; -v adds the traceback."""
+    import circuitnn.cli as cli
+
+    def broken(args):
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(cli, "cmd_runs", broken)
+    _one_line(capfd, main(["runs", "--store", str(tmp_path)]), "internal error: TypeError", "-v",
+              expected_code=1)
+    assert main(["-v", "runs", "--store", str(tmp_path)]) == 1
+    assert "Traceback" in capfd.readouterr().err
+
+
 def _exit_code(argv) -> int:
     try:
         return main(argv)
