@@ -164,3 +164,11 @@ def test_every_number_field_refuses_subnormal_values_by_its_path(value):
         with pytest.raises(ConfigError) as info:
             config_from_table(table, None, kind)
         assert info.value.path == path
+
+
+def test_a_byte_order_mark_is_not_part_of_the_config(tmp_path):
+    """Windows editors start UTF-8 files with a byte-order mark; TOML would read it as a bad key."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b"seed = 7\n[circuit]\nv_read_V = 0.05\n")
+    config = load_config(path)
+    assert config.seed == 7 and config.circuit.v_read_V == 0.05
