@@ -311,6 +311,15 @@ def test_fit_names_a_medium_it_cannot_fit(tmp_path, capfd):
     assert not (tmp_path / "fit").exists()
 
 
+def test_an_endless_trace_is_refused_without_reading_it_all(monkeypatch, tmp_path, capfd):
+    """`fit /dev/zero` read until the memory ran out (a MemoryError, or the machine swapping)."""
+    from circuitnn.devices import fit
+
+    monkeypatch.setattr(fit, "MAX_TRACE_BYTES", 2**16)  # the same check, at a size a test can afford
+    _one_line(capfd, main(["fit", "/dev/zero", "--medium", "W", "--out", str(tmp_path / "fit")]),
+              "/dev/zero", "larger than")
+
+
 # -- signals ----------------------------------------------------------------------------------------------
 def _has_checkpoint(store: Path) -> bool:
     """True once a run under ``store`` has recorded a checkpoint (its workers are then busy)."""

@@ -532,6 +532,9 @@ _COLUMN_ALIASES = {
 }
 
 
+MAX_TRACE_BYTES = 2**28  # 256 MiB: millions of rows, far more than a fit uses
+
+
 def load_trace_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(t_s, v_V, i_A)`` from a CSV file with a header row naming the three columns.
 
@@ -543,9 +546,15 @@ def load_trace_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as handle:  # bounded: `fit /dev/zero` must not fill the memory
+            data = handle.read(MAX_TRACE_BYTES + 1)
     except OSError as exc:
         raise TraceError(f"{path}: cannot read the trace ({exc.strerror})") from None
+    if len(data) > MAX_TRACE_BYTES:
+        raise TraceError(f"{path}: larger than {MAX_TRACE_BYTES // 2**20} MiB; keep every n-th row (a fit "
+                         "needs a few thousand samples per sweep)")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TraceError(f"{path}: not UTF-8 text (byte {exc.start}); save the trace as UTF-8 CSV") from None
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
