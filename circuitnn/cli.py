@@ -76,7 +76,8 @@ def _write_output(path: str, text: str, option: str = "--out") -> None:
 def _outside_runs(folder: Path, option: str = "--out") -> None:
     """Output never goes into a stored run's directory (one holding run.json, or inside one): the
     run records each of its files with its hash, and a file written over there makes the run
-    unreadable (CorruptRunError), losing it. ``report --out`` on the store folder would do just that."""
+    unreadable (CorruptRunError), losing it. ``report --out`` on the store folder would do just that.
+    A store (--store) inside a run would hide new runs in it, lost with it."""
     from .store.runs import RUN_FILE
 
     try:
@@ -85,8 +86,10 @@ def _outside_runs(folder: Path, option: str = "--out") -> None:
         return
     for candidate in (here, *here.parents):
         if (candidate / RUN_FILE).is_file():
-            raise ConfigError(option, str(folder), f"a folder outside the stored run {candidate} (files "
-                              "written there would replace the run's own)")
+            what = ("the folder of runs, not a run's own folder" if option == "--store"
+                    else "a folder outside the stored run")
+            raise ConfigError(option, str(folder), f"{what} {candidate} (files written there would "
+                              "replace or hide among the run's own)")
 
 
 def cmd_netlist(args) -> None:
@@ -754,6 +757,8 @@ def main(argv: list[str] | None = None) -> int:
         with _stop_signals():
             if isinstance(getattr(args, "out", None), str):  # every command's output folder (simulate: file)
                 _outside_runs(Path(args.out).parent if args.command == "simulate" else Path(args.out))
+            if isinstance(getattr(args, "store", None), str):
+                _outside_runs(Path(args.store), "--store")
             args.func(args)
     except RunInterrupted as stop:
         if newline:

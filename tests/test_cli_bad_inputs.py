@@ -294,6 +294,9 @@ def test_output_never_goes_into_a_stored_run(stored_run, tmp_path, capfd):
     _one_line(capfd, main(["report", run_dir.name, "--store", str(store), "--out", str(store)]), "--out", run_dir.name)
     _one_line(capfd, main(["netlist", "--medium", "W", "--out", str(run_dir)]), "--out", "stored run")
     _one_line(capfd, main(["simulate", "--medium", "W", "--out", str(run_dir / "parts" / "x.json")]), "--out")
+    # A store inside a run: new runs would hide among its files, and go with it.
+    _one_line(capfd, main(["train", "--backend", "surrogate", "--store", str(run_dir), "--quiet"]), "--store",
+              "not a run's own folder")
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert main(["report", run_dir.name, "--store", str(store), "--out", str(tmp_path / "reports")]) == 0
     RunStore(store).open(run_dir.name)  # every recorded file still matches its hash
