@@ -85,11 +85,19 @@ def _outside_runs(folder: Path, option: str = "--out") -> None:
     except (OSError, RuntimeError):  # a loop of links: the write names the problem
         return
     for candidate in (here, *here.parents):
-        if (candidate / RUN_FILE).is_file():
+        if _is_run_folder(candidate / RUN_FILE):
             what = ("the folder of runs, not a run's own folder" if option == "--store"
                     else "a folder outside the stored run")
             raise ConfigError(option, str(folder), f"{what} {candidate} (files written there would "
                               "replace or hide among the run's own)")
+
+
+def _is_run_folder(record: Path) -> bool:
+    """``record`` is a stored run's run.json (its id is its folder's name), not any file of that name."""
+    try:
+        return record.is_file() and json.loads(record.read_bytes()).get("id") == record.parent.name
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def cmd_netlist(args) -> None:

@@ -300,6 +300,10 @@ def test_output_never_goes_into_a_stored_run(stored_run, tmp_path, capfd):
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     assert main(["report", run_dir.name, "--store", str(store), "--out", str(tmp_path / "reports")]) == 0
     RunStore(store).open(run_dir.name)  # every recorded file still matches its hash
+    # Any other file called run.json is not a run: a project folder holding one is no obstacle.
+    (tmp_path / "project" / "run.json").parent.mkdir()
+    (tmp_path / "project" / "run.json").write_text('{"steps": 3}')
+    assert main(["netlist", "--medium", "W", "--out", str(tmp_path / "project" / "netlists")]) == 0
 
 
 def test_fit_names_a_medium_it_cannot_fit(tmp_path, capfd):
