@@ -53,7 +53,11 @@ def _media(args) -> list[str]:
 
     if getattr(args, "medium", None) in (None, "all"):
         return list(MEDIA)
-    return [preset(name.strip()).medium for name in str(args.medium).split(",") if name.strip()]
+    names = [preset(name.strip()).medium for name in str(args.medium).split(",") if name.strip()]
+    if not names:  # ',' names no medium: the command would write nothing, or fail on something else
+        raise ConfigError("--medium", args.medium, "a preset (W, Cr, C, PCM, ...), a comma-separated list of "
+                          "them, or all")
+    return list(dict.fromkeys(names))  # each medium once: 'W,w' would write the same files twice
 
 
 def _floats(text: str, field: str) -> np.ndarray:

@@ -144,6 +144,16 @@ def test_empty_option_values_are_refused_not_taken_for_the_default(argv, option,
     assert not (tmp_path / "s").exists()
 
 
+def test_a_medium_list_naming_no_medium_is_refused(tmp_path, capfd):
+    """`--medium ,` wrote the model libraries and nothing else, exit 0; compare-media blamed the heat-map."""
+    _one_line(capfd, main(["netlist", "--medium", ",", "--out", str(tmp_path / "n")]), "--medium = ','")
+    _one_line(capfd, main(["compare-media", "--medium", " , ", "--backend", "surrogate", "--store",
+                           str(tmp_path / "s"), "--quiet"]), "--medium")
+    assert not (tmp_path / "n").exists() and not (tmp_path / "s").exists()
+    assert main(["netlist", "--medium", "W,w", "--out", str(tmp_path / "n")]) == 0  # each medium once
+    assert capfd.readouterr().out.count("default_w.cir") == 1
+
+
 def test_options_where_empty_means_none_keep_it():
     from circuitnn.cli import build_parser
 
