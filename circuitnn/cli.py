@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,9 @@ from .store.runs import STATUSES
 # into <--out>/runs, which is this folder with the default --out.
 DEFAULT_OUT = "out"
 DEFAULT_STORE = f"{DEFAULT_OUT}/runs"
+# The kinds of run the commands store (`circuitnn runs --kind`).
+RUN_KINDS = ("train", "compare-media", "calibration", "crosscheck", "networks", "learn-networks", "mismatch",
+             "drift", "sweep")
 DESCRIPTION = ("Co-simulate analog neural-network circuits in ngspice, train them on chip from Python, and "
                "scale them with a calibrated NumPy surrogate.")
 EPILOG = (f"Runs are stored in {DEFAULT_STORE}/ unless --store says otherwise; `circuitnn runs` lists them and "
@@ -49,7 +53,11 @@ def _media(args) -> list[str]:
 
     if getattr(args, "medium", None) in (None, "all"):
         return list(MEDIA)
-    return [preset(name.strip()).medium for name in str(args.medium).split(",") if name.strip()]
+    names = [preset(name.strip()).medium for name in str(args.medium).split(",") if name.strip()]
+    if not names:  # ',' names no medium: the command would write nothing, or fail on something else
+        raise ConfigError("--medium", args.medium, "a preset (W, Cr, C, PCM, ...), a comma-separated list of "
+                          "them, or all")
+    return list(dict.fromkeys(names))  # each medium once: 'W,w' would write the same files twice
 
 
 def _floats(text: str, field: str) -> np.ndarray:
@@ -67,6 +75,33 @@ def _write_output(path: str, text: str, option: str = "--out") -> None:
         target.write_text(text)
     except OSError as exc:
         raise ConfigError(option, path, f"a file that can be written ({exc.strerror})") from None
+
+
+def _outside_runs(folder: Path, option: str = "--out") -> None:
+    """Output never goes into a stored run's directory (one holding run.json, or inside one): the
+    run records each of its files with its hash, and a file written over there makes the run
+    unreadable (CorruptRunError), losing it. ``report --out`` on the store folder would do just that.
+    A store (--store) inside a run would hide new runs in it, lost with it."""
+    from .store.runs import RUN_FILE
+
+    try:
+        here = folder.resolve()
+    except (OSError, RuntimeError):  # a loop of links: the write names the problem
+        return
+    for candidate in (here, *here.parents):
+        if _is_run_folder(candidate / RUN_FILE):
+            what = ("the folder of runs, not a run's own folder" if option == "--store"
+                    else "a folder outside the stored run")
+            raise ConfigError(option, str(folder), f"{what} {candidate} (files written there would "
+                              "replace or hide among the run's own)")
+
+
+def _is_run_folder(record: Path) -> bool:
+    """``record`` is a stored run's run.json (its id is its folder's name), not any file of that name."""
+    try:
+        return record.is_file() and json.loads(record.read_bytes()).get("id") == record.parent.name
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def cmd_netlist(args) -> None:
@@ -274,7 +309,7 @@ def cmd_learn_networks(args) -> None:
                 changes[name] = [v for v in value.split(",") if v.strip()] if isinstance(value, str) else value
         for name in ("conductance_levels", "neuron_levels"):
             if name in changes:
-                changes[name] = list(_floats(",".join(changes[name]), f"--{name.replace('_', '-')}"))
+                changes[name] = [float(v) for v in _floats(",".join(changes[name]), f"--{name.replace('_', '-')}")]
         for name in ("hidden", "epochs", "cnn_epochs"):
             check_range(f"--{name.replace('_', '-')}", changes[name], 1, 100000, True)
         plan = default_plan(**changes)
@@ -322,12 +357,13 @@ def cmd_mismatch(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from .experiments.sweep import load_sweep, run_sweep
+    from .experiments.sweep import check_scheduler_address, check_workers, load_sweep, run_sweep
     from .reports import write_report
-    from .validation import check_range
 
+    if args.scheduler is not None:
+        check_scheduler_address(args.scheduler, "--scheduler")
     if args.workers is not None:
-        check_range("--workers", args.workers, 1, 1024, True)
+        check_workers(args.workers, "--workers")
         if args.scheduler:
             raise ConfigError("--workers", args.workers, "nothing with --scheduler (the cluster has its own workers)")
     sweep = load_sweep(args.spec)
@@ -366,6 +402,8 @@ def cmd_report(args) -> None:
             # The named checks of the reports cover the files they read; this is the net behind them.
             raise CorruptRunError(run.path, f"the report cannot be built from its files "
                                   f"({type(exc).__name__}: {str(exc)[:120]})") from None
+    for report in reports:  # <out>/<RUN_ID> is a run's own folder when --out is the store
+        _outside_runs(Path(args.out) / report.run_id)
     for report in reports:
         out = Path(args.out) / report.run_id
         write_to_folder(report, out)
@@ -382,6 +420,12 @@ def cmd_runs(args) -> None:
             raise ConfigError("--label", item, "KEY=VALUE, e.g. media=Cr")
         labels[key] = value
     store = _store(args)
+    if args.kind is not None and args.kind not in RUN_KINDS:
+        # A typo (`--kind calibrate`) would list nothing and look like an empty store; a kind of runs
+        # made through the Python API is accepted when this store holds some.
+        stored = {info.kind for info in store.list()}
+        if args.kind not in stored:
+            raise ConfigError("--kind", args.kind, "one of " + ", ".join([*RUN_KINDS, *sorted(stored - set(RUN_KINDS))]))
     listing = store.list(kind=args.kind, status=args.status, labels=labels or None)
     if listing:
         print(f"runs in {store.root}:")
@@ -422,6 +466,23 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         _say(f"{self.prog}: error: {message} (see {self.prog} -h)")
         sys.exit(2)
+
+    def refuse_empty(self, args: argparse.Namespace) -> None:
+        """An option given an empty (or blank) value is an error, not its default: ``--resume ""``
+        must not start a new run, nor ``--store ""`` write into the current folder (an unset shell
+        variable, ``--store "$STORE"``, gives such a value). Options whose help gives the empty value
+        a meaning (``--extra-methods ""``: none) are the exceptions."""
+        for action in self._actions:
+            value = getattr(args, action.dest, None)
+            values = value if isinstance(value, list) else [value]
+            if action.dest not in EMPTY_MEANS_NONE and any(isinstance(v, str) and not v.strip() for v in values):
+                name = "/".join(action.option_strings) or action.metavar or action.dest
+                hint = " (leave the option out for its default)" if action.option_strings else ""
+                self.error(f"argument {name}: an empty value{hint}")
+
+
+# Options whose empty value is documented to mean "none" (see their help).
+EMPTY_MEANS_NONE = frozenset({"extra_methods", "cnn_methods"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -592,8 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--store", default=DEFAULT_STORE, help=STORE_HELP)
-    p.add_argument("--kind", help="only runs of this kind: train, compare-media, calibration, crosscheck, networks, "
-                        "learn-networks, mismatch, drift, sweep")
+    p.add_argument("--kind", help="only runs of this kind: " + ", ".join(RUN_KINDS))
     p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     p.add_argument("--label", action="append", metavar="KEY=VALUE",
                    help="only runs with this label, repeatable: media=Cr (a train run), media=W,Cr,C "
@@ -632,6 +692,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/fit",
                    help="folder receiving fit_<medium>.toml/.json/.csv and fit_<medium>_iv.png (default: out/fit)")
     p.set_defaults(func=cmd_fit)
+    for command_parser in sub.choices.values():
+        command_parser.set_defaults(parser=command_parser)
     return parser
 
 
@@ -698,12 +760,17 @@ def _say(text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.parser.refuse_empty(args)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     # A progress bar may have the cursor mid-line: the message about an interrupt starts a line of its own.
     newline = not getattr(args, "quiet", True)
     try:
         with _stop_signals():
+            if isinstance(getattr(args, "out", None), str):  # every command's output folder (simulate: file)
+                _outside_runs(Path(args.out).parent if args.command == "simulate" else Path(args.out))
+            if isinstance(getattr(args, "store", None), str):
+                _outside_runs(Path(args.store), "--store")
             args.func(args)
     except RunInterrupted as stop:
         if newline:
@@ -742,6 +809,14 @@ def main(argv: list[str] | None = None) -> int:
     except Stopped as exc:
         _say(f"circuitnn: stopped by {exc} (a stored run can be continued with --resume)")
         return 128 + exc.signum
+    except Exception as exc:  # noqa: BLE001 - the net behind the named errors: still one line
+        # Every bad input has its named error above; this is a defect of circuitnn's, not of the input.
+        _say(f"circuitnn: internal error: {type(exc).__name__}: {exc} (a bug in circuitnn; "
+             f"{'the traceback follows' if args.verbose else 'run again with -v for the traceback'})")
+        if args.verbose:
+            with contextlib.suppress(OSError, ValueError):
+                traceback.print_exc()
+        return 1
     return 0
 
 

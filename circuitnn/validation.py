@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 
 from .errors import ConfigError
+
+# The smallest nonzero magnitude a value may have: below it a float is subnormal or nearly so
+# (1e-320 keeps no significant digit), so a product or a reciprocal of it is 0 or inf, and ngspice
+# cannot hold it (circuits/netlist.py writes no magnitude below it). A value this small is a typo or
+# an attack, never a quantity circuitnn models; refusing it here, where the value is named, beats a
+# division by zero or a netlist error deep inside a run.
+MIN_MAGNITUDE = 1e-300
 
 
 def is_real(value) -> bool:
@@ -19,10 +27,14 @@ def is_real(value) -> bool:
 
 
 def check_range(path: str, value, low: float, high: float, low_inclusive: bool = False) -> None:
-    """Raise ConfigError unless ``value`` is a real number in (low, high] (or [low, high])."""
+    """Raise ConfigError unless ``value`` is a real number in (low, high] (or [low, high]), and 0
+    or of magnitude at least ``MIN_MAGNITUDE``."""
     ok = is_real(value) and (low <= value if low_inclusive else low < value) and value <= high
+    allowed = f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
     if not ok:
-        raise ConfigError(path, value, f"{'[' if low_inclusive else '('}{low:g}, {high:g}]")
+        raise ConfigError(path, value, allowed)
+    if value != 0 and abs(value) < MIN_MAGNITUDE:
+        raise ConfigError(path, value, f"{allowed}, and 0 or a magnitude of at least {MIN_MAGNITUDE:g}")
 
 
 def check_int(path: str, value, low: int, high: int) -> None:
@@ -32,5 +44,24 @@ def check_int(path: str, value, low: int, high: int) -> None:
 
 
 def check_choice(path: str, value, choices) -> None:
-    if isinstance(value, bool) or value not in choices:
+    """Raise ConfigError unless ``value`` is one of ``choices`` (a list, or a dict's keys); a value
+    that cannot even be compared so (a list or table from a TOML file) fails the same way."""
+    try:
+        ok = not isinstance(value, bool) and value in choices
+    except TypeError:  # unhashable (a list, a dict) against a dict's keys
+        ok = False
+    if not ok:
         raise ConfigError(path, value, "one of " + ", ".join(map(str, choices)))
+
+
+# Control characters (C0 incl. TAB/LF/VT/FF/CR, DEL, C1 incl. NEL), line and paragraph separators and
+# lone surrogates: whatever any reader (a terminal, Markdown, a netlist, ngspice) may take for a line break.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def check_text(path: str, value, max_chars: int) -> None:
+    """Raise ConfigError unless ``value`` is text of 1 to ``max_chars`` characters on one line (no
+    control character or line separator), not blank: a name a user gives that is stored and shown."""
+    if (not isinstance(value, str) or not value.strip() or len(value) > max_chars
+            or _UNPRINTABLE.search(value)):
+        raise ConfigError(path, value, f"text of 1 to {max_chars} characters on one line (no control characters)")

@@ -56,6 +56,14 @@ CONFIGS = {
     "unknown key": ("[tuning]\ntolerence = 0.05\n", "tuning.tolerence"),
     "sweep too slow to simulate": ("[curves]\nsweep_frequency_Hz = 1e-9\n", "curves.sweep_frequency_Hz"),
     "not TOML": ("[circuit\n", "config.toml"),
+    # Subnormal numbers pass "(0, high]" but divide to inf or multiply to 0 inside a run.
+    "subnormal activation gain": ("[circuit.neuron]\nactivation_gain_per_V = 1e-320\n",
+                                  "circuit.neuron.activation_gain_per_V"),
+    "subnormal switch resistance": ("[circuit]\nr_switch_on_ohm = 1e-320\n", "circuit.r_switch_on_ohm"),
+    "subnormal device override": ("[device.overrides]\nr_on_ohm = 1e-320\n", "device.overrides.r_on_ohm"),
+    "smallest subnormal": ("[circuit.neuron]\nw_full_scale = 5e-324\n", "circuit.neuron.w_full_scale"),
+    "design rule underflows": ("[circuit]\nv_read_V = 1e-300\n[circuit.neuron]\nactivation_gain_per_V = 1e-300\n",
+                               "circuit.neuron.r_feedback_ohm"),
 }
 
 
@@ -112,6 +120,104 @@ def test_bad_options_are_one_line_too(capfd):
     _one_line(capfd, _exit_code(["crosscheck", "--seeds", "abc"]), "--seeds", "abc")
     _one_line(capfd, _exit_code(["no-such-command"]), "no-such-command")
     _one_line(capfd, _exit_code([]), "command")
+
+
+STORE = ["--store", "{store}", "--quiet"]
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--backend", "surrogate", "--resume", "", *STORE], "--resume"),   # would start a new run
+    (["train", "--backend", "surrogate", "--medium", " ", *STORE], "--medium"),  # would train Cr
+    (["train", "--backend", "surrogate", "--trainer", "", *STORE], "--trainer"),
+    (["compare-media", "--backend", "surrogate", "--medium", "W", "--heatmap-medium", "", *STORE],
+     "--heatmap-medium"),                                                       # would skip the heat-map
+    (["networks", "--mnist", "", *STORE], "--mnist"),
+    (["sweep", "", *STORE], "SPEC.toml"),
+    (["report", "", "--store", "{store}"], "RUN_ID"),
+    (["runs", "--store", ""], "--store"),                                       # would list the current folder
+    (["fit", "", "--medium", "W"], "trace"),
+])
+def test_empty_option_values_are_refused_not_taken_for_the_default(argv, option, tmp_path, capfd):
+    """An unset shell variable (``--resume "$RUN"``) gives an empty value: never the default."""
+    argv = [a.format(store=tmp_path / "s") for a in argv]
+    _one_line(capfd, _exit_code(argv), f"argument {option}: an empty value")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_medium_list_naming_no_medium_is_refused(tmp_path, capfd):
+    """`--medium ,` wrote the model libraries and nothing else, exit 0; compare-media blamed the heat-map."""
+    _one_line(capfd, main(["netlist", "--medium", ",", "--out", str(tmp_path / "n")]), "--medium = ','")
+    _one_line(capfd, main(["compare-media", "--medium", " , ", "--backend", "surrogate", "--store",
+                           str(tmp_path / "s"), "--quiet"]), "--medium")
+    assert not (tmp_path / "n").exists() and not (tmp_path / "s").exists()
+    assert main(["netlist", "--medium", "W,w", "--out", str(tmp_path / "n")]) == 0  # each medium once
+    assert capfd.readouterr().out.count("default_w.cir") == 1
+
+
+def test_options_where_empty_means_none_keep_it():
+    from circuitnn.cli import build_parser
+
+    args = build_parser().parse_args(["learn-networks", "--extra-methods", "", "--cnn-methods", ""])
+    args.parser.refuse_empty(args)  # documented in their help: the empty list
+    assert args.extra_methods == args.cnn_methods == ""
+
+
+def test_unknown_run_kind_is_named(tmp_path, capfd):
+    """`--kind calibrate` (the command's name, not the kind's) must not look like an empty store."""
+    _one_line(capfd, main(["runs", "--kind", "calibrate", "--store", str(tmp_path)]), "--kind", "calibration")
+    RunStore(tmp_path).create("my-study", {}, 0).fail("done")  # a kind made through the Python API
+    assert main(["runs", "--kind", "my-study", "--store", str(tmp_path)]) == 0
+    assert "my-study" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://h:x", "tcp://127.0.0.1:1\n.control", "bogus://h:1",
+                                     "tcp://127.0.0.1:99999", "tcp://:8786"])
+def test_bad_scheduler_address_is_named(address, tmp_path, capfd):
+    spec = tmp_path / "spec.toml"
+    spec.write_text("[grid]\nseed = [1]\n")
+    _one_line(capfd, main(["sweep", str(spec), "--scheduler", address, "--store", str(tmp_path / "s"), "--quiet"]),
+              "--scheduler", "HOST:PORT")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("name", ["a" * 81, "tolerance\u2028sweep", "tolerance\nsweep", "\x1b[2Jx"])
+def test_sweep_name_is_one_short_line(name, tmp_path, capfd):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(f"name = {json.dumps(name)}\n[grid]\nseed = [1]\n")
+    _one_line(capfd, main(["sweep", str(spec), "--store", str(tmp_path / "s"), "--quiet"]), "name = ", "80 characters")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["networks", "--weight-noise", "nan"], "training.weight_noise"),
+    (["networks", "--epochs", "0"], "training.epochs"),
+    (["networks", "--repeats", "0"], "evaluation.repeats"),
+    (["drift", "--mnist", "{empty}"], "no MNIST"),
+    (["learn-networks", "--hidden", "99999"], "network.hidden"),
+    (["learn-networks", "--neuron-levels", "0.1,2"], "variation.neuron_gain_sigma = 2.0"),
+])
+def test_bad_study_settings_leave_no_failed_run(argv, name, tmp_path, capfd):
+    """Refused before the run is made: a failed run holding the bad value (NaN in its plan) would
+    clutter `circuitnn runs` and fail again on every --resume."""
+    (tmp_path / "empty").mkdir()
+    argv = [a.format(empty=tmp_path / "empty") for a in argv]
+    _one_line(capfd, main([*argv, "--store", str(tmp_path / "s"), "--quiet"]), name)
+    assert RunStore(tmp_path / "s").list() == []
+
+
+def test_a_defect_behind_the_named_errors_is_still_one_line(monkeypatch, tmp_path, capfd):
+    """The net behind every named error: an unexpected exception (a bug, not bad input) is one line
+    and exit 1; -v adds the traceback."""
+    import circuitnn.cli as cli
+
+    def broken(args):
+        raise TypeError("unhashable type: 'list'")
+
+    monkeypatch.setattr(cli, "cmd_runs", broken)
+    _one_line(capfd, main(["runs", "--store", str(tmp_path)]), "internal error: TypeError", "-v",
+              expected_code=1)
+    assert main(["-v", "runs", "--store", str(tmp_path)]) == 1
+    assert "Traceback" in capfd.readouterr().err
 
 
 def _exit_code(argv) -> int:
@@ -188,6 +294,47 @@ def test_report_on_an_edited_summary_names_file_and_field(stored_run, tmp_path, 
     code = main(["runs", "--store", str(store)])
     out, err = capfd.readouterr()
     assert code == 0 and out.count("skipped") == 1 and "status 'done'" in out
+
+
+def test_output_never_goes_into_a_stored_run(stored_run, tmp_path, capfd):
+    """`report --out <the store>` would write <store>/<RUN_ID>/report.md etc. over the run's own
+    recorded files; any command's --out inside a run's folder would too."""
+    store, run_dir = _copy(stored_run, tmp_path)
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    _one_line(capfd, main(["report", run_dir.name, "--store", str(store), "--out", str(store)]), "--out", run_dir.name)
+    _one_line(capfd, main(["netlist", "--medium", "W", "--out", str(run_dir)]), "--out", "stored run")
+    _one_line(capfd, main(["simulate", "--medium", "W", "--out", str(run_dir / "parts" / "x.json")]), "--out")
+    # A store inside a run: new runs would hide among its files, and go with it.
+    _one_line(capfd, main(["train", "--backend", "surrogate", "--store", str(run_dir), "--quiet"]), "--store",
+              "not a run's own folder")
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    assert main(["report", run_dir.name, "--store", str(store), "--out", str(tmp_path / "reports")]) == 0
+    RunStore(store).open(run_dir.name)  # every recorded file still matches its hash
+    # Any other file called run.json is not a run: a project folder holding one is no obstacle.
+    (tmp_path / "project" / "run.json").parent.mkdir()
+    (tmp_path / "project" / "run.json").write_text('{"steps": 3}')
+    assert main(["netlist", "--medium", "W", "--out", str(tmp_path / "project" / "netlists")]) == 0
+
+
+def test_fit_names_a_medium_it_cannot_fit(tmp_path, capfd):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time_s,voltage_V,current_A\n" + "".join(f"{k * 1e-3},{k % 5 / 10},{k % 5 / 1e4}\n"
+                                                               for k in range(20)))
+    for medium in ("PCM", "VTEAM"):  # no M-SDC parameters to fit: was an AttributeError traceback
+        _one_line(capfd, main(["fit", str(trace), "--medium", medium, "--out", str(tmp_path / "fit")]),
+                  "device.medium", medium, "M-SDC")
+    _one_line(capfd, main(["fit", str(trace), "--medium", "W", "--r-series-ohm", "1e300", "--out",
+                           str(tmp_path / "fit")]), "fit.r_series_ohm", "1e+09")
+    assert not (tmp_path / "fit").exists()
+
+
+def test_an_endless_trace_is_refused_without_reading_it_all(monkeypatch, tmp_path, capfd):
+    """`fit /dev/zero` read until the memory ran out (a MemoryError, or the machine swapping)."""
+    from circuitnn.devices import fit
+
+    monkeypatch.setattr(fit, "MAX_TRACE_BYTES", 2**16)  # the same check, at a size a test can afford
+    _one_line(capfd, main(["fit", "/dev/zero", "--medium", "W", "--out", str(tmp_path / "fit")]),
+              "/dev/zero", "larger than")
 
 
 # -- signals ----------------------------------------------------------------------------------------------

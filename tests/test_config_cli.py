@@ -116,3 +116,59 @@ def test_cli_fit_bad_trace_exits_2(tmp_path, capsys):
     bad.write_text("time_s,voltage_V\n0,0\n")
     assert main(["fit", str(bad), "--medium", "Cr"]) == 2
     assert "bad.csv" in capsys.readouterr().err
+
+
+def _number_fields():
+    """(dotted path, trainer kind) of every real-valued config field: the preset's, the optional
+    ones, neuron mismatch, device overrides and each trainer's settings."""
+    import dataclasses
+    import tomllib
+
+    from circuitnn.experiments.config import preset_text
+    from circuitnn.training.trainer import trainer as trainer_class
+
+    def leaves(table, prefix=""):
+        for key, value in table.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            elif isinstance(value, float):
+                yield f"{prefix}{key}"
+
+    fields = [(path, None) for path in leaves(tomllib.loads(preset_text("Cr")))]
+    fields += [("circuit.g_ref_S", None), ("circuit.neuron.r_feedback_ohm", None)]
+    fields += [(f"circuit.mismatch.{name}", None) for name in
+               ("feedback_sigma", "offset_sigma_V", "gain_sigma", "threshold_sigma_V", "reference_sigma")]
+    fields += [(f"device.overrides.{name}", None) for name in ("r_on_ohm", "r_off_ohm", "v_on_V", "tau_s", "i_max_A")]
+    for kind in ("dgc", "drift-regularized"):
+        fields += [(f"trainer.settings.{f.name}", kind) for f in dataclasses.fields(trainer_class(kind).settings_type)
+                   if f.type in (float, "float")]
+    return fields
+
+
+@pytest.mark.parametrize("value", [1e-320, -5e-324])
+def test_every_number_field_refuses_subnormal_values_by_its_path(value):
+    """A subnormal passes "(0, high]" but turns into 0 or inf in the first product or reciprocal (a
+    division by zero, a netlist number ngspice cannot hold, a run that fails half-way): every field
+    refuses it at load time, naming itself."""
+    from circuitnn.experiments.config import config_from_table
+
+    fields = _number_fields()
+    assert len(fields) > 50
+    for path, kind in fields:
+        table = {}
+        *parents, leaf = path.split(".")
+        node = table
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+        with pytest.raises(ConfigError) as info:
+            config_from_table(table, None, kind)
+        assert info.value.path == path
+
+
+def test_a_byte_order_mark_is_not_part_of_the_config(tmp_path):
+    """Windows editors start UTF-8 files with a byte-order mark; TOML would read it as a bad key."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b"seed = 7\n[circuit]\nv_read_V = 0.05\n")
+    config = load_config(path)
+    assert config.seed == 7 and config.circuit.v_read_V == 0.05

@@ -127,6 +127,22 @@ def test_states_and_inputs_are_range_checked():
         crossbar.input_alters(np.full(9, np.nan))
     with pytest.raises(ConfigError, match="shape"):
         crossbar.state_alters(np.zeros(29))
+    with pytest.raises(ConfigError, match="states = 'abc' is invalid: allowed numbers"):
+        crossbar.netlist("abc", np.zeros(9))
+    with pytest.raises(ConfigError, match="inputs = .* allowed numbers"):
+        crossbar.input_alters([[0.0] * 9, [0.0]])
+
+
+def test_a_state_or_input_decayed_to_a_subnormal_is_written_as_zero():
+    """A state or input computed down to 1e-320 (or an input whose product with V_read is below
+    1e-300) is 0 for the circuit; no netlist number can hold it."""
+    crossbar = Crossbar(default_spec(preset("W")))
+    states = np.r_[1e-320, np.full(29, 0.5)]
+    assert crossbar.netlist(states, np.zeros(9)) == crossbar.netlist(np.r_[0.0, states[1:]], np.zeros(9))
+    assert set(crossbar.state_alters(states).values()) == {"dc=0", "dc=0.5"}
+    inputs = np.r_[1e-320, 1.5e-300, np.ones(7)]
+    assert crossbar.netlist(states, inputs) == crossbar.netlist(states, np.r_[0.0, 0.0, np.ones(7)])
+    assert set(crossbar.input_alters(inputs).values()) == {"dc=0", "dc=0.1"}
 
 
 def test_a_batch_of_inputs_is_checked_and_written_as_one_sample_at_a_time():

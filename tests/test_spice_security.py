@@ -32,11 +32,13 @@ def hostile(tmp_path, monkeypatch):
     """A working folder and a HOME, each holding every init file ngspice looks for, each of which
     creates a marker file when read. Yields the list of markers, which must never appear."""
     work, home = tmp_path / "work", tmp_path / "home"
+    # SPICE_SCRIPTS names the folder of spinit; SPICE_LIB_DIR the folder whose scripts/ holds it.
+    scripts, library = tmp_path / "scripts", tmp_path / "lib" / "scripts"
     markers = []
-    for folder in (work, home):
-        folder.mkdir()
+    for folder in (work, home, scripts, library):
+        folder.mkdir(parents=True)
         for file_name, template in ((".spiceinit", SPICEINIT), ("spice.rc", SPICEINIT), ("spinit", SCRIPT)):
-            marker = tmp_path / f"read-{folder.name}-{file_name.lstrip('.')}"
+            marker = tmp_path / f"read-{folder.parent.name}-{folder.name}-{file_name.lstrip('.')}"
             (folder / file_name).write_text(template.format(marker=marker))
             markers.append(marker)
     # The trap works: plain ngspice, started as circuitnn must not start it, reads them.
@@ -46,12 +48,20 @@ def hostile(tmp_path, monkeypatch):
                    timeout=60, env={**os.environ, "HOME": str(home)})
     subprocess.run(["ngspice", "-b", "t.cir"], cwd=tmp_path / "probe", capture_output=True, timeout=60,
                    env={**os.environ, "HOME": str(home)})
-    assert (tmp_path / "read-work-spiceinit").exists() and (tmp_path / "read-home-spiceinit").exists()
+    for variable, folder in (("SPICE_SCRIPTS", scripts), ("SPICE_LIB_DIR", library.parent)):
+        subprocess.run(["ngspice", "-b", "-n", "t.cir"], cwd=tmp_path / "probe", capture_output=True, timeout=60,
+                       env={**os.environ, variable: str(folder)})
+    assert {m.name for m in markers if m.exists()} >= {
+        f"read-{tmp_path.name}-work-spiceinit", f"read-{tmp_path.name}-home-spiceinit",
+        f"read-{tmp_path.name}-scripts-spinit", "read-lib-scripts-spinit"}
     for marker in markers:
         marker.unlink(missing_ok=True)
     monkeypatch.chdir(work)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("SPICE_USERINIT_DIR", str(home))
+    # Either variable left in a user's environment would point every ngspice at a hostile spinit.
+    monkeypatch.setenv("SPICE_SCRIPTS", str(scripts))
+    monkeypatch.setenv("SPICE_LIB_DIR", str(library.parent))
     yield work, markers
     assert [m.name for m in markers if m.exists()] == []
 
@@ -64,7 +74,7 @@ def test_engine_reads_no_init_file(hostile, crossbar):
         # libngspice reads ./.spiceinit, else the password database's home: the worker's folder is
         # private and holds circuitnn's own, so the home one is never looked at.
         folder = Path(os.readlink(f"/proc/{engine.worker_pid()}/cwd"))
-        assert folder != work and os.listdir(folder) == [".spiceinit"]
+        assert folder != work and sorted(os.listdir(folder)) == [".spiceinit", "spinit"]
         assert (folder / ".spiceinit").read_text().startswith("* circuitnn")
     assert not folder.exists()  # removed with the worker
     assert [m.name for m in markers if m.exists()] == []
@@ -84,6 +94,65 @@ def test_cli_reads_no_init_file(hostile):
     assert done.returncode == 0, done.stderr
     assert '"outputs_V"' in done.stdout
     assert [m.name for m in markers if m.exists()] == []
+
+
+PYSPICE_READ = """
+import numpy as np
+from circuitnn.circuits.crossbar import Crossbar
+from circuitnn.circuits.default import default_spec
+from circuitnn.devices.base import preset
+from circuitnn.interop.pyspice import operating_point, to_pyspice
+netlist = Crossbar(default_spec(preset("Cr"))).netlist(np.full(30, 0.5), np.zeros(9))
+print(operating_point(to_pyspice(netlist))["l2a0"])
+"""
+
+
+def test_pyspice_path_reads_no_init_file(hostile):
+    """PySpice runs libngspice inside the caller's process and folder: its one instance is made in
+    a fresh interpreter here, so the init files are really looked for when it starts."""
+    pytest.importorskip("PySpice")
+    work, markers = hostile
+    done = subprocess.run([sys.executable, "-c", PYSPICE_READ], cwd=work, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert 0.0 < float(done.stdout.split()[-1]) < 1.0
+    assert [m.name for m in markers if m.exists()] == []
+    assert Path.cwd() == work
+
+
+def test_pyspice_path_takes_only_netlists_circuitnn_writes(tmp_path, crossbar):
+    pytest.importorskip("PySpice")
+    from circuitnn.interop.pyspice import check_circuit, operating_point, to_pyspice
+
+    marker = tmp_path / "pwned"
+    control = f".control\nshell touch {marker}\n.endc"
+    with pytest.raises(NetlistError, match="'.control'"):
+        to_pyspice(f"t\nr1 a 0 1\nv1 a 0 dc 1\n{control}\n.op\n.end\n")
+    circuit = to_pyspice(crossbar.netlist(np.full(30, 0.5), np.zeros(9)))
+    check_circuit(circuit)
+    circuit.raw_spice += "\n" + control  # changed after to_pyspice checked it
+    with pytest.raises(NetlistError, match="'.control'"):
+        operating_point(circuit)
+    # An included library reaches ngspice too: model statements only.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "evil.lib").write_text(f"* models\n{control}\n")
+    with pytest.raises(NetlistError, match="evil.lib.*'.control'"):
+        to_pyspice("t\nr1 a 0 1\nv1 a 0 dc 1\n.include models/evil.lib\n.op\n.end\n", include_dir=tmp_path)
+    assert not marker.exists()
+
+
+def test_batch_path_checks_the_libraries_it_includes(tmp_path, crossbar):
+    """A netlist that passes the checks may include a library: ngspice reads that file as well."""
+    marker = tmp_path / "pwned"
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "evil.lib").write_text(f"* models\n.control\nshell touch {marker}\n.endc\n")
+    (tmp_path / "netlists").mkdir()
+    text = "t\nr1 a 0 1\nv1 a 0 dc 1\n.include ../models/evil.lib\n.op\n.end\n"
+    with pytest.raises(NetlistError, match="evil.lib.*'.control'"):
+        run_batch(text, "evil", workdir=tmp_path / "netlists")
+    with pytest.raises(NetlistError, match="missing.lib.*cannot be read"):
+        run_batch(text.replace("evil", "missing"), "missing", workdir=tmp_path / "netlists")
+    assert not marker.exists()
 
 
 @pytest.mark.parametrize("vector", [

@@ -252,3 +252,11 @@ def test_index_follows_edits_to_run_directories(store):
     (run.path / "run.json").write_text(json.dumps(record))
     assert store.list(labels={"medium": "Cr"}) == []
     assert [info.id for info in store.list(labels={"medium": "PCM"})] == [run.id]
+
+
+@pytest.mark.parametrize("kind", ["", "a\nb", "../x", "Train", "x" * 21, "train\u2028", 3])
+def test_a_run_kind_is_one_plain_word(store, kind):
+    """The kind is what `circuitnn runs --kind` matches and what picks the report builder."""
+    with pytest.raises(StoreError, match="run kind"):
+        store.create(kind, {}, seed=0)
+    assert not store.root.exists()  # refused before anything was made

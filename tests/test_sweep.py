@@ -143,6 +143,9 @@ BAD_SPECS = [
     ('workers = 3\n[grid]\nseed = [0]', "workers = 3 is invalid: allowed a sweep key"),
     ('name = "x"', "grid = {} is invalid: allowed at least one dotted config value"),
     ('[grid\nseed = [0]', "valid TOML"),
+    # A list or table where a name belongs cannot be looked up among the names: was a TypeError traceback.
+    ('experiment = [1]\n[grid]\nseed = [0]', "experiment = [1] is invalid: allowed one of train"),
+    ('[experiment]\nkind = "train"\n[grid]\nseed = [0]', "experiment = {'kind': 'train'} is invalid"),
 ]
 
 
@@ -158,6 +161,8 @@ def test_bad_specs_fail_in_one_line_naming_the_path(tmp_path, capsys, text, expe
 def test_bad_options_fail_in_one_line(tmp_path, capsys):
     spec = _spec(tmp_path, SMALL + "[grid]\nseed = [0]\n")
     for argv, expected in (([str(spec), "--workers", "0"], "--workers = 0 is invalid"),
+                           # a typo of a thousand would start a thousand interpreters first
+                           ([str(spec), "--workers", "1000"], "--workers = 1000 is invalid: allowed an integer in"),
                            ([str(tmp_path / "missing.toml")], "missing.toml"),
                            ([str(spec), "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "--workers = 2")):
         assert main(["sweep", *argv, "--store", str(tmp_path / "runs"), "--quiet"]) == 2

@@ -299,14 +299,14 @@ class Crossbar:
 
     # -- values that change between runs ---------------------------------------------------------
     def _validated_states(self, states) -> np.ndarray:
-        values = np.asarray(states, dtype=float)
+        values = _as_floats(states, "states")
         if values.shape != (self.n_devices,):
             raise ConfigError("states", f"shape {values.shape}", f"shape ({self.n_devices},)")
         low, high = self.spec.device.state_bounds
         bad = np.flatnonzero(~np.isfinite(values) | (values < low) | (values > high))
         if bad.size:
             raise ConfigError(f"states[{bad[0]}]", float(values[bad[0]]), f"[{low:g}, {high:g}]")
-        return values
+        return _flush_tiny(values)
 
     def _validated_device_inputs(self, device_inputs) -> dict[str, np.ndarray]:
         """Per-device read inputs of an ageing model (name → (n_devices,) array); {} for none."""
@@ -318,7 +318,10 @@ class Crossbar:
         for key, values in device_inputs.items():
             if key not in names:
                 raise ConfigError(f"device_inputs.{key}", key, "one of " + ", ".join(names or ["(none)"]))
-            array = np.broadcast_to(np.asarray(values, dtype=float), (self.n_devices,))
+            array = _as_floats(values, f"device_inputs.{key}")
+            if array.shape not in ((), (1,), (self.n_devices,)):
+                raise ConfigError(f"device_inputs.{key}", f"shape {array.shape}", f"one value or shape ({self.n_devices},)")
+            array = np.broadcast_to(array, (self.n_devices,))
             if not np.all(np.isfinite(array)):
                 raise ConfigError(f"device_inputs.{key}", "non-finite values", "finite numbers")
             result[key] = array
@@ -333,7 +336,7 @@ class Crossbar:
                 for key, values in inputs.items() for i in chosen}
 
     def _validated_inputs(self, inputs) -> np.ndarray:
-        values = np.asarray(inputs, dtype=float)
+        values = _as_floats(inputs, "inputs")
         if values.shape != (self.n_inputs,):
             raise ConfigError("inputs", f"shape {values.shape}", f"shape ({self.n_inputs},)")
         bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > 1.0))
@@ -373,7 +376,7 @@ class Crossbar:
 
     def input_volts(self, inputs) -> np.ndarray:
         """The source voltages of inputs (n, n_inputs) in [-1, 1], checked."""
-        values = np.asarray(inputs, dtype=float)
+        values = _as_floats(inputs, "inputs")
         if values.ndim != 2 or values.shape[1] != self.n_inputs:
             raise ConfigError("inputs", f"shape {values.shape}", f"shape (n, {self.n_inputs})")
         bad = np.argwhere(~np.isfinite(values) | (np.abs(values) > 1.0))
@@ -408,8 +411,8 @@ class Crossbar:
         net.card(".model", "swsel", "sw", f"vt=0.5 vh=0.1 ron={number(spec.r_switch_on_ohm)} roff=1e12")
         net.comment("select line: 1 V closes every array switch (inference configuration)")
         net.element("vsel", ["sel", "0"], "dc", "1")
-        for i, x in enumerate(inputs):
-            net.element(self.input_source(i), [f"in{i}", "0"], "dc", number(float(x) * spec.v_read_V))
+        for i, volts in enumerate(_flush_tiny(inputs * spec.v_read_V)):
+            net.element(self.input_source(i), [f"in{i}", "0"], "dc", number(float(volts)))
         sources = [f"in{i}" for i in range(self.n_inputs)]
         site_iter = iter(zip(self.sites, states))
         instance_inputs = (per_device, models != "inline")
@@ -539,3 +542,18 @@ def _spec_summary(spec: CrossbarSpec) -> dict:
                            for name_ in NeuronMismatch.FIELDS))
     return summary
 
+
+def _as_floats(values, path: str) -> np.ndarray:
+    """``values`` as a float array; ConfigError naming ``path`` for text, tables or ragged lists."""
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(path, values, "numbers") from None
+
+
+def _flush_tiny(values: np.ndarray) -> np.ndarray:
+    """``values`` with magnitudes below ``MIN_MAGNITUDE`` as 0: a state or input computed down to a
+    subnormal (1e-310) is 0 for the circuit, and no netlist number (circuits.netlist.number) can hold
+    it, nor its product with V_read."""
+    tiny = (values != 0.0) & (np.abs(values) < MIN_MAGNITUDE)
+    return np.where(tiny, 0.0, values) if tiny.any() else values

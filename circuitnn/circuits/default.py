@@ -12,7 +12,10 @@ only clip when k·z > 10, where the sigmoid is already saturated.
 
 from __future__ import annotations
 
+import math
+
 from ..devices.base import DeviceModel
+from ..errors import ConfigError
 from ..validation import check_range
 from .crossbar import CrossbarSpec, LayerSpec, NeuronSpec
 
@@ -29,7 +32,13 @@ def feedback_resistance_ohm(device: DeviceModel, v_read_V: float = V_READ_V,
     check_range("circuit.neuron.activation_gain_per_V", activation_gain_per_V, 0.0, 1e3)
     check_range("circuit.neuron.w_full_scale", w_full_scale, 0.0, 1e3)
     half_window_S = 0.5 * (device.g_high_S - device.g_low_S)
-    return w_full_scale / (activation_gain_per_V * v_read_V * half_window_S)
+    denominator = activation_gain_per_V * v_read_V * half_window_S
+    r_f = w_full_scale / denominator if denominator > 0.0 else math.inf
+    if not r_f <= 1e9:  # the product of small inputs underflows: name the value they make
+        raise ConfigError("circuit.neuron.r_feedback_ohm", r_f, "(0, 1e+09]: the design rule gives "
+                          "w_full_scale / (activation_gain_per_V * v_read_V * half the device window); "
+                          "set r_feedback_ohm or raise those values")
+    return r_f
 
 
 def default_spec(device: DeviceModel, seed: int | None = 0, **overrides) -> CrossbarSpec:

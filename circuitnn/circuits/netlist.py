@@ -26,6 +26,7 @@ import numpy as np
 from .. import __version__
 from ..devices.base import DeviceModel, SpiceSubcircuit
 from ..errors import NetlistError
+from ..validation import MIN_MAGNITUDE
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _INCLUDE = re.compile(r"(\.\./)*([A-Za-z0-9_\-]+/)*[A-Za-z0-9_\-]+\.lib")
@@ -33,9 +34,9 @@ _INCLUDE = re.compile(r"(\.\./)*([A-Za-z0-9_\-]+/)*[A-Za-z0-9_\-]+\.lib")
 _ELEMENT_LINE = re.compile(r"[A-Za-z][A-Za-z0-9_]*( [ -~]+)?")
 
 # ngspice reads doubles; 1e300 leaves headroom for the products and sums a model forms from them,
-# and values below 1e-300 are subnormal (fewer than 12 significant digits survive).
+# and values below 1e-300 are subnormal (fewer than 12 significant digits survive). The config
+# checks (validation.check_range) refuse the same small magnitudes, naming the field.
 MAX_MAGNITUDE = 1e300
-MIN_MAGNITUDE = 1e-300
 
 # What a netlist statement (any line that is not a comment) may contain: what circuitnn's writers use
 # in element lines and B-source expressions. No quotes, backquotes, ';', '$' (inline comments),
@@ -165,6 +166,28 @@ def check_model_text(text: str, what: str = "model text") -> str:
         if line:
             _check_statement(line, MODEL_CARDS, f"{what}, line {number_}", allow_include=False)
     return text
+
+
+MAX_LIBRARY_BYTES = 2**24
+
+
+def check_library_file(path, what: str = "include") -> str:
+    """The text of the model library at ``path`` if it holds model statements only
+    (``check_model_text``); NetlistError naming ``what`` and the file otherwise (unreadable, not
+    UTF-8, larger than 16 MiB, or a ``.control`` block, ``*#`` command or card that is not a model
+    statement). An included file reaches ngspice as the netlist does, so it is checked as strictly."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_LIBRARY_BYTES + 1)
+    except OSError as exc:
+        raise NetlistError(f"{what} {str(path)!r} cannot be read ({exc.strerror})") from None
+    if len(data) > MAX_LIBRARY_BYTES:
+        raise NetlistError(f"{what} {str(path)!r} is larger than {MAX_LIBRARY_BYTES // 2**20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetlistError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+    return check_model_text(text, f"{what} {str(path)!r}")
 
 
 def check_title(title: str, what: str = "netlist") -> str:

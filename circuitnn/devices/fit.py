@@ -45,6 +45,7 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 
 from ..errors import CircuitnnError, ConfigError
+from ..validation import check_range
 from . import msdc
 from .msdc import MODEL_FIELDS, MsdcParams
 
@@ -349,6 +350,12 @@ def fit_msdc(t_s, v_V, i_A, initial: MsdcParams, fit_fields=DEFAULT_FIT_FIELDS,
     ``{"tau_s": (1e-6, 1e-2)}``. ``source`` names the trace (a file name) in the provenance.
     ``relative_rms_error`` is always RMS(i_fit − i) / RMS(i), whatever the weighting.
     """
+    if not isinstance(initial, MsdcParams):  # a PCM or VTEAM model has none of the fitted fields
+        from .base import presets
+
+        msdc_media = [name for name, model in presets().items() if isinstance(model, MsdcParams)]
+        raise ConfigError("device.medium", getattr(initial, "medium", type(initial).__name__),
+                          "an M-SDC medium, the model the fit adjusts: " + ", ".join(msdc_media))
     t, v = _as_trace(t_s, v_V)
     i = np.asarray(i_A, dtype=float)
     if i.shape != t.shape or not np.all(np.isfinite(i)):
@@ -363,8 +370,7 @@ def fit_msdc(t_s, v_V, i_A, initial: MsdcParams, fit_fields=DEFAULT_FIT_FIELDS,
         raise ConfigError("fit.fit_fields", list(fit_fields), "each field at most once")
     if x0 is not None and not 0.0 <= float(x0) <= 1.0:
         raise ConfigError("fit.x0", x0, "[0, 1] or None (fitted)")
-    if r_series_ohm < 0.0 or not math.isfinite(r_series_ohm):
-        raise ConfigError("fit.r_series_ohm", r_series_ohm, "[0, inf)")
+    check_range("fit.r_series_ohm", r_series_ohm, 0.0, 1e9, True)  # the range of a device's own resistance
     scale = float(np.sqrt(np.mean(i ** 2)))
     if scale <= 0.0:
         raise TraceError(f"{source}: the measured current is zero everywhere; nothing to fit")
@@ -526,6 +532,9 @@ _COLUMN_ALIASES = {
 }
 
 
+MAX_TRACE_BYTES = 2**28  # 256 MiB: millions of rows, far more than a fit uses
+
+
 def load_trace_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(t_s, v_V, i_A)`` from a CSV file with a header row naming the three columns.
 
@@ -537,9 +546,15 @@ def load_trace_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as handle:  # bounded: `fit /dev/zero` must not fill the memory
+            data = handle.read(MAX_TRACE_BYTES + 1)
     except OSError as exc:
         raise TraceError(f"{path}: cannot read the trace ({exc.strerror})") from None
+    if len(data) > MAX_TRACE_BYTES:
+        raise TraceError(f"{path}: larger than {MAX_TRACE_BYTES // 2**20} MiB; keep every n-th row (a fit "
+                         "needs a few thousand samples per sweep)")
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise TraceError(f"{path}: not UTF-8 text (byte {exc.start}); save the trace as UTF-8 CSV") from None
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)

@@ -326,7 +326,8 @@ def _read_toml(path: Path) -> dict:
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), "(file)", f"a config file of at most {MAX_CONFIG_BYTES // 2**20} MiB")
     try:
-        text = data.decode("utf-8")
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the document.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(str(path), "(file)", f"UTF-8 text (byte {exc.start} is not UTF-8)") from None
     try:

@@ -34,6 +34,7 @@ from ..networks.onchip_learning import OnChipLearningConfig, learn
 from ..networks.perturbation import dgc_gradient
 from ..networks.train import NetworkConfig, build_network
 from ..store import Run, RunStore
+from ..validation import check_int, is_real
 
 # method label → (per-layer methods of the MLP (hidden, output), difference)
 MLP_METHODS = {
@@ -79,12 +80,35 @@ def default_plan(**changes) -> dict:
         if label not in CNN_METHODS:
             raise ConfigError("learn_networks.cnn_methods", label, "one of " + ", ".join(CNN_METHODS))
     for name in ("conductance_levels", "neuron_levels"):
-        plan[name] = [float(v) for v in plan[name]]
-        for level in plan[name]:
-            CircuitVariation(conductance_sigma=level)  # validates the range before anything trains
+        if not isinstance(plan[name], (list, tuple)):
+            raise ConfigError(f"learn_networks.{name}", plan[name], "a list of numbers")
+        plan[name] = [float(v) if is_real(v) else v for v in plan[name]]
     if not isinstance(plan["chips"], int) or not 1 <= plan["chips"] <= 100:
         raise ConfigError("learn_networks.chips", plan["chips"], "an integer in [1, 100]")
+    _build_once(plan)
     return plan
+
+
+def _build_once(plan: dict) -> None:
+    """Every object the parts of ``plan`` build, built once (no data needed): a bad value fails here,
+    naming its field, before the run is made, not in the middle of a study that leaves a failed run."""
+    check_int("learn_networks.seed", plan["seed"], 0, 2**32 - 1)
+    check_int("learn_networks.alignment_samples", plan["alignment_samples"], 1, 1_000_000)
+    NetworkConfig.mlp(hidden=(plan["hidden"],))
+    if plan["cnn_methods"]:
+        if not isinstance(plan["cnn_channels"], (list, tuple)):
+            raise ConfigError("learn_networks.cnn_channels", plan["cnn_channels"], "a list of channel counts")
+        NetworkConfig.cnn(conv_channels=tuple(plan["cnn_channels"]), kernel_size=5, padding=2)
+    for axis in ("conductance", "neuron"):
+        for level in plan[f"{axis}_levels"]:
+            variation_of({"axis": axis, "level": level}, plan)
+    trainings = [(MLP_METHODS[m], plan["epochs"]) for m in (*plan["sweep_methods"], *plan["extra_methods"])]
+    trainings += [((CNN_METHODS[m], "central"), plan["cnn_epochs"]) for m in plan["cnn_methods"]]
+    for (methods, difference), epochs in trainings:
+        OnChipLearningConfig(methods=methods, difference=difference, perturbation=plan["perturbation"],
+                             learning_rate=plan["spsa_learning_rate"] if "spsa" in methods else plan["learning_rate"],
+                             momentum=plan["momentum"], epochs=epochs, batch_size=plan["batch_size"],
+                             spsa_draws=plan["spsa_draws"], seed=plan["seed"])
 
 
 def planned_parts(plan: dict) -> list[dict]:

@@ -15,7 +15,9 @@ import numpy as np
 
 from ..data.mnist import load_dataset
 from ..networks import NetworkConfig, NetworkTrainingConfig, TileConfig, build_network, evaluate, train
+from ..networks.train import NETWORK_KINDS
 from ..store import Run, RunStore
+from ..validation import check_choice, check_int
 
 DEVICES = ("msdc", "pcm")
 # The wire sweep: the hardware-aware networks on M-SDC tiles of these sizes, read through line
@@ -45,6 +47,12 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
         line_resistances_ohm = tuple(plan["wire_sweep"]["line_resistances_ohm"])
     wires = [TileConfig(rows=size, cols=size, r_line_ohm=float(r), **PERIPHERY)
              for size in WIRE_TILE_SIZES for r in line_resistances_ohm]  # validates before training
+    # Every setting checked before the run is made: a bad one leaves no failed run behind.
+    for noise in (0.0, weight_noise):
+        NetworkTrainingConfig(epochs=epochs, weight_noise=noise, seed=seed)
+    check_int("evaluation.repeats", repeats, 1, 100000)
+    for i, kind in enumerate(kinds):
+        check_choice(f"kinds[{i}]", kind, NETWORK_KINDS)
     X_train, y_train, X_test, y_test, name = load_dataset(mnist_dir, seed, max_examples=max_examples)
     if not resume:
         plan = {"mnist_dir": mnist_dir, "seed": seed, "epochs": epochs, "max_examples": max_examples,

@@ -52,11 +52,13 @@ from ..store import Run, RunExistsError, RunLockedError, RunStore
 from ..store.runs import read_record
 from .config import Config, _PLAIN_KEY, _medium_name, _read_toml, config_from_table, from_dict
 from .reproduction import BACKENDS, run_reproduction
+from ..validation import check_choice, check_int, check_text
 
 SPEC_KEYS = ("name", "experiment", "base", "grid", "list")
 # Swept keys that choose the preset: the whole preset (circuit, pulses, timing), not the device alone.
 PRESET_PATHS = ("device.medium", "preset")
 MAX_POINTS = 100_000
+MAX_NAME_CHARS = 80  # a sweep's name: its label in `circuitnn runs` and its reports' title
 MAX_VALUES = 10_000
 SWEEP_KIND = "sweep"
 # A task finding its run locked waits this long for the holder (a worker the scheduler gave up on,
@@ -115,12 +117,13 @@ def expand_sweep(spec: dict, default_name: str = "sweep", folder: Path | None = 
     for key in spec:
         if key not in SPEC_KEYS:
             raise ConfigError(_spec_path(key), spec[key], "a sweep key: " + ", ".join(SPEC_KEYS))
-    name = spec.get("name", default_name)
-    if not isinstance(name, str) or not _slug(name):
+    # Without a name, the file's: shortened and on one line, as a name given in the spec must be.
+    name = spec.get("name", re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]", " ", default_name)[:MAX_NAME_CHARS])
+    check_text("name", name, MAX_NAME_CHARS)  # stored as the sweep's label and shown in tables
+    if not _slug(name):
         raise ConfigError("name", name, "a short text with letters or digits")
     experiment = spec.get("experiment", "train")
-    if experiment not in EXPERIMENTS:
-        raise ConfigError("experiment", experiment, "one of " + ", ".join(EXPERIMENTS))
+    check_choice("experiment", experiment, EXPERIMENTS)
     base = _base_table(spec.get("base", {}), folder)
     grid = _grid_axes(spec.get("grid", {}))
     listed = _list_points(spec.get("list", []))
@@ -365,6 +368,9 @@ def run_sweep(store: RunStore, sweep: Sweep, workers: int | None = None, schedul
     sweep's report into its record when every run is complete. Runs that fail are named in a
     SweepError after the others finished; the sweep is then stored as failed and resumable.
     """
+    check_workers(workers)
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
     started = time.perf_counter()
     statuses = {info.id: info.status for info in store.list()}  # also brings the index up to date
     runs = [point.run_id for point in sweep.points]
@@ -416,6 +422,30 @@ def _sweep_record(store: RunStore, sweep: Sweep) -> Run:
     return record
 
 
+def check_workers(workers, path: str = "workers") -> None:
+    """``workers`` is None (one per CPU) or a count of local worker processes this machine can hold:
+    at most 8 per CPU. Each is an interpreter with its own ngspice processes (~100 MB); a typo of
+    1000 would start them all before the first run."""
+    if workers is not None:
+        cpus = len(os.sched_getaffinity(0))
+        check_int(path, workers, 1, 8 * cpus)
+
+
+# A Dask scheduler address: [protocol://]host:port, with a host name, IPv4 or [IPv6] address.
+_SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:[A-Za-z0-9][A-Za-z0-9._-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])"
+                        r":([0-9]{1,5})")
+SCHEDULER_ALLOWED = "a Dask scheduler address [tcp://]HOST:PORT, e.g. tcp://10.0.0.5:8786"
+
+
+def check_scheduler_address(address, path: str = "scheduler") -> str:
+    """``address`` if it is a scheduler address Dask can dial; ConfigError naming ``path`` otherwise
+    (Dask's own messages, "missing port number", "invalid literal for int()", name no option)."""
+    match = _SCHEDULER.fullmatch(address) if isinstance(address, str) else None
+    if match is None or not 1 <= int(match.group(1)) <= 65535:
+        raise ConfigError(path, address, SCHEDULER_ALLOWED)
+    return address
+
+
 class _dask_client:
     """A distributed Client: the one given, one connected to ``scheduler``, or one over a new
     LocalCluster of single-threaded worker processes; what this made is closed on exit."""
@@ -432,7 +462,12 @@ class _dask_client:
         from distributed import Client, LocalCluster
 
         if self.scheduler:
-            client = Client(self.scheduler, timeout="30s")
+            check_scheduler_address(self.scheduler)
+            try:
+                client = Client(self.scheduler, timeout="30s")
+            except (OSError, TimeoutError) as exc:  # nobody answers there: the address is wrong or down
+                raise ConfigError("scheduler", self.scheduler, f"{SCHEDULER_ALLOWED} where a scheduler "
+                                  f"answers ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})") from None
         else:
             workers = self.workers or len(os.sched_getaffinity(0))
             # Processes, one thread each: ngspice and NumPy runs do not share one interpreter well,

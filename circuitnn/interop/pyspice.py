@@ -35,10 +35,13 @@ import contextlib
 import ctypes
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
+from ..circuits.netlist import check_library_file, check_netlist
 from ..errors import NetlistError
+from ..spice.init_files import init_environment, private_init_folder
 
 log = logging.getLogger("circuitnn.interop.pyspice")
 
@@ -111,9 +114,11 @@ def to_pyspice(netlist_text: str, *, include_dir: str | os.PathLike | None = Non
     except ImportError as exc:
         raise _import_error(exc) from exc
 
-    lines = netlist_text.splitlines()
-    if not lines or not lines[0].strip():
+    if not isinstance(netlist_text, str) or not netlist_text.splitlines() or not netlist_text.splitlines()[0].strip():
         raise NetlistError("netlist text is empty or has no title line (ngspice reads line 1 as the title)")
+    # Only what circuitnn writes reaches ngspice: a '.control' block or a '*#' command would run.
+    check_netlist(netlist_text, "netlist for PySpice")
+    lines = netlist_text.splitlines()
     title, body, includes = lines[0].strip(), [], []
     for line in lines[1:]:
         stripped = line.strip()
@@ -128,6 +133,7 @@ def to_pyspice(netlist_text: str, *, include_dir: str | os.PathLike | None = Non
                 raise NetlistError(f"'.include' without a file name: {line!r}")
             base = Path(include_dir) if include_dir is not None else Path.cwd()
             includes.append((base / target).resolve())
+            check_library_file(includes[-1], "netlist for PySpice: include")
             continue
         body.append(line)
 
@@ -168,15 +174,55 @@ def _only_notes(ngspice) -> bool:
 
 
 def shared_ngspice():
-    """PySpice's process-wide ngspice-shared instance, created with the library fix applied."""
+    """PySpice's process-wide ngspice-shared instance, created with the library fix applied.
+
+    libngspice reads its init files (``spinit``, ``.spiceinit``) when the instance is created, from
+    the current folder, HOME and SPICE_SCRIPTS: for that moment they all name a private folder
+    holding circuitnn's own (spice/init_files.py), so no init file of the user's folder, home or
+    environment runs. (An instance PySpice made before, outside circuitnn, is returned as it is.)"""
     configure_ngspice_library()
     try:
         from PySpice.Spice.NgSpice.Shared import NgSpiceShared
     except ImportError as exc:
         raise _import_error(exc) from exc
     configure_ngspice_library()
-    with _quiet_pyspice_false_alarms():
+    with _quiet_pyspice_false_alarms(), _private_init_files():
         return NgSpiceShared.new_instance()
+
+
+@contextlib.contextmanager
+def _private_init_files():
+    """The current folder and the init-file variables pointing at a private folder, then restored."""
+    folder, previous_folder = private_init_folder(), os.getcwd()
+    previous = {name: os.environ.get(name) for name in init_environment(folder)}
+    try:
+        os.environ.update(init_environment(folder))
+        os.chdir(folder)
+        yield
+    finally:
+        os.chdir(previous_folder)
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_circuit(circuit) -> None:
+    """NetlistError unless ``circuit`` (a PySpice ``Circuit``) reads as circuitnn's netlists do:
+    its title, elements and ``raw_spice`` pass ``check_netlist`` and each file it includes holds
+    model statements only. ``operating_point`` runs nothing else."""
+    lines = str(circuit).splitlines()
+    if not lines or not lines[0].lower().startswith(".title"):
+        raise NetlistError("PySpice circuit: its text does not start with a '.title' line")
+    title, body = lines[0][len(".title"):].strip(), []
+    for line in lines[1:]:
+        if line.strip().lower().split(None, 1)[:1] == [".include"]:
+            check_library_file(line.strip()[len(".include"):].strip().strip("'\""), "PySpice circuit: include")
+        else:
+            body.append(line)
+    check_netlist("\n".join([title or "circuit", *body, ".end"]) + "\n", "PySpice circuit", allow_include=False)
 
 
 def operating_point(circuit) -> dict[str, float]:
@@ -192,6 +238,7 @@ def operating_point(circuit) -> dict[str, float]:
     After reading, the circuit and its plots are removed from ngspice (``remcirc``/``destroy``),
     otherwise every simulation leaves ~2.5 MB behind in the shared library.
     """
+    check_circuit(circuit)
     ngspice = shared_ngspice()
     from PySpice.Spice.NgSpice.Shared import NgSpiceCommandError
 

@@ -8,14 +8,16 @@ way to run netlists that ``.include`` model files. Failures are recognised exact
 failed.
 
 ngspice starts with ``-n``: no ``.spiceinit`` (or ``spice.rc``) is read from the working folder,
-$HOME or SPICE_USERINIT_DIR, so a folder holding one cannot run commands through circuitnn. Its
-standard ``spinit`` (code models, from the installation or SPICE_LIB_DIR / SPICE_SCRIPTS) is read.
-``run_batch`` takes only netlists that parse as circuitnn writes them; ``run_batch_unvalidated``
-runs any text (``.control`` blocks included) for experts.
+$HOME or SPICE_USERINIT_DIR, so a folder holding one cannot run commands through circuitnn; its
+``spinit`` is circuitnn's own, from a private folder (``SPICE_SCRIPTS``, spice/init_files.py), never
+one an environment variable points at. ``run_batch`` takes only netlists that parse as circuitnn
+writes them, and model libraries they include only if they hold model statements alone;
+``run_batch_unvalidated`` runs any text (``.control`` blocks included) for experts.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -24,9 +26,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..circuits.netlist import check_netlist
+from ..circuits.netlist import check_library_file, check_netlist, split_lines
 from ..errors import CircuitRejectedError, ConvergenceError, NgspiceNotFoundError, SimulationError
 from . import worker
+from .init_files import init_environment, private_init_folder
 from .rawfile import RawPlot, read_raw
 
 NGSPICE = "ngspice"
@@ -82,7 +85,12 @@ def run_batch(netlist_text: str, circuit_name: str, workdir: Path | None = None,
     ``run_batch_unvalidated``.
     """
     check_netlist(netlist_text, f"circuit {circuit_name!r}")
-    return run_batch_unvalidated(netlist_text, circuit_name, workdir, timeout_s)
+    folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="circuitnn-batch-"))
+    for line in split_lines(netlist_text):
+        if line.split(" ", 1)[0].lower() == ".include":
+            # An included library reaches ngspice as the netlist does: model statements only.
+            check_library_file(folder / line.split(" ", 1)[1].strip(), f"circuit {circuit_name!r}: include")
+    return run_batch_unvalidated(netlist_text, circuit_name, folder, timeout_s)
 
 
 def run_batch_unvalidated(netlist_text: str, circuit_name: str, workdir: Path | None = None,
@@ -109,18 +117,22 @@ def run_batch_unvalidated(netlist_text: str, circuit_name: str, workdir: Path | 
     cir_path.write_text(netlist_text if netlist_text.endswith("\n") else netlist_text + "\n", encoding="utf-8")
     # A raw file left by an earlier run must never be read as this run's result.
     raw_path.unlink(missing_ok=True)
+    init_folder = private_init_folder()
     try:
         # One stream for the log and for classify (ngspice block-buffers stdout in a pipe, so the
         # order between its stdout and stderr lines is only approximate).
         # -n: no .spiceinit from the folder, $HOME or SPICE_USERINIT_DIR (see the module docstring).
         completed = subprocess.run([executable, "-b", "-n", "-r", raw_path.name, cir_path.name], cwd=folder,
                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, timeout=timeout_s)
+                                   stderr=subprocess.STDOUT, timeout=timeout_s,
+                                   env={**os.environ, **init_environment(init_folder)})
     except subprocess.TimeoutExpired as exc:
         output = _text(exc.stdout)
         log_path.write_text(output)
         raise SimulationError(f"ngspice gave no result within {timeout_s:g} s (files in {folder})",
                               circuit_name, "batch", output[-_OUTPUT_TAIL_CHARS:]) from None
+    finally:
+        shutil.rmtree(init_folder, ignore_errors=True)
     output = _text(completed.stdout)
     log_path.write_text(output)
     lines = output.splitlines()

@@ -10,10 +10,9 @@ Nothing reaches ngspice unchecked: ``load`` takes only netlists that parse as ci
 strict grammar in full. ``load_unvalidated`` and ``command_unvalidated`` pass raw text, for experts
 and diagnostics; nothing in circuitnn calls them with user text.
 
-The worker runs in a private, empty folder holding only circuitnn's own empty ``.spiceinit``:
-libngspice reads ``.spiceinit`` from the current folder, else from the home folder of the password
-database (not $HOME), so an init file in the user's folder or home never runs. ngspice's standard
-``spinit`` (from its installation, or SPICE_LIB_DIR / SPICE_SCRIPTS if the user set them) is read.
+The worker runs in a private folder holding only circuitnn's own ``spinit`` and ``.spiceinit``, which
+``SPICE_SCRIPTS``, ``HOME`` and ``SPICE_USERINIT_DIR`` name too (spice/init_files.py): no init file in
+the user's folder, home or environment ever runs.
 
 A call interrupted in the middle of a round trip (Ctrl-C, a signal turned into an exception) kills
 the worker; the next call starts a new one with the state the engine knows, so no answer to an old
@@ -31,7 +30,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from collections.abc import Mapping, Sequence
@@ -49,6 +47,7 @@ from ..errors import (
     SimulationError,
 )
 from . import compiled, sequences, worker
+from .init_files import init_environment, private_init_folder
 
 log = logging.getLogger("circuitnn.spice")
 
@@ -188,16 +187,6 @@ def _reply_text(reply: tuple) -> tuple[str, str]:
     return (str(reply[1]) if len(reply) > 1 else "no reason given"), ""
 
 
-def _private_folder() -> Path:
-    """A new empty folder (mode 0700) holding an empty ``.spiceinit``: the worker's current folder.
-
-    libngspice sources ``./.spiceinit`` if it exists and otherwise the one in the password
-    database's home folder; ours is there so neither the user's folder nor their home is read."""
-    folder = Path(tempfile.mkdtemp(prefix="circuitnn-ngspice-"))
-    (folder / ".spiceinit").write_text("* circuitnn: no user init file is read\n")
-    return folder
-
-
 class SpiceEngine:
     """A supervised ngspice worker holding one loaded circuit.
 
@@ -241,11 +230,10 @@ class SpiceEngine:
         env = dict(os.environ)
         package_parent = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-        self._folder = _private_folder()
-        # Builds without the password database read $HOME or SPICE_USERINIT_DIR instead: both point
-        # at the private folder too.
-        env["HOME"] = env["SPICE_USERINIT_DIR"] = str(self._folder)
-        env["CIRCUITNN_CACHE"] = compiled.cache_base()  # the user's, not the private folder's
+        # The worker's current folder, its spinit and .spiceinit circuitnn's own (spice/init_files.py).
+        self._folder = private_init_folder()
+        env.update(init_environment(self._folder))
+        env["CIRCUITNN_CACHE"] = compiled.cache_base()  # the user's, not the private folder's HOME
         command = [sys.executable, "-m", "circuitnn.spice.worker", str(theirs.fileno()), repr(self.spin_s / 4)]
         if self.library_path:
             command.append(self.library_path)

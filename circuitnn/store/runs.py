@@ -820,6 +820,9 @@ def _slug(text: str, length: int) -> str:
     return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")[:length].strip("-")
 
 
+_KIND = re.compile(r"[a-z][a-z0-9-]{0,19}")
+
+
 def new_run_id(kind: str, label: str, created: datetime) -> str:
     """``20261123-124501-train-cr-3f9a``: UTC time (so ids sort by age), kind, a short label and a
     random suffix (so runs started in the same second stay apart)."""
@@ -845,8 +848,10 @@ class RunStore:
         time-stamped id (a sweep derives it from the run's config, so the same point is one run):
         RunExistsError if that run is there already, whoever made it.
         """
-        if not isinstance(kind, str) or not _slug(kind, 20):
-            raise StoreError(f"run kind {kind!r}: give a word such as 'train' or 'compare-media'")
+        # The kind is matched by `circuitnn runs --kind` and chooses the report: one plain word.
+        if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+            raise StoreError(f"run kind {kind!r:.60}: give a word such as 'train' or 'compare-media' (lower-case "
+                             "letters, digits and '-', at most 20)")
         if run_id is not None and not (isinstance(run_id, str) and _CHECKPOINT_NAME.fullmatch(run_id)):
             raise StoreError(f"run id {run_id!r}: use letters, digits, '_', '.', '-', starting with a letter or digit")
         if run_id is not None and (self.root / run_id).exists():
