@@ -17,6 +17,7 @@ import numpy as np
 PHASES = ("read", "reset", "program", "inference", "perturb")
 _COLUMNS = ("phase", "device", "energy_device_J", "energy_total_J", "time_s", "pulses")
 _DTYPES = (np.int8, np.int32, float, float, float, np.int32)
+_CODES = {phase: code for code, phase in enumerate(PHASES)}
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,23 @@ class Ledger:
             self.add(entry)
 
     def add(self, entry: LedgerEntry) -> None:
-        if entry.phase not in PHASES:
-            raise ValueError(f"unknown ledger phase {entry.phase!r}; one of {PHASES}")
-        for name, value in zip(_COLUMNS, (PHASES.index(entry.phase), entry.device, entry.energy_device_J,
-                                          entry.energy_total_J, entry.time_s, entry.pulses)):
-            self._pending[name].append(value)
+        self.add_values(entry.phase, entry.device, entry.energy_device_J, entry.energy_total_J, entry.time_s,
+                        entry.pulses)
+
+    def add_values(self, phase: str, device: int, energy_device_J: float, energy_total_J: float, time_s: float,
+                   pulses: int = 0) -> None:
+        """``add`` of the entry these values make, without making it (a SPICE sequence charges ~16
+        operations a device while the caller waits)."""
+        code = _CODES.get(phase)
+        if code is None:
+            raise ValueError(f"unknown ledger phase {phase!r}; one of {PHASES}")
+        pending = self._pending
+        pending["phase"].append(code)
+        pending["device"].append(device)
+        pending["energy_device_J"].append(energy_device_J)
+        pending["energy_total_J"].append(energy_total_J)
+        pending["time_s"].append(time_s)
+        pending["pulses"].append(pulses)
 
     def add_many(self, phase: str, devices, energy_device_J, energy_total_J, time_s, pulses) -> None:
         """Record one operation of ``phase`` per element of the (equally long) sequences, in order."""
