@@ -405,13 +405,13 @@ def _sweep_record(store: RunStore, sweep: Sweep) -> Run:
     try:
         record = store.create(SWEEP_KIND, {"spec": sweep.spec}, seed=0,
                               labels={"sweep": sweep.name, "experiment": sweep.experiment}, name=sweep.name,
-                              run_id=sweep.id)
+                              run_id=sweep.id, files={"plan.json": sweep.plan()})
     except RunExistsError:
         existing = store.open(sweep.id)
         if existing.status == "complete":
             return existing
         record = store.resume(sweep.id)
-    if "plan.json" not in record.files:  # new, or killed between its creation and its plan
+    if "plan.json" not in record.files:  # a sweep stored before runs were created with their plan
         record.write_json("plan.json", sweep.plan())
     return record
 

@@ -836,7 +836,8 @@ class RunStore:
         self._index = RunIndex(self.root / INDEX_FILE)
 
     def create(self, kind: str, config: Mapping, seed: int, labels: Mapping[str, object] | None = None,
-               name: str | None = None, run_id: str | None = None) -> Run:
+               name: str | None = None, run_id: str | None = None,
+               files: Mapping[str, object] | None = None) -> Run:
         """A new run with status "running", its run.json written, and its directory named by a new id.
 
         ``config`` is the experiment's configuration as a dict (``Config.as_dict()``), ``labels``
@@ -844,6 +845,11 @@ class RunStore:
         (also the id's label; default: the label values). ``run_id`` names the run instead of a new
         time-stamped id (a sweep derives it from the run's config, so the same point is one run):
         RunExistsError if that run is there already, whoever made it.
+
+        ``files`` (relative path → JSON-able object, or bytes written as they are) are written and
+        recorded before the run appears: what a resume needs before anything else (an experiment's
+        ``plan.json``) is there from the run's first instant, so no kill can leave a run that
+        exists but cannot be resumed.
         """
         if not isinstance(kind, str) or not _slug(kind, 20):
             raise StoreError(f"run kind {kind!r}: give a word such as 'train' or 'compare-media'")
@@ -863,6 +869,15 @@ class RunStore:
         # Fails before anything is made if the config is not JSON-able; after it, the record holds
         # what run.json will say (NumPy values as plain numbers).
         record = json.loads(_json_bytes(record, f"config of a new {kind!r} run"))
+        initial = {}
+        for rel, content in (files or {}).items():
+            problem = _path_problem(str(rel)) or (
+                "is reserved for the store" if PurePath(rel).parts[0] in (RUN_FILE, CHECKPOINTS) else None)
+            if problem:
+                raise StoreError(f"initial file {str(rel)!r:.80} of a new {kind!r} run {problem}")
+            initial[PurePath(rel).as_posix()] = (
+                bytes(content) if isinstance(content, (bytes, bytearray))
+                else _json_bytes(content, f"{rel} of a new {kind!r} run"))
         # Built under a hidden name, then renamed: the run appears whole, with its run.json, at once.
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -872,6 +887,9 @@ class RunStore:
             raise StoreError(f"cannot create a run in {self.root}: {err.strerror}") from None
         lock = RunLock(staging)  # taken before the run appears: no other process can ever resume it first
         try:
+            for rel, data in initial.items():
+                size = write_atomic(staging / rel, lambda handle, data=data: handle.write(data))
+                record["files"][rel] = {"size": size, "sha256": hashlib.sha256(data).hexdigest()}
             fixed = run_id
             while True:
                 record["id"] = run_id = fixed or new_run_id(kind, name or "-".join(labels.values()), created)
