@@ -1,0 +1,130 @@
+"""The moments between two writes where a kill used to leave a run that could not be resumed, or that
+resumed to less than an uninterrupted run: every experiment's run killed the instant it appears
+(before anything else is written) still resumes, because its plan is created with it; and a part made
+of several files is marked done by the file written last, so a kill between them never leaves the
+resumed run without one (the drift study's trained networks: history, then weights)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from circuitnn.experiments import drift, reproduction
+from circuitnn.experiments.config import load_config
+from circuitnn.store import RunStore
+
+# Runs one experiment and SIGKILLs itself at a chosen moment: "appear" right after the run's directory
+# takes its name (os.rename of the hidden staging folder), "first-part" right after run.json records
+# the first file written under parts/.
+DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    from circuitnn.store import RunStore, runs
+
+    runs.collect_versions = lambda: {"circuitnn": "test"}  # no ngspice process per run
+    root, experiment, moment = sys.argv[1], sys.argv[2], sys.argv[3]
+    real_rename, real_replace = os.rename, os.replace
+    part_written = [False]
+
+    def rename(src, dst, *args, **kwargs):
+        real_rename(src, dst, *args, **kwargs)
+        if moment == "appear" and Path(src).name.startswith(".creating-"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def replace(src, dst, *args, **kwargs):
+        real_replace(src, dst, *args, **kwargs)
+        if moment == "first-part":
+            if "/parts/" in str(dst):
+                part_written[0] = True
+            elif part_written[0] and Path(dst).name == "run.json":
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    os.rename, os.replace = rename, replace
+    store = RunStore(root)
+    if experiment == "train":
+        from circuitnn.experiments.config import load_config
+        from circuitnn.experiments.reproduction import run_reproduction
+        run_reproduction(store, [load_config(medium_name="Cr")], "train", progress=False, backend="surrogate")
+    elif experiment == "mismatch":
+        from circuitnn.experiments.config import load_config
+        from circuitnn.experiments.mismatch import MismatchStudy, run_mismatch
+        run_mismatch(store, load_config(medium_name="Cr", trainer_kind="dgc"), MismatchStudy(levels=(0.0,), chips=1),
+                     progress=False)
+    elif experiment == "drift":
+        from circuitnn.experiments.drift import quick_config, run_drift
+        run_drift(store, quick_config(steps=("networks",), max_examples=400, draws=1), progress=False)
+    elif experiment == "networks":
+        from circuitnn.experiments.networks import run_networks
+        run_networks(store, None, epochs=1, max_examples=100, repeats=1, kinds=("mlp",), progress=False,
+                     line_resistances_ohm=())
+    elif experiment == "learn-networks":
+        from circuitnn.experiments.network_learning import default_plan, run_learning_study
+        run_learning_study(store, default_plan(max_examples=100), progress=False)
+    elif experiment == "crosscheck":
+        from circuitnn.experiments.config import load_config
+        from circuitnn.experiments.crosscheck import run_crosscheck
+        run_crosscheck(store, [load_config(medium_name="Cr")], seeds=1, reset_modes=(False,), progress=False)
+""")
+
+
+def _killed(root, experiment: str, moment: str) -> str:
+    """Run ``experiment`` into ``root`` until the kill; the id of the run it left."""
+    done = subprocess.run([sys.executable, "-c", DRIVER, str(root), experiment, moment],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    ids = [p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(ids) == 1, ids
+    return ids[0]
+
+
+@pytest.mark.parametrize("experiment", ["train", "mismatch", "drift", "networks", "learn-networks", "crosscheck"])
+def test_a_run_killed_the_instant_it_appears_has_its_plan_and_resumes(tmp_path, experiment):
+    run_id = _killed(tmp_path, experiment, "appear")
+    store = RunStore(tmp_path)
+    assert store.open(run_id).status == "running"
+    run = store.resume(run_id)
+    try:
+        assert isinstance(run.read_json("plan.json"), dict)  # what every experiment's resume reads first
+    finally:
+        run.close()
+
+
+def test_the_killed_train_run_resumes_to_the_uninterrupted_one(tmp_path):
+    run_id = _killed(tmp_path / "killed", "train", "appear")
+    config = load_config(medium_name="Cr")
+    resumed = reproduction.run_reproduction(RunStore(tmp_path / "killed"), [config], "train", resume=run_id,
+                                            progress=False)
+    reference = reproduction.run_reproduction(RunStore(tmp_path / "reference"), [config], "train", progress=False,
+                                              backend="surrogate")
+    assert resumed.status == "complete"
+    parts = sorted(rel for rel in reference.files if rel.startswith("parts/"))
+    assert sorted(rel for rel in resumed.files if rel.startswith("parts/")) == parts
+    for rel in parts:
+        assert resumed.read_bytes(rel) == reference.read_bytes(rel), rel
+
+
+def test_a_drift_network_killed_between_its_files_is_whole_after_resume(tmp_path):
+    run_id = _killed(tmp_path / "killed", "drift", "first-part")
+    store = RunStore(tmp_path / "killed")
+    assert any(rel.startswith("parts/") for rel in store.open(run_id).files)  # killed with a part half-written
+    config = drift.quick_config(steps=("networks",), max_examples=400, draws=1)
+    resumed = drift.run_drift(store, config, resume=run_id, progress=False)
+    reference = drift.run_drift(RunStore(tmp_path / "reference"), config, progress=False)
+    parts = sorted(rel for rel in reference.files if rel.startswith("parts/"))
+    assert sorted(rel for rel in resumed.files if rel.startswith("parts/")) == parts
+    for rel in parts:
+        if rel.endswith("history.json"):  # its epoch times are wall-clock measurements
+            ours, theirs = json.loads(resumed.read_bytes(rel)), json.loads(reference.read_bytes(rel))
+            assert {k: v for k, v in ours.items() if k != "epoch_time_s"} == \
+                   {k: v for k, v in theirs.items() if k != "epoch_time_s"}
+        elif rel.endswith(".npz"):
+            ours, theirs = resumed.read_npz(rel), reference.read_npz(rel)
+            assert ours.keys() == theirs.keys() and all(np.array_equal(ours[k], theirs[k]) for k in ours), rel
+        else:
+            assert resumed.read_bytes(rel) == reference.read_bytes(rel), rel
