@@ -142,10 +142,23 @@ def cmd_demo(args) -> None:
         print(path)
 
 
-def _store(args):
+def _store(args, root: Path | None = None):
+    """The store ``--store`` names (or ``root``), which says when a new run repeats stored ones."""
     from .store import RunStore
 
-    return RunStore(Path(args.store))
+    def repeated(run, earlier) -> None:
+        same = earlier[0]
+        if same.status == "complete":
+            what = (f"its results will be those of run {same.id} (complete; `circuitnn report {same.id}` "
+                    "rebuilds its report)")
+        elif args.command == "calibrate":
+            what = f"run {same.id} is {same.status} (calibrations do not resume)"
+        else:
+            what = f"run {same.id} is {same.status}: to finish it instead, stop this one and {_resume_hint(args, same)}"
+        others = f" and {len(earlier) - 1} more" if len(earlier) > 1 else ""
+        _warn(f"run {run.id} repeats {same.id}{others} (same kind, configuration and seed); {what}")
+
+    return RunStore(root if root is not None else Path(args.store), on_repeat=repeated)
 
 
 def _warn(message: str) -> None:
@@ -401,13 +414,12 @@ def cmd_reproduce(args) -> None:
     from .experiments.reproduction import run_reproduction
     from .reports.artifacts import write_demo
     from .reports import write_report, write_report_to
-    from .store import RunStore
 
     out = Path(args.out)
     configs = _media_configs(args)
     for path in write_demo(out, configs, *run_demo(configs)):
         print(path)
-    run = run_reproduction(RunStore(out / "runs"), configs, "compare-media", heatmap_medium="Cr",
+    run = run_reproduction(_store(args, out / "runs"), configs, "compare-media", heatmap_medium="Cr",
                            progress=not args.quiet, resume=args.resume, write_report=write_report)
     for path in write_report_to(run, out / "report"):
         print(path)

@@ -258,6 +258,14 @@ def _json_bytes(obj, what: str) -> bytes:
         raise StoreError(f"{what}: {err}; store dicts, lists, strings, numbers, booleans or None") from None
 
 
+def _fingerprint(record: dict, files: Mapping[str, bytes]) -> str:
+    """SHA-256 of what fixes a run's results: kind, config, seed, labels and the content of the files
+    it is created with (its plan); not its id, name, time or versions."""
+    what = {key: record[key] for key in ("kind", "config", "seed", "labels")}
+    what["files"] = {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -311,7 +319,7 @@ def check_record(record, run_dir: Path) -> None:
     if record["id"] != run_dir.name:
         wrong.append(f"id {record['id']!r:.80} is not the directory's name")
     for key, kinds in (("name", str), ("summary", dict), ("error", str), ("latest_checkpoint", str),
-                       ("checkpoints", dict)):
+                       ("checkpoints", dict), ("fingerprint", str)):
         if record.get(key) is not None and not isinstance(record[key], kinds):
             wrong.append(f"{key} is {type(record[key]).__name__}, not {kinds.__name__} or null")
     for what in ("labels", "versions"):
@@ -438,13 +446,14 @@ class RunInfo:
     summary: dict | None       # given to Run.complete
     error: str | None          # given to Run.fail
     latest_checkpoint: str | None
+    fingerprint: str | None = None  # equal for runs of the same kind, config, seed, labels and plan
 
     @classmethod
     def from_record(cls, record: dict, path: Path) -> RunInfo:
         return cls(record["id"], Path(path), record["kind"], record.get("name"), record["created"],
                    record["status"], record["config"], record["seed"], record["labels"],
                    record["versions"], record.get("summary"), record.get("error"),
-                   record.get("latest_checkpoint"))
+                   record.get("latest_checkpoint"), record.get("fingerprint"))
 
 
 class RunListing(list):
@@ -829,11 +838,18 @@ def new_run_id(kind: str, label: str, created: datetime) -> str:
 
 # -- the store ------------------------------------------------------------------------------------------
 class RunStore:
-    """All runs under ``root``: create, open, resume and list them."""
+    """All runs under ``root``: create, open, resume and list them.
 
-    def __init__(self, root: Path | str):
+    ``on_repeat(run, earlier)``, if given, is called when ``create`` has made a run that repeats
+    runs already stored: ``earlier`` (RunInfo, newest first) have the same fingerprint (kind,
+    config, seed, labels and initial files), so the new run computes what they computed or, if
+    unfinished, would have computed when resumed. The CLI says so in one line; the run goes on.
+    """
+
+    def __init__(self, root: Path | str, on_repeat: Callable[[Run, list[RunInfo]], None] | None = None):
         self.root = Path(root)
         self._index = RunIndex(self.root / INDEX_FILE)
+        self._on_repeat = on_repeat
 
     def create(self, kind: str, config: Mapping, seed: int, labels: Mapping[str, object] | None = None,
                name: str | None = None, run_id: str | None = None,
@@ -878,6 +894,7 @@ class RunStore:
             initial[PurePath(rel).as_posix()] = (
                 bytes(content) if isinstance(content, (bytes, bytearray))
                 else _json_bytes(content, f"{rel} of a new {kind!r} run"))
+        record["fingerprint"] = _fingerprint(record, initial)
         # Built under a hidden name, then renamed: the run appears whole, with its run.json, at once.
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -896,7 +913,8 @@ class RunStore:
                 write_atomic(staging / RUN_FILE, lambda handle: handle.write(_json_bytes(record, RUN_FILE)))
                 try:
                     os.rename(staging, self.root / run_id)
-                    return Run(self.root / run_id, record, lock)
+                    run = Run(self.root / run_id, record, lock)
+                    break
                 except OSError:
                     if not (self.root / run_id).exists():
                         raise
@@ -907,6 +925,16 @@ class RunStore:
         except BaseException:
             lock.release()
             raise
+        if self._on_repeat is not None:
+            try:
+                earlier = [info for info in self.list(kind=kind)
+                           if info.fingerprint == record["fingerprint"] and info.id != run.id]
+                if earlier:
+                    self._on_repeat(run, earlier)
+            except BaseException:
+                run.close()  # the caller never gets it: it stays "running", resumable by id
+                raise
+        return run
 
     def open(self, run_id: str) -> Run:
         """The run ``run_id`` for reading, checked (CorruptRunError if run.json or a file it records
