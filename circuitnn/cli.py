@@ -665,6 +665,9 @@ def _resume_hint(args, run) -> str:
 def _interrupted(args, run) -> str:
     """One line: what the interrupted run saved, where, and how to continue it."""
     results = [rel for rel in run.files if not rel.startswith("checkpoints/")]
+    if run.status == "complete":  # Ctrl-C came while its last record was written
+        return (f"circuitnn: interrupted after run {run.id} completed: its {len(results)} result files are in "
+                f"{run.path}; nothing to resume")
     checkpoint = run.info.latest_checkpoint
     saved = f"{len(results)} result files" + (f" and checkpoint {checkpoint!r}" if checkpoint else "")
     return f"circuitnn: interrupted; run {run.id} saved {saved} in {run.path} (status interrupted); {_resume_hint(args, run)}"

@@ -128,3 +128,33 @@ def test_a_drift_network_killed_between_its_files_is_whole_after_resume(tmp_path
             assert ours.keys() == theirs.keys() and all(np.array_equal(ours[k], theirs[k]) for k in ours), rel
         else:
             assert resumed.read_bytes(rel) == reference.read_bytes(rel), rel
+
+
+def test_ctrl_c_while_a_run_completes_names_the_complete_run(tmp_path, capsys, monkeypatch):
+    """Ctrl-C held while run.json records the completion arrives just after it: exit 130, and the line
+    says the run is complete (not that something could be resumed)."""
+    import io
+
+    from circuitnn.cli import main
+    from circuitnn.store import runs
+
+    monkeypatch.setattr(runs, "collect_versions", lambda: {"circuitnn": "test"})
+    real = runs.write_atomic
+
+    def write_atomic(path, write):
+        size = real(path, write)
+        written = io.BytesIO()
+        write(written)
+        if path.name == "run.json" and json.loads(written.getvalue())["status"] == "complete":
+            signal.raise_signal(signal.SIGINT)  # held by the store until the record is written
+        return size
+
+    monkeypatch.setattr(runs, "write_atomic", write_atomic)
+    config = tmp_path / "small.toml"
+    config.write_text('preset = "Cr"\n[onchip]\nn_test_per_class = 8\nconductance_errors = [0.0]\nerror_draws = 1\n')
+    assert main(["train", "--config", str(config), "--backend", "surrogate", "--quiet",
+                 "--store", str(tmp_path / "runs")]) == 130
+    (info,) = RunStore(tmp_path / "runs").list()
+    err = capsys.readouterr().err
+    assert info.status == "complete"
+    assert err.count("\n") == 1 and f"after run {info.id} completed" in err and "nothing to resume" in err, err

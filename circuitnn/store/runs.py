@@ -82,7 +82,8 @@ class StoreError(CircuitnnError):
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) stopped a run while it was being written. The run is marked "interrupted",
-    keeps everything it saved and resumes from its checkpoints; ``run`` is that Run."""
+    keeps everything it saved and resumes from its checkpoints; ``run`` is that Run. (Held while the
+    run's completion was recorded, Ctrl-C arrives after it: ``run`` is then complete.)"""
 
     def __init__(self, run: Run):
         super().__init__(f"run {run.id} interrupted")
@@ -690,6 +691,10 @@ class Run:
                         raise RunInterrupted(self) from error
                     return
                 self.fail(f"{kind.__name__}: {error}")
+            elif isinstance(error, KeyboardInterrupt) and not isinstance(error, RunInterrupted) \
+                    and self.status == "complete":
+                # Ctrl-C held while the run completed: it is done, and the interrupt names it.
+                raise RunInterrupted(self) from error
         finally:
             self.close()
 
