@@ -303,3 +303,34 @@ def test_cli_run_killed_mid_part_resumes(tmp_path):
                              "--out", str(tmp_path / "reports")], capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
     assert RunStore(store).open(info.id).status == "complete"
+
+
+def test_a_reader_of_a_run_being_written_sees_no_damage_that_is_not_there(tmp_path, monkeypatch):
+    """A process reading a run (a report, a sweep looking at its points) while another overwrites a
+    file in it holds a record older than the file: it reads run.json again instead of calling the
+    run corrupt. A file run.json does not accept stays damage."""
+    from circuitnn.store import runs
+
+    store = RunStore(tmp_path)
+    writer = store.create("train", {}, seed=0)
+    writer.write_json("summary.json", {"k": 0})
+    real, overwrite = runs.read_record, [True]
+
+    def read_record(run_dir):  # the writer overwrites summary.json just after the reader read run.json
+        record = real(run_dir)
+        if overwrite[0]:
+            overwrite[0] = False
+            writer.write_json("summary.json", {"k": 1})
+        return record
+
+    monkeypatch.setattr(runs, "read_record", read_record)
+    reader = store.open(writer.id)
+    assert reader.read_json("summary.json") == {"k": 1}
+    writer.write_json("summary.json", {"k": 2})  # after the reader's record
+    assert reader.read_json("summary.json") == {"k": 2}
+    writer.complete({})
+    (tmp_path / writer.id / "summary.json").write_text(json.dumps({"k": 3}, indent=2))  # same size: the hash tells
+    with pytest.raises(CorruptRunError, match="summary.json has changed"):
+        store.open(writer.id)
+    with pytest.raises(CorruptRunError, match="summary.json has changed"):
+        reader.read_json("summary.json")

@@ -72,6 +72,7 @@ _REQUIRED = {"id": str, "kind": str, "created": str, "status": str, "config": di
 _STATE_KEY = "__state_json__"  # the checkpoint's JSON state, stored beside its arrays in one .npz
 _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_LOOKS = 5  # reads of a run being written before a mismatch counts as damage (each after run.json changed)
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # write_atomic's hidden temporary files
 
 
@@ -546,23 +547,37 @@ class Run:
 
     # -- reading -----------------------------------------------------------------------------------------
     def read_bytes(self, rel: str | PurePath) -> bytes:
-        """The bytes of a file the run recorded, checked against its size and SHA-256."""
+        """The bytes of a file the run recorded, checked against its size and SHA-256.
+
+        A Run opened for reading while another process writes the run may hold a record older than
+        a file it reads (the writer overwrote it since): the check then reads run.json again and
+        looks once more, so only a file that run.json, as it is now, does not accept is corrupt."""
         key, path = self._resolve(rel, reserved_ok=True)
-        entry = self._record["files"].get(key)
-        if entry is None and key != RUN_FILE:
-            written = sorted(self._record["files"])
-            raise StoreError(f"run {self.id} has no file {key!r}; it wrote {written}")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise CorruptRunError(self.path, f"{key} is missing (run.json records it)") from None
-        except OSError as err:
-            raise CorruptRunError(self.path, f"{key} cannot be read: {err.strerror}") from None
-        if entry is not None:
-            problem = _check_file(self.path, key, entry, data)
-            if problem is not None:
+        for attempt in range(_LOOKS):
+            entry = self._record["files"].get(key)
+            if entry is None and key != RUN_FILE:
+                written = sorted(self._record["files"])
+                raise StoreError(f"run {self.id} has no file {key!r}; it wrote {written}")
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise CorruptRunError(self.path, f"{key} is missing (run.json records it)") from None
+            except OSError as err:
+                raise CorruptRunError(self.path, f"{key} cannot be read: {err.strerror}") from None
+            problem = _check_file(self.path, key, entry, data) if entry is not None else None
+            if problem is None:
+                return data
+            if self._lock is not None or attempt + 1 == _LOOKS or not self._refresh():
                 raise CorruptRunError(self.path, problem)
-        return data
+        raise AssertionError("unreachable")
+
+    def _refresh(self) -> bool:
+        """Read run.json again (a reader's record, after the writer changed it); True if it changed."""
+        record = read_record(self.path)
+        if record == self._record:
+            return False
+        self._record = record
+        return True
 
     def read_text(self, rel: str | PurePath) -> str:
         try:
@@ -945,9 +960,18 @@ class RunStore:
         """The run ``run_id`` for reading, checked (CorruptRunError if run.json or a file it records
         is damaged, changed or outside the run)."""
         run_dir = self._run_dir(run_id)
-        record = read_record(run_dir)
-        _check_files(run_dir, record)
-        return Run(run_dir, record)
+        for attempt in range(_LOOKS):
+            record = read_record(run_dir)
+            try:
+                _check_files(run_dir, record)
+            except CorruptRunError:
+                # A process writing the run may have overwritten a file (and run.json) since run.json
+                # was read: damage is what stays when run.json has not changed.
+                if attempt + 1 == _LOOKS or read_record(run_dir) == record:
+                    raise
+                continue
+            return Run(run_dir, record)
+        raise AssertionError("unreachable")
 
     def resume(self, run_id: str) -> Run:
         """Reopen an "interrupted", "failed" or still-"running" (killed) run for writing, holding its
