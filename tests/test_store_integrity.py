@@ -334,3 +334,18 @@ def test_a_reader_of_a_run_being_written_sees_no_damage_that_is_not_there(tmp_pa
         store.open(writer.id)
     with pytest.raises(CorruptRunError, match="summary.json has changed"):
         reader.read_json("summary.json")
+
+
+def test_the_run_table_tells_a_killed_running_run_from_one_being_written(tmp_path):
+    store = RunStore(tmp_path)
+    killed = store.create("train", {}, seed=0)
+    killed.close()  # what a SIGKILL leaves: status "running", nobody holding the lock
+    alive = store.create("train", {}, seed=1)
+    try:
+        table = format_run_table(store.list())
+        row = {line.split()[0]: line for line in table.splitlines()[1:]}
+        assert "stopped: no process writes it" in row[killed.id] and "--resume" in row[killed.id]
+        assert f"being written by process {os.getpid()}" in row[alive.id]
+        assert store.resume(killed.id).writable  # the listing held no lock
+    finally:
+        alive.close()

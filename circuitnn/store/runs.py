@@ -167,6 +167,29 @@ class RunLock:
         self.release()
 
 
+def writer_of(run_dir: Path) -> int | bool | None:
+    """Who writes ``run_dir`` now: False if no process holds its lock (a "running" run whose process
+    was killed), else the holder's PID (None if it has not written it yet).
+
+    Probed with a shared lock taken and dropped at once, so a listing never holds a run; a writer
+    starting in that same instant is the only one that could notice it."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # never locked (or not readable): nobody holds it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(holder) if holder.isdigit() else None
+        except OSError:
+            return None  # no locks on this filesystem: say nothing certain
+        return False
+    finally:
+        os.close(fd)  # drops the shared lock if it was taken
+
+
 # -- writing files ---------------------------------------------------------------------------------------
 def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> int:
     """Write ``path`` through ``write(handle)`` atomically; returns the file's size in bytes.
@@ -1073,6 +1096,11 @@ def format_run_table(infos: Iterable[RunInfo], skipped: Iterable[CorruptRunError
             return f"error: {info.error or '?'}"[:70]
         if info.status == "interrupted":
             return f"interrupted; latest checkpoint: {info.latest_checkpoint or 'none'}"
+        if info.status == "running":
+            holder = writer_of(info.path)
+            if holder is False:
+                return "stopped: no process writes it (killed); it resumes with --resume"
+            return f"being written by process {holder}" if holder else "being written"
         scalars = [(key, value) for key, value in (info.summary or {}).items()
                    if isinstance(value, (int, float, str, bool))]
         return " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
