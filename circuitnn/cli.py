@@ -416,10 +416,20 @@ def cmd_reproduce(args) -> None:
     from .reports import write_report, write_report_to
 
     out = Path(args.out)
-    configs = _media_configs(args)
+    store = _store(args, out / "runs")
+    if args.resume:
+        # The run's own media and configs, as every --resume: the device curves, netlists and operating
+        # points beside it are then those of the uninterrupted job, whatever --medium/--config say.
+        from .experiments.reproduction import stored_config
+
+        _check_resume(store, args, ("compare-media",))
+        stored = store.open(args.resume)
+        configs = [stored_config(stored, medium) for medium in stored.read_json("plan.json")["media"]]
+    else:
+        configs = _media_configs(args)
     for path in write_demo(out, configs, *run_demo(configs)):
         print(path)
-    run = run_reproduction(_store(args, out / "runs"), configs, "compare-media", heatmap_medium="Cr",
+    run = run_reproduction(store, configs, "compare-media", heatmap_medium="Cr",
                            progress=not args.quiet, resume=args.resume, write_report=write_report)
     for path in write_report_to(run, out / "report"):
         print(path)

@@ -158,3 +158,25 @@ def test_ctrl_c_while_a_run_completes_names_the_complete_run(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert info.status == "complete"
     assert err.count("\n") == 1 and f"after run {info.id} completed" in err and "nothing to resume" in err, err
+
+
+def test_the_main_job_resumed_writes_the_artifacts_of_its_own_run(tmp_path, capsys, monkeypatch):
+    """`circuitnn reproduce --resume RUN_ID --out DIR` (the line an interrupt prints) rebuilds the device
+    curves, netlists and operating points beside the run from the run's own media and configs, as
+    the uninterrupted job wrote them, not from the defaults of options it was not given."""
+    from circuitnn.cli import main
+    from circuitnn.store import runs
+    from stop_after import interrupted_after
+
+    monkeypatch.setattr(runs, "collect_versions", lambda: {"circuitnn": "test"})
+    config = tmp_path / "small.toml"
+    config.write_text('preset = "Cr"\n[onchip]\nn_test_per_class = 8\nconductance_errors = [0.0]\nerror_draws = 1\n'
+                      'noise_levels = [0.0, 0.1]\n')
+    with interrupted_after(2, monkeypatch), pytest.raises(KeyboardInterrupt):
+        reproduction.run_reproduction(RunStore(tmp_path / "out" / "runs"), [load_config(config)], "compare-media",
+                                      heatmap_medium="Cr", progress=False, backend="surrogate")
+    (info,) = RunStore(tmp_path / "out" / "runs").list()
+    assert main(["reproduce", "--resume", info.id, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    curves = sorted(path.name for path in (tmp_path / "out" / "device-curves").glob("*.png"))
+    assert curves == ["Cr_curves.png"]
+    assert sorted(json.loads((tmp_path / "out" / "operating_points.json").read_text())["media"]) == ["Cr"]
