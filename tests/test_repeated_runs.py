@@ -34,10 +34,7 @@ def test_the_same_command_again_names_the_complete_run_it_repeats(tmp_path, caps
     assert f"run {second.id} repeats {first.id}" in err and f"circuitnn report {first.id}" in err
     again = RunStore(tmp_path / "runs").open(first.id)  # checked against its hashes: untouched
     assert again.status == "complete" and {rel: again.read_bytes(rel) for rel in again.files} == stored
-    assert second.summary == first.info.summary  # same seed, same numbers
-
-    assert main(_train(tmp_path, seed=1)) == 0
-    assert "repeats" not in capsys.readouterr().err  # another seed is another experiment
+    assert second.summary == first.info.summary  # same seed, same numbers (another seed: the last test)
 
 
 def test_the_same_command_after_an_interrupt_says_how_to_resume(tmp_path, capsys, monkeypatch):
