@@ -347,7 +347,8 @@ def cmd_sweep(args) -> None:
     if not args.verbose:  # Dask's own news (workers starting, lost, restarted) only with -v
         import distributed  # noqa: F401 - it sets its loggers' levels when imported: set ours after
 
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        # CRITICAL: a failed run is reported in the command's one line, not again in each worker's log
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     result = run_sweep(_store(args), sweep, workers=args.workers, scheduler=args.scheduler,
                        progress=not args.quiet, write_report=write_report)
     store = "" if args.store == DEFAULT_STORE else f" --store {args.store}"
