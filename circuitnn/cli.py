@@ -722,6 +722,16 @@ def _say(text: str) -> None:
         pass
 
 
+def _stored(args, exc: BaseException) -> str:
+    """What a failure's line adds when it stopped a stored run: the run, its status and how it goes on."""
+    run = getattr(exc, "stored_run", None)
+    if run is None:
+        return ""
+    if run.status == "complete":
+        return f"; run {run.id} had completed ({run.path})"
+    return f"; run {run.id} is stored as {run.status} in {run.path}; {_resume_hint(args, run)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -742,16 +752,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SimulationError as exc:
         # The first line names circuit, step and cause; ngspice's own words follow with --verbose.
-        _say(f"circuitnn: simulation failed: {str(exc).splitlines()[0]}")
+        _say(f"circuitnn: simulation failed: {str(exc).splitlines()[0]}{_stored(args, exc)}")
         if args.verbose and exc.output:
             with contextlib.suppress(OSError, ValueError):
                 print(f"--- ngspice said ---\n{exc.output}", file=sys.stderr)
         return 1
     except (ConfigError, NetlistError, StoreError, ValueError) as exc:
-        _say(f"circuitnn: error: {exc}")
+        _say(f"circuitnn: error: {exc}{_stored(args, exc)}")
         return 2
     except CircuitnnError as exc:
-        _say(f"circuitnn: error: {exc}")
+        _say(f"circuitnn: error: {exc}{_stored(args, exc)}")
         return 1
     except BrokenPipeError:
         # stdout was closed (`circuitnn runs | head`): nothing left to say to anyone.
@@ -760,13 +770,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        _say(f"circuitnn: error: {where}{exc.strerror or exc}")
+        _say(f"circuitnn: error: {where}{exc.strerror or exc}{_stored(args, exc)}")
         return 2
     except KeyboardInterrupt:
         _say("circuitnn: interrupted (a stored run can be continued with --resume)")
         return 128 + signal.SIGINT
     except Stopped as exc:
-        _say(f"circuitnn: stopped by {exc} (a stored run can be continued with --resume)")
+        _say(f"circuitnn: stopped by {exc}" + (_stored(args, exc) or " (a stored run can be continued with --resume)"))
         return 128 + exc.signum
     return 0
 

@@ -180,3 +180,32 @@ def test_the_main_job_resumed_writes_the_artifacts_of_its_own_run(tmp_path, caps
     curves = sorted(path.name for path in (tmp_path / "out" / "device-curves").glob("*.png"))
     assert curves == ["Cr_curves.png"]
     assert sorted(json.loads((tmp_path / "out" / "operating_points.json").read_text())["media"]) == ["Cr"]
+
+
+def test_a_run_stopped_by_sigterm_is_named_with_its_resume_command(tmp_path, capsys, monkeypatch):
+    """SIGTERM (or SIGHUP) stops a run as failed and resumable; the one line names it and the exact
+    command that continues it, as Ctrl-C's does."""
+    from circuitnn.cli import main
+    from circuitnn.store import runs
+
+    monkeypatch.setattr(runs, "collect_versions", lambda: {"circuitnn": "test"})
+    original = reproduction.onchip.train_with
+
+    def stopped(config, chip, task, trainer, variant, resume=None, checkpoint=None, **kwargs):
+        def stop(state):
+            checkpoint(state)
+            signal.raise_signal(signal.SIGTERM)  # `kill PID`, handled by the CLI where the program is
+        return original(config, chip, task, trainer, variant, resume, stop, **kwargs)
+
+    monkeypatch.setattr(reproduction.onchip, "train_with", stopped)
+    config = tmp_path / "small.toml"
+    config.write_text('preset = "Cr"\n[onchip]\nn_test_per_class = 8\nconductance_errors = [0.0]\nerror_draws = 1\n')
+    store = tmp_path / "runs"
+    assert main(["train", "--config", str(config), "--backend", "surrogate", "--quiet", "--store", str(store)]) == 143
+    (info,) = RunStore(store).list()
+    err = capsys.readouterr().err
+    assert info.status == "failed" and err.count("\n") == 1
+    assert f"stopped by SIGTERM; run {info.id} is stored as failed" in err
+    assert f"continue with: circuitnn train --resume {info.id} --store {store}" in err
+    monkeypatch.setattr(reproduction.onchip, "train_with", original)
+    assert main(["train", "--resume", info.id, "--quiet", "--store", str(store)]) == 0

@@ -718,6 +718,8 @@ class Run:
         self.close()
 
     def __enter__(self) -> Self:
+        """Used as a context manager, an error leaving the block marks the run failed (Ctrl-C:
+        interrupted) and carries it as the error's ``stored_run``."""
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
@@ -733,6 +735,10 @@ class Run:
                     and self.status == "complete":
                 # Ctrl-C held while the run completed: it is done, and the interrupt names it.
                 raise RunInterrupted(self) from error
+            if error is not None and getattr(error, "stored_run", None) is None:
+                # Whoever reports the error (the CLI's one line) can name the run and how it resumes.
+                with contextlib.suppress(AttributeError, TypeError):
+                    error.stored_run = self
         finally:
             self.close()
 
