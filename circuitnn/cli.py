@@ -145,12 +145,16 @@ def cmd_demo(args) -> None:
 def _store(args, root: Path | None = None):
     """The store ``--store`` names (or ``root``), which says when a new run repeats stored ones."""
     from .store import RunStore
+    from .store.runs import writer_of
 
     def repeated(run, earlier) -> None:
         same = earlier[0]
+        writer = writer_of(same.path) if same.status == "running" else False
         if same.status == "complete":
             what = (f"its results will be those of run {same.id} (complete; `circuitnn report {same.id}` "
                     "rebuilds its report)")
+        elif writer is not False:
+            what = f"run {same.id} is being written now{f' by process {writer}' if writer else ''}, to the same results"
         elif args.command == "calibrate":
             what = f"run {same.id} is {same.status} (calibrations do not resume)"
         else:
