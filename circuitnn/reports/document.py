@@ -51,6 +51,14 @@ def resume_command(run: Run) -> str:
     return f"circuitnn {run.info.kind} --resume {run.id} --store {run.path.parent}"
 
 
+def unfinished(run: Run) -> bool:
+    """True for a run that has not completed, unless this very process is writing it: an experiment
+    writes its report into the run as its last step, just before completing it, and that report
+    must be the one ``circuitnn report`` rebuilds from the complete run (not a note that it is
+    incomplete)."""
+    return run.status != "complete" and not run.writable
+
+
 def incomplete_run(run: Run, stored: str) -> str:
     """The header line of a report on an unfinished run: its status, what it ``stored``, and the
     command that continues it."""

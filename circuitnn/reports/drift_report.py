@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
+from .document import (Report, ReportError, incomplete_run, unfinished, legend_below, legend_entries, provenance, pyplot,
                        resume_command, side_by_side)
 
 # The patent family's headline (docs/reference/dgc-drift-programming.md §2.2), for comparison.
@@ -95,7 +95,7 @@ def build_report(run: Run) -> Report:
         f"{plan['read_noise_scale']:g}), a full-scale weight using {plan['window_fraction']:g} of the device window; "
         f"{plan['draws']} programming draws per network, each read at every time. Regularizer: {reg['form']}, "
         f"λ = {reg['strength']:g}, relative = {reg['normalize']}, time {reg['time_s']:g} s.")
-    if run.status != "complete":
+    if unfinished(run):
         report.header.append(incomplete_run(run, "the parts stored so far"))
     times = plan["times_s"]
     if parts:

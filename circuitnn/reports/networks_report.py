@@ -8,7 +8,7 @@ import numpy as np
 
 from ..experiments.networks import PERIPHERY
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
+from .document import (Report, ReportError, incomplete_run, unfinished, legend_below, legend_entries, provenance, pyplot,
                        resume_command, side_by_side, without_float_noise)
 
 
@@ -52,7 +52,7 @@ def build_report(run: Run) -> Report:
         f"Dataset: {dataset}" + (f" (from {plan['mnist_dir']})" if plan.get("mnist_dir") else "")
         + f"; {plan['epochs']} epochs; at most {plan['max_examples']} examples; {plan['repeats']} programming "
         f"draws per evaluation; hardware-aware training with multiplicative weight noise σ = {plan['weight_noise']:g}.")
-    if run.status != "complete":
+    if unfinished(run):
         report.header.append(incomplete_run(run, "the evaluations stored so far"))
     if rows:
         report.tables["accuracy"] = [{
