@@ -434,8 +434,14 @@ def cmd_reproduce(args) -> None:
         configs = _media_configs(args)
     for path in write_demo(out, configs, *run_demo(configs)):
         print(path)
-    run = run_reproduction(store, configs, "compare-media", heatmap_medium="Cr",
-                           progress=not args.quiet, resume=args.resume, write_report=write_report)
+    if args.resume and stored.status == "complete":
+        # Stopped after its run completed (while the files above or the report below were written):
+        # what is left of the job is writing them, from the store.
+        _warn(f"run {stored.id} is complete: its report and the files beside it are rebuilt, nothing is simulated")
+        run = stored
+    else:
+        run = run_reproduction(store, configs, "compare-media", heatmap_medium="Cr",
+                               progress=not args.quiet, resume=args.resume, write_report=write_report)
     for path in write_report_to(run, out / "report"):
         print(path)
     store = "" if args.out == DEFAULT_OUT else f" --store {out / 'runs'}"

@@ -180,6 +180,14 @@ def test_the_main_job_resumed_writes_the_artifacts_of_its_own_run(tmp_path, caps
     curves = sorted(path.name for path in (tmp_path / "out" / "device-curves").glob("*.png"))
     assert curves == ["Cr_curves.png"]
     assert sorted(json.loads((tmp_path / "out" / "operating_points.json").read_text())["media"]) == ["Cr"]
+    # Stopped after the run completed (while out/report was written): --resume finishes the job, no new run.
+    report = (tmp_path / "out" / "report" / "report.md").read_text()
+    (tmp_path / "out" / "report" / "report.md").unlink()
+    capsys.readouterr()
+    assert main(["reproduce", "--resume", info.id, "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert "is complete: its report and the files beside it are rebuilt" in capsys.readouterr().err
+    assert (tmp_path / "out" / "report" / "report.md").read_text() == report
+    assert [i.id for i in RunStore(tmp_path / "out" / "runs").list()] == [info.id]
 
 
 def test_a_run_stopped_by_sigterm_is_named_with_its_resume_command(tmp_path, capsys, monkeypatch):
