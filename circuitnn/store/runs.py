@@ -48,6 +48,7 @@ import re
 import secrets
 import shutil
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -976,8 +977,11 @@ class RunStore:
             raise
         if self._on_repeat is not None:
             try:
-                earlier = [info for info in self.list(kind=kind)
-                           if info.fingerprint == record["fingerprint"] and info.id != run.id]
+                try:
+                    listing = self.list(kind=kind)
+                except (StoreError, OSError, sqlite3.Error):
+                    listing = []  # the note is advice: an index busy too long must not stop the run
+                earlier = [info for info in listing if info.fingerprint == record["fingerprint"] and info.id != run.id]
                 if earlier:
                     self._on_repeat(run, earlier)
             except BaseException:
