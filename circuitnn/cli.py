@@ -783,7 +783,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"circuitnn: error: {where}{exc.strerror or exc}{_stored(args, exc)}")
         return 2
     except KeyboardInterrupt:
-        _say("circuitnn: interrupted (a stored run can be continued with --resume)")
+        _say("circuitnn: interrupted (`circuitnn runs` lists what was stored; an unfinished run continues with --resume)")
         return 128 + signal.SIGINT
     except Stopped as exc:
         _say(f"circuitnn: stopped by {exc}" + (_stored(args, exc) or " (a stored run can be continued with --resume)"))

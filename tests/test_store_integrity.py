@@ -349,3 +349,20 @@ def test_the_run_table_tells_a_killed_running_run_from_one_being_written(tmp_pat
         assert store.resume(killed.id).writable  # the listing held no lock
     finally:
         alive.close()
+
+
+def test_ctrl_c_while_a_run_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """Stopped before the run appears (its folder is still hidden), creation leaves no folder behind."""
+    from circuitnn.store import runs
+
+    real = runs.write_atomic
+
+    def write_atomic(path, write):
+        if path.parent.name.startswith(".creating-") and path.name == "run.json":
+            raise KeyboardInterrupt
+        return real(path, write)
+
+    monkeypatch.setattr(runs, "write_atomic", write_atomic)
+    with pytest.raises(KeyboardInterrupt):
+        RunStore(tmp_path).create("train", {}, seed=0, files={"plan.json": {"parts": []}})
+    assert list(tmp_path.iterdir()) == []

@@ -974,6 +974,7 @@ class RunStore:
                     # Another process took this id in the same second: draw another suffix.
         except BaseException:
             lock.release()
+            shutil.rmtree(staging, ignore_errors=True)  # it never appeared (Ctrl-C, an error): leave nothing
             raise
         if self._on_repeat is not None:
             try:
