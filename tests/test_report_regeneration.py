@@ -34,3 +34,22 @@ def test_the_stored_report_is_the_rebuilt_one(tmp_path, monkeypatch, experiment)
     assert "Incomplete run" not in stored
     assert main(["report", run.id, "--store", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / run.id / "report.md").read_text() == stored
+
+
+def test_a_report_of_a_run_being_written_names_the_writer_not_a_resume(tmp_path, capsys, monkeypatch):
+    import os
+
+    from circuitnn.experiments.config import load_config
+
+    monkeypatch.setattr(store_runs, "collect_versions", lambda: {"circuitnn": "test"})
+    store = RunStore(tmp_path)
+    writing = store.create("train", {"media": {"Cr": load_config(medium_name="Cr").as_dict()}}, seed=0,
+                           files={"plan.json": {"media": ["Cr"], "heatmap_medium": None, "parts": ["Cr-reset"],
+                                                "backend": "surrogate", "calibration": None}})
+    command = ["report", writing.id, "--store", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"process {os.getpid()} is writing it now" in err and "--resume" not in err, err
+    writing.close()  # as a kill leaves it: nobody writes it any more
+    assert main(command) == 2
+    assert f"resume it with `circuitnn train --resume {writing.id}" in capsys.readouterr().err

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, unfinished, legend_below, legend_entries, provenance, pyplot,
-                       resume_command, side_by_side, without_float_noise)
+from .document import (Report, ReportError, how_to_continue, incomplete_run, legend_below, legend_entries,
+                       provenance, pyplot, unfinished, side_by_side, without_float_noise)
 
 COLOURS = {"bp": "tab:red", "dgc": "tab:blue", "hybrid-bp-dgc": "tab:purple", "hybrid-dgc-bp": "tab:cyan",
            "parallel": "tab:green", "spsa": "tab:orange", "dgc-one-sided": "tab:gray",
@@ -104,7 +104,7 @@ def build_report(run: Run) -> Report:
     parts = [p for p in every_part if p["method"] != "alignment"]
     if not parts:
         raise ReportError(f"run {run.id} ({run.status}) has no finished training yet, so there is nothing to "
-                          f"report; resume it with `{resume_command(run)}`")
+                          f"report; {how_to_continue(run)}")
     dataset = run.info.labels.get("dataset", "?")
     means = _mean_rows(parts)
     report = Report(run.id, f"On-chip learning of networks: DGC, BP and hybrids against circuit variation: {run.id}",

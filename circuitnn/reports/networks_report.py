@@ -8,8 +8,8 @@ import numpy as np
 
 from ..experiments.networks import PERIPHERY
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, unfinished, legend_below, legend_entries, provenance, pyplot,
-                       resume_command, side_by_side, without_float_noise)
+from .document import (Report, ReportError, how_to_continue, incomplete_run, legend_below, legend_entries,
+                       provenance, pyplot, unfinished, side_by_side, without_float_noise)
 
 
 def _pct(value) -> float:
@@ -45,7 +45,7 @@ def build_report(run: Run) -> Report:
     rows, wire_rows = stored_rows(run)
     if not rows and not wire_rows:
         raise ReportError(f"run {run.id} ({run.status}) has no finished evaluation yet, so there is nothing "
-                          f"to report; resume it with `{resume_command(run)}`")
+                          f"to report; {how_to_continue(run)}")
     dataset = run.info.labels.get("dataset", "?")
     report = Report(run.id, f"Large networks on crossbar tiles: {run.id}", header=provenance(run))
     report.header.append(
