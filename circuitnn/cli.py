@@ -177,10 +177,27 @@ def cmd_demo(args) -> None:
         print(path)
 
 
-def _store(args):
+def _store(args, root: Path | None = None):
+    """The store ``--store`` names (or ``root``), which says when a new run repeats stored ones."""
     from .store import RunStore
+    from .store.runs import writer_of
 
-    return RunStore(Path(args.store))
+    def repeated(run, earlier) -> None:
+        same = earlier[0]
+        writer = writer_of(same.path) if same.status == "running" else False
+        if same.status == "complete":
+            what = (f"its results will be those of run {same.id} (complete; `circuitnn report {same.id}` "
+                    "rebuilds its report)")
+        elif writer is not False:
+            what = f"run {same.id} is being written now{f' by process {writer}' if writer else ''}, to the same results"
+        elif args.command == "calibrate":
+            what = f"run {same.id} is {same.status} (calibrations do not resume)"
+        else:
+            what = f"run {same.id} is {same.status}: to finish it instead, stop this one and {_resume_hint(args, same)}"
+        others = f" and {len(earlier) - 1} more" if len(earlier) > 1 else ""
+        _warn(f"run {run.id} repeats {same.id}{others} (same kind, configuration and seed); {what}")
+
+    return RunStore(root if root is not None else Path(args.store), on_repeat=repeated)
 
 
 def _warn(message: str) -> None:
@@ -370,7 +387,8 @@ def cmd_sweep(args) -> None:
     if not args.verbose:  # Dask's own news (workers starting, lost, restarted) only with -v
         import distributed  # noqa: F401 - it sets its loggers' levels when imported: set ours after
 
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        # CRITICAL: a failed run is reported in the command's one line, not again in each worker's log
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
     result = run_sweep(_store(args), sweep, workers=args.workers, scheduler=args.scheduler,
                        progress=not args.quiet, write_report=write_report)
     store = "" if args.store == DEFAULT_STORE else f" --store {args.store}"
@@ -445,14 +463,29 @@ def cmd_reproduce(args) -> None:
     from .experiments.reproduction import run_reproduction
     from .reports.artifacts import write_demo
     from .reports import write_report, write_report_to
-    from .store import RunStore
 
     out = Path(args.out)
-    configs = _media_configs(args)
+    store = _store(args, out / "runs")
+    if args.resume:
+        # The run's own media and configs, as every --resume: the device curves, netlists and operating
+        # points beside it are then those of the uninterrupted job, whatever --medium/--config say.
+        from .experiments.reproduction import stored_config
+
+        _check_resume(store, args, ("compare-media",))
+        stored = store.open(args.resume)
+        configs = [stored_config(stored, medium) for medium in stored.read_json("plan.json")["media"]]
+    else:
+        configs = _media_configs(args)
     for path in write_demo(out, configs, *run_demo(configs)):
         print(path)
-    run = run_reproduction(RunStore(out / "runs"), configs, "compare-media", heatmap_medium="Cr",
-                           progress=not args.quiet, resume=args.resume, write_report=write_report)
+    if args.resume and stored.status == "complete":
+        # Stopped after its run completed (while the files above or the report below were written):
+        # what is left of the job is writing them, from the store.
+        _warn(f"run {stored.id} is complete: its report and the files beside it are rebuilt, nothing is simulated")
+        run = stored
+    else:
+        run = run_reproduction(store, configs, "compare-media", heatmap_medium="Cr",
+                               progress=not args.quiet, resume=args.resume, write_report=write_report)
     for path in write_report_to(run, out / "report"):
         print(path)
     store = "" if args.out == DEFAULT_OUT else f" --store {out / 'runs'}"
@@ -715,6 +748,9 @@ def _resume_hint(args, run) -> str:
 def _interrupted(args, run) -> str:
     """One line: what the interrupted run saved, where, and how to continue it."""
     results = [rel for rel in run.files if not rel.startswith("checkpoints/")]
+    if run.status == "complete":  # Ctrl-C came while its last record was written
+        return (f"circuitnn: interrupted after run {run.id} completed: its {len(results)} result files are in "
+                f"{run.path}; nothing to resume")
     checkpoint = run.info.latest_checkpoint
     saved = f"{len(results)} result files" + (f" and checkpoint {checkpoint!r}" if checkpoint else "")
     return f"circuitnn: interrupted; run {run.id} saved {saved} in {run.path} (status interrupted); {_resume_hint(args, run)}"
@@ -758,6 +794,16 @@ def _say(text: str) -> None:
         pass
 
 
+def _stored(args, exc: BaseException) -> str:
+    """What a failure's line adds when it stopped a stored run: the run, its status and how it goes on."""
+    run = getattr(exc, "stored_run", None)
+    if run is None:
+        return ""
+    if run.status == "complete":
+        return f"; run {run.id} had completed ({run.path})"
+    return f"; run {run.id} is stored as {run.status} in {run.path}; {_resume_hint(args, run)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.parser.refuse_empty(args)
@@ -783,16 +829,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except SimulationError as exc:
         # The first line names circuit, step and cause; ngspice's own words follow with --verbose.
-        _say(f"circuitnn: simulation failed: {str(exc).splitlines()[0]}")
+        _say(f"circuitnn: simulation failed: {str(exc).splitlines()[0]}{_stored(args, exc)}")
         if args.verbose and exc.output:
             with contextlib.suppress(OSError, ValueError):
                 print(f"--- ngspice said ---\n{exc.output}", file=sys.stderr)
         return 1
     except (ConfigError, NetlistError, StoreError, ValueError) as exc:
-        _say(f"circuitnn: error: {exc}")
+        _say(f"circuitnn: error: {exc}{_stored(args, exc)}")
         return 2
     except CircuitnnError as exc:
-        _say(f"circuitnn: error: {exc}")
+        _say(f"circuitnn: error: {exc}{_stored(args, exc)}")
         return 1
     except BrokenPipeError:
         # stdout was closed (`circuitnn runs | head`): nothing left to say to anyone.
@@ -801,13 +847,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        _say(f"circuitnn: error: {where}{exc.strerror or exc}")
+        _say(f"circuitnn: error: {where}{exc.strerror or exc}{_stored(args, exc)}")
         return 2
     except KeyboardInterrupt:
-        _say("circuitnn: interrupted (a stored run can be continued with --resume)")
+        _say("circuitnn: interrupted (`circuitnn runs` lists what was stored; an unfinished run continues with --resume)")
         return 128 + signal.SIGINT
     except Stopped as exc:
-        _say(f"circuitnn: stopped by {exc} (a stored run can be continued with --resume)")
+        _say(f"circuitnn: stopped by {exc}" + (_stored(args, exc) or " (a stored run can be continued with --resume)"))
         return 128 + exc.signum
     except Exception as exc:  # noqa: BLE001 - the net behind the named errors: still one line
         # Every bad input has its named error above; this is a defect of circuitnn's, not of the input.

@@ -120,3 +120,24 @@ def test_cli_calibrate_and_unknown_calibration(store, capsys):
     assert main(["train", "--medium", "Cr", "--store", str(store.root), "--backend", "surrogate",
                  "--calibration", "no-such-run"]) == 2
     assert "no-such-run" in capsys.readouterr().err
+
+
+def test_only_a_complete_calibration_run_calibrates(tmp_path, capsys):
+    """A calibration killed before it completed (or another kind of run) is refused in one line, exit 2:
+    a result would otherwise rest on a run with no report that cannot be resumed."""
+    from circuitnn.surrogate.calibration_params import SurrogateCalibration
+
+    runs = RunStore(tmp_path)
+    unfinished = runs.create("calibration", {"medium": {}}, seed=0, labels={"medium": "Cr"})
+    unfinished.write_json("calibration.json", SurrogateCalibration().as_dict())
+    unfinished.close()  # as a SIGKILL leaves it: "running", its fit stored, nothing after it
+    other = runs.create("train", {}, seed=0)
+    other.complete({})
+    for run_id, says in ((unfinished.id, "is running, not complete"), (other.id, "is a 'train' run")):
+        assert main(["train", "--medium", "Cr", "--backend", "surrogate", "--quiet", "--store", str(tmp_path),
+                     "--calibration", run_id]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err, err
+    assert len(runs.list(kind="train")) == 1  # refused before any run was made
+    runs.resume(unfinished.id).complete({})
+    assert load_calibration(runs, unfinished.id) == SurrogateCalibration(**unfinished.read_json("calibration.json"))

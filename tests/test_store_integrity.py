@@ -303,3 +303,66 @@ def test_cli_run_killed_mid_part_resumes(tmp_path):
                              "--out", str(tmp_path / "reports")], capture_output=True, text=True, timeout=300)
     assert report.returncode == 0, report.stderr
     assert RunStore(store).open(info.id).status == "complete"
+
+
+def test_a_reader_of_a_run_being_written_sees_no_damage_that_is_not_there(tmp_path, monkeypatch):
+    """A process reading a run (a report, a sweep looking at its points) while another overwrites a
+    file in it holds a record older than the file: it reads run.json again instead of calling the
+    run corrupt. A file run.json does not accept stays damage."""
+    from circuitnn.store import runs
+
+    store = RunStore(tmp_path)
+    writer = store.create("train", {}, seed=0)
+    writer.write_json("summary.json", {"k": 0})
+    real, overwrite = runs.read_record, [True]
+
+    def read_record(run_dir):  # the writer overwrites summary.json just after the reader read run.json
+        record = real(run_dir)
+        if overwrite[0]:
+            overwrite[0] = False
+            writer.write_json("summary.json", {"k": 1})
+        return record
+
+    monkeypatch.setattr(runs, "read_record", read_record)
+    reader = store.open(writer.id)
+    assert reader.read_json("summary.json") == {"k": 1}
+    writer.write_json("summary.json", {"k": 2})  # after the reader's record
+    assert reader.read_json("summary.json") == {"k": 2}
+    writer.complete({})
+    (tmp_path / writer.id / "summary.json").write_text(json.dumps({"k": 3}, indent=2))  # same size: the hash tells
+    with pytest.raises(CorruptRunError, match="summary.json has changed"):
+        store.open(writer.id)
+    with pytest.raises(CorruptRunError, match="summary.json has changed"):
+        reader.read_json("summary.json")
+
+
+def test_the_run_table_tells_a_killed_running_run_from_one_being_written(tmp_path):
+    store = RunStore(tmp_path)
+    killed = store.create("train", {}, seed=0)
+    killed.close()  # what a SIGKILL leaves: status "running", nobody holding the lock
+    alive = store.create("train", {}, seed=1)
+    try:
+        table = format_run_table(store.list())
+        row = {line.split()[0]: line for line in table.splitlines()[1:]}
+        assert "stopped: no process writes it" in row[killed.id] and "--resume" in row[killed.id]
+        assert f"being written by process {os.getpid()}" in row[alive.id]
+        assert store.resume(killed.id).writable  # the listing held no lock
+    finally:
+        alive.close()
+
+
+def test_ctrl_c_while_a_run_is_created_leaves_nothing(tmp_path, monkeypatch):
+    """Stopped before the run appears (its folder is still hidden), creation leaves no folder behind."""
+    from circuitnn.store import runs
+
+    real = runs.write_atomic
+
+    def write_atomic(path, write):
+        if path.parent.name.startswith(".creating-") and path.name == "run.json":
+            raise KeyboardInterrupt
+        return real(path, write)
+
+    monkeypatch.setattr(runs, "write_atomic", write_atomic)
+    with pytest.raises(KeyboardInterrupt):
+        RunStore(tmp_path).create("train", {}, seed=0, files={"plan.json": {"parts": []}})
+    assert list(tmp_path.iterdir()) == []

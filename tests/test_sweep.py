@@ -372,3 +372,18 @@ def test_sweep_figure_names_the_swept_value_readably(axis, values, words):
         assert label != axis and axis in label and all(w in label for w in words), label
         assert_no_marker_hidden(ax)
     assert_legends_cover_no_data(figure)
+
+
+def test_a_damaged_run_in_a_sweep_is_one_line_that_says_what_to_do(tmp_path, capfd):
+    """A point whose stored run is damaged (the store never repairs one) fails the sweep in one line
+    naming it and what to do; the workers' own logs of the failure do not follow it."""
+    spec = _spec(tmp_path, 'name = "damaged"\n' + SMALL.replace('preset = "Cr"', 'preset = "Cr"\nbackend = "surrogate"')
+                 + "[grid]\nseed = [0]\n")
+    store = tmp_path / "runs"
+    (point,) = load_sweep(spec).points
+    (store / point.run_id).mkdir(parents=True)
+    (store / point.run_id / "run.json").write_text("{")
+    assert main(["sweep", str(spec), "--workers", "1", "--store", str(store), "--quiet"]) == 1
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"damaged in the store ({point.run_id})" in err and "move their folders away" in err

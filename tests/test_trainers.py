@@ -248,7 +248,7 @@ def test_mismatch_study_cli_writes_a_report(tmp_path):
     store = tmp_path / "runs"
     assert main(["mismatch", "--config", str(config), "--levels", "0,2", "--chips", "2", "--store", str(store),
                  "--quiet"]) == 0
-    run_dir = next(store.iterdir())
+    run_dir = next(path for path in store.iterdir() if path.is_dir())  # beside it: the index
     report = (run_dir / "report.md").read_text()
     assert "write-verify + DGC fine-tuning" in report and (run_dir / "figures" / "mismatch_accuracy.png").exists()
     rows = (run_dir / "tables" / "accuracy.csv").read_text().splitlines()

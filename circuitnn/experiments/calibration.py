@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .config import Config
-from ..store import Run, RunStore
+from ..store import Run, RunStore, StoreError
 from . import calibration_fit as cal
 from ..surrogate.calibration_params import SurrogateCalibration
 
@@ -49,8 +49,20 @@ def run_calibration(store: RunStore, config: Config, seed: int | None = None, pr
 
 
 def load_calibration(store: RunStore, run_id: str) -> SurrogateCalibration:
-    """The calibration a stored run fitted (its ``name`` is the run id)."""
-    return SurrogateCalibration(**store.open(run_id).read_json("calibration.json"))
+    """The calibration a stored, complete calibration run fitted (its ``name`` is the run id).
+
+    Another kind of run, or a calibration that did not complete (killed, failed, or still being
+    written), is a StoreError: a result made with it would rest on a run that has no report and
+    cannot be resumed (calibrations do not resume)."""
+    run = store.open(run_id)
+    if run.info.kind != "calibration":
+        raise StoreError(f"run {run_id} is a {run.info.kind!r} run, not a calibration "
+                         "(`circuitnn runs --kind calibration` lists them)")
+    if run.status != "complete":
+        raise StoreError(f"calibration run {run_id} is {run.status}, not complete; run `circuitnn calibrate` "
+                         "again, or name a complete calibration (`circuitnn runs --kind calibration "
+                         "--status complete`)")
+    return SurrogateCalibration(**run.read_json("calibration.json"))
 
 
 def calibration_medium(store: RunStore, run_id: str) -> str | None:

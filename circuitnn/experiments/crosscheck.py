@@ -144,9 +144,10 @@ def run_crosscheck(store: RunStore, configs: list[Config], seeds: int = 4, reset
         run = store.create("crosscheck", {"media": media, "seeds": seeds, "reset_modes": list(reset_modes),
                                           "calibration": calibration.as_dict()},
                            seed=configs[0].seed, name="-".join(media),
-                           labels={"media": ",".join(media), "calibration": calibration.name})
-        run.write_json("plan.json", {"configs": [c.as_dict() for c in configs], "seeds": seeds,
-                                     "reset_modes": list(reset_modes), "calibration": calibration.as_dict()})
+                           labels={"media": ",".join(media), "calibration": calibration.name},
+                           files={"plan.json": {"configs": [c.as_dict() for c in configs], "seeds": seeds,
+                                                "reset_modes": list(reset_modes),
+                                                "calibration": calibration.as_dict()}})
     jobs = [(config, config.seed + k, reset) for config in configs for k in range(seeds) for reset in reset_modes]
     with run:
         rows = []

@@ -145,8 +145,8 @@ def run_drift(store: RunStore, config: DriftStudyConfig = DriftStudyConfig(), re
     else:
         if needs_data:  # read before the run is made: a bad --mnist folder leaves no failed run behind
             data = load_dataset(config.mnist_dir, config.seed, max_examples=config.max_examples)
-        run = store.create("drift", config.as_dict(), seed=config.seed, name="drift")
-        run.write_json("plan.json", config.as_dict())
+        run = store.create("drift", config.as_dict(), seed=config.seed, name="drift",
+                           files={"plan.json": config.as_dict()})
 
     def say(text: str) -> None:
         if progress:
@@ -197,10 +197,12 @@ def _trained(run: Run, config: DriftStudyConfig, data, kind: str, training: str,
     history = train_drift_regularized(network, X_train, y_train,
                                       NetworkTrainingConfig(epochs=epochs, seed=config.seed, noise_sampling="pool"),
                                       regularizer)
-    run.write_npz(part, **{f"p{i}": p for i, p in enumerate(network.parameters())})
+    # The weights mark the part done (above), so they are written last: a kill between the two files
+    # leaves a part that is trained again on resume, never one without its history.
     run.write_json(f"parts/{kind}-{training}/history.json",
                    {"loss": history.loss.tolist(), "penalty": history.penalty.tolist(),
                     "epoch_time_s": history.time_s.tolist()})
+    run.write_npz(part, **{f"p{i}": p for i, p in enumerate(network.parameters())})
     return network
 
 

@@ -105,8 +105,8 @@ def run_mismatch(store: RunStore, config: Config, study: MismatchStudy = Mismatc
     else:
         run = store.create("mismatch", {"config": config.as_dict(), "study": dataclasses.asdict(study)},
                            seed=config.seed, labels={"media": config.device.medium, "backend": study.backend},
-                           name=f"mismatch-{config.device.medium}")
-        run.write_json("plan.json", {"study": dataclasses.asdict(study), "medium": config.device.medium})
+                           name=f"mismatch-{config.device.medium}",
+                           files={"plan.json": {"study": dataclasses.asdict(study), "medium": config.device.medium}})
     make_chip = chip_factory(study.backend, None)
     with run:
         points = [(i, level, k) for i, level in enumerate(study.levels) for k in range(study.chips)]

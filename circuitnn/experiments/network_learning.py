@@ -219,8 +219,7 @@ def run_learning_study(store: RunStore, plan: dict | None = None, progress: bool
                                                           max_examples=plan["max_examples"])
     if not resume:
         run = store.create("learn-networks", plan, seed=plan["seed"], labels={"dataset": name},
-                           name=name)
-        run.write_json("plan.json", plan)
+                           name=name, files={"plan.json": plan})
     say = (lambda text: print(text, flush=True)) if progress else None
     with run:
         rows = []

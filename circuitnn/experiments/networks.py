@@ -59,8 +59,8 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
                 "weight_noise": weight_noise, "repeats": repeats, "kinds": list(kinds),
                 "wire_sweep": {"tile_sizes": list(WIRE_TILE_SIZES),
                                "line_resistances_ohm": list(line_resistances_ohm), **PERIPHERY}}
-        run = store.create("networks", plan, seed=seed, labels={"dataset": name}, name=f"networks-{name}")
-        run.write_json("plan.json", plan)
+        run = store.create("networks", plan, seed=seed, labels={"dataset": name}, name=f"networks-{name}",
+                           files={"plan.json": plan})
     with run:
         rows, wire_rows = [], []
         for kind in kinds:

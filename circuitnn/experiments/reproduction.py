@@ -84,11 +84,11 @@ def run_reproduction(store: RunStore, configs: list[Config], kind: str, heatmap_
         if calibration is not None:
             labels["calibration"] = calibration.name
         run = store.create(kind, {"media": {m: c.as_dict() for m, c in by_medium.items()}},
-                           seed=configs[0].seed, labels=labels, name=kind, run_id=run_id)
-        run.write_json("plan.json", {"media": list(by_medium), "heatmap_medium": heatmap_medium,
-                                     "parts": plan(list(by_medium.values()), heatmap_medium),
-                                     "backend": backend,
-                                     "calibration": calibration.as_dict() if calibration else None})
+                           seed=configs[0].seed, labels=labels, name=kind, run_id=run_id,
+                           files={"plan.json": {"media": list(by_medium), "heatmap_medium": heatmap_medium,
+                                                "parts": plan(list(by_medium.values()), heatmap_medium),
+                                                "backend": backend,
+                                                "calibration": calibration.as_dict() if calibration else None}})
     make_chip = chip_factory(backend, calibration)
     with run:
         parts = run.read_json("plan.json")["parts"]

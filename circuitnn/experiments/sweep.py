@@ -392,7 +392,12 @@ def run_sweep(store: RunStore, sweep: Sweep, workers: int | None = None, schedul
                 else:
                     record.complete(write_report(record) if write_report is not None else _headline(result))
     if result.failed:
-        raise SweepError(_failure_line(result) + f"; run the sweep again to retry them (sweep {sweep.id})")
+        damaged = [run_id for run_id, error in result.failed.items() if error.startswith("CorruptRunError")]
+        retry = "; run the sweep again to retry them"
+        if damaged:  # a damaged run stays damaged: the store never repairs or deletes one
+            retry = (f"; {len(damaged)} of them damaged in the store ({damaged[0]}{', ...' if len(damaged) > 1 else ''}): "
+                     "restore or move their folders away, then run the sweep again")
+        raise SweepError(_failure_line(result) + f"{retry} (sweep {sweep.id})")
     return result
 
 
@@ -411,13 +416,13 @@ def _sweep_record(store: RunStore, sweep: Sweep) -> Run:
     try:
         record = store.create(SWEEP_KIND, {"spec": sweep.spec}, seed=0,
                               labels={"sweep": sweep.name, "experiment": sweep.experiment}, name=sweep.name,
-                              run_id=sweep.id)
+                              run_id=sweep.id, files={"plan.json": sweep.plan()})
     except RunExistsError:
         existing = store.open(sweep.id)
         if existing.status == "complete":
             return existing
         record = store.resume(sweep.id)
-    if "plan.json" not in record.files:  # new, or killed between its creation and its plan
+    if "plan.json" not in record.files:  # a sweep stored before runs were created with their plan
         record.write_json("plan.json", sweep.plan())
     return record
 
@@ -473,7 +478,10 @@ class _dask_client:
             # Processes, one thread each: ngspice and NumPy runs do not share one interpreter well,
             # and a crash or a kill takes one run with it, not the sweep.
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)
+                                   dashboard_address=":0",
+                                   # The workers' own error logs repeat what the sweep reports of each
+                                   # failed run; quieter still when the caller silenced distributed.
+                                   silence_logs=max(logging.ERROR, logging.getLogger("distributed").level))
             self.made.append(cluster)
             client = Client(cluster)
         self.made.insert(0, client)

@@ -7,7 +7,7 @@ import re
 
 from ..experiments.crosscheck import COMPARED, TARGET_ACCURACY_POINTS, TARGET_RELATIVE, summarize
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
+from .document import (Report, ReportError, how_to_continue, incomplete_run, legend_below, provenance, pyplot,
                        side_by_side, without_float_noise)
 
 
@@ -28,7 +28,7 @@ def build_report(run: Run) -> Report:
     rows = stored_rows(run)
     if not rows:
         raise ReportError(f"run {run.id} ({run.status}) has no finished comparison yet, so there is nothing "
-                          f"to report; resume it with `{resume_command(run)}`")
+                          f"to report; {how_to_continue(run)}")
     groups = summarize(rows)
     report = Report(run.id, f"Surrogate cross-check: {run.id}", header=provenance(run))
     report.header += [

@@ -51,9 +51,42 @@ def resume_command(run: Run) -> str:
     return f"circuitnn {run.info.kind} --resume {run.id} --store {run.path.parent}"
 
 
+def unfinished(run: Run) -> bool:
+    """True for a run that has not completed, unless this very process is writing it: an experiment
+    writes its report into the run as its last step, just before completing it, and that report
+    must be the one ``circuitnn report`` rebuilds from the complete run (not a note that it is
+    incomplete)."""
+    return run.status != "complete" and not run.writable
+
+
+def _writer(run: Run) -> int | bool | None:
+    """The process writing ``run`` now (its PID, or None if unknown), or False if none is."""
+    if run.status != "running" or run.writable:
+        return False
+    from ..store.runs import writer_of
+
+    return writer_of(run.path)
+
+
+def _who(writer: int | None) -> str:
+    return f"process {writer}" if writer else "another process"
+
+
+def how_to_continue(run: Run) -> str:
+    """'resume it with `<command>`' for an unfinished run, or, while another process writes it, who
+    does (a resume would be refused by the run's lock)."""
+    writer = _writer(run)
+    if writer is not False:
+        return f"{_who(writer)} is writing it now; report it again when that ends"
+    return f"resume it with `{resume_command(run)}`"
+
+
 def incomplete_run(run: Run, stored: str) -> str:
     """The header line of a report on an unfinished run: its status, what it ``stored``, and the
-    command that continues it."""
+    command that continues it (or the process writing it now)."""
+    writer = _writer(run)
+    if writer is not False:
+        return f"Incomplete run ({run.status}): {stored}. Being written by {_who(writer)}."
     return f"Incomplete run ({run.status}): {stored}. Resume with `{resume_command(run)}`."
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
-                       resume_command, side_by_side)
+from .document import (Report, ReportError, how_to_continue, incomplete_run, legend_below, legend_entries,
+                       provenance, pyplot, unfinished, side_by_side)
 
 # The patent family's headline (docs/reference/dgc-drift-programming.md §2.2), for comparison.
 PATENT_CLAIM = "up to 12 points at one month (their networks: image-classification CNNs and language-model RNNs)"
@@ -83,8 +83,8 @@ def build_report(run: Run) -> Report:
     has_programming = "parts/programming/search.json" in run.files
     has_spice = any(rel.startswith("parts/spice/") for rel in run.files)
     if not parts and not has_programming and not has_spice:
-        raise ReportError(f"run {run.id} ({run.status}) has no finished step yet; resume it with "
-                          f"`{resume_command(run)}`")
+        raise ReportError(f"run {run.id} ({run.status}) has no finished step yet; "
+                          f"{how_to_continue(run)}")
     report = Report(run.id, f"PCM drift: regularizer, accuracy over time, programming: {run.id}",
                     header=provenance(run))
     data = run.read_json("data.json") if "data.json" in run.files else {}
@@ -95,7 +95,7 @@ def build_report(run: Run) -> Report:
         f"{plan['read_noise_scale']:g}), a full-scale weight using {plan['window_fraction']:g} of the device window; "
         f"{plan['draws']} programming draws per network, each read at every time. Regularizer: {reg['form']}, "
         f"λ = {reg['strength']:g}, relative = {reg['normalize']}, time {reg['time_s']:g} s.")
-    if run.status != "complete":
+    if unfinished(run):
         report.header.append(incomplete_run(run, "the parts stored so far"))
     times = plan["times_s"]
     if parts:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..experiments.mismatch import METHODS, aggregate, headline
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, provenance, pyplot, resume_command,
+from .document import (Report, ReportError, how_to_continue, incomplete_run, legend_below, provenance, pyplot,
                        side_by_side, without_float_noise)
 
 LABELS = {"write-verify": "write-verify alone", "dgc": "DGC from as-found states",
@@ -30,7 +30,7 @@ def build_report(run: Run) -> Report:
     rows = stored_rows(run)
     if not rows:
         raise ReportError(f"run {run.id} ({run.status}) has no finished chip yet, so there is nothing to "
-                          f"report; resume it with `{resume_command(run)}`")
+                          f"report; {how_to_continue(run)}")
     table = aggregate(rows)
     base = study["base"]
     report = Report(run.id, f"Neuron-circuit mismatch: write-verify against on-chip learning ({run.id})",

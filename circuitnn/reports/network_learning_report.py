@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
-                       resume_command, side_by_side, without_float_noise)
+from .document import (Report, ReportError, how_to_continue, incomplete_run, legend_below, legend_entries,
+                       provenance, pyplot, unfinished, side_by_side, without_float_noise)
 
 COLOURS = {"bp": "tab:red", "dgc": "tab:blue", "hybrid-bp-dgc": "tab:purple", "hybrid-dgc-bp": "tab:cyan",
            "parallel": "tab:green", "spsa": "tab:orange", "dgc-one-sided": "tab:gray",
@@ -104,7 +104,7 @@ def build_report(run: Run) -> Report:
     parts = [p for p in every_part if p["method"] != "alignment"]
     if not parts:
         raise ReportError(f"run {run.id} ({run.status}) has no finished training yet, so there is nothing to "
-                          f"report; resume it with `{resume_command(run)}`")
+                          f"report; {how_to_continue(run)}")
     dataset = run.info.labels.get("dataset", "?")
     means = _mean_rows(parts)
     report = Report(run.id, f"On-chip learning of networks: DGC, BP and hybrids against circuit variation: {run.id}",
@@ -118,7 +118,7 @@ def build_report(run: Run) -> Report:
         f"{plan['spsa_draws']} draws per step), momentum {plan['momentum']:g}, cost ½Σ(y − t)², perturbation "
         f"δ = {plan['perturbation']:g} of each layer's weight range; {plan['chips']} chip instance(s) per "
         f"variation level; BP's transposed product reads {plan['backward_weights'].replace('_', ' ')}.")
-    if run.status != "complete":
+    if unfinished(run):
         report.header.append(incomplete_run(run, "the trainings stored so far"))
     clean = [(k, v) for k, v in means.items() if k[3] == 0.0 and k[2] == "conductance"]
     dgc_evals = {net: means.get((net, "dgc", "conductance", 0.0), {}).get("evaluations") for net in ("mlp", "cnn")}

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..experiments.networks import PERIPHERY
 from ..store import Run
-from .document import (Report, ReportError, incomplete_run, legend_below, legend_entries, provenance, pyplot,
-                       resume_command, side_by_side, without_float_noise)
+from .document import (Report, ReportError, how_to_continue, incomplete_run, legend_below, legend_entries,
+                       provenance, pyplot, unfinished, side_by_side, without_float_noise)
 
 
 def _pct(value) -> float:
@@ -45,14 +45,14 @@ def build_report(run: Run) -> Report:
     rows, wire_rows = stored_rows(run)
     if not rows and not wire_rows:
         raise ReportError(f"run {run.id} ({run.status}) has no finished evaluation yet, so there is nothing "
-                          f"to report; resume it with `{resume_command(run)}`")
+                          f"to report; {how_to_continue(run)}")
     dataset = run.info.labels.get("dataset", "?")
     report = Report(run.id, f"Large networks on crossbar tiles: {run.id}", header=provenance(run))
     report.header.append(
         f"Dataset: {dataset}" + (f" (from {plan['mnist_dir']})" if plan.get("mnist_dir") else "")
         + f"; {plan['epochs']} epochs; at most {plan['max_examples']} examples; {plan['repeats']} programming "
         f"draws per evaluation; hardware-aware training with multiplicative weight noise σ = {plan['weight_noise']:g}.")
-    if run.status != "complete":
+    if unfinished(run):
         report.header.append(incomplete_run(run, "the evaluations stored so far"))
     if rows:
         report.tables["accuracy"] = [{

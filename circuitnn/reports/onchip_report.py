@@ -19,7 +19,7 @@ from ..store import CorruptRunError, Run
 from .learning_report import add_sections as learning_sections
 from .learning_report import learning_parts
 from .document import (
-    Report, ReportError, incomplete_run, legend_below, provenance, resume_command, pyplot, side_by_side,
+    Report, ReportError, how_to_continue, incomplete_run, legend_below, provenance, pyplot, side_by_side,
     without_float_noise, write_into_run, write_to_folder,
 )
 
@@ -90,7 +90,7 @@ def build_report(run: Run) -> Report:
     learning = learning_parts(run, parts)
     if not tuning and not learning:
         raise ReportError(f"run {run.id} ({run.status}) has no finished training part yet, so there is nothing "
-                          f"to report; resume it with `{resume_command(run)}`")
+                          f"to report; {how_to_continue(run)}")
     summaries = {p: _summary(run, p) for p in tuning + learning}
     learned = {p: summaries[p] for p in learning}
     summaries = {p: summaries[p] for p in tuning}

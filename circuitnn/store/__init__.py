@@ -6,7 +6,8 @@ checkpoints, every file written atomically. ``<root>/index.sqlite`` (index.py) m
 filtering fast; it is rebuilt from the directories whenever it is missing or damaged.
 
     store = RunStore(Path("runs"))
-    with store.create("train", config.as_dict(), seed=config.seed, labels={"medium": "Cr"}) as run:
+    with store.create("train", config.as_dict(), seed=config.seed, labels={"medium": "Cr"},
+                      files={"plan.json": plan}) as run:
         run.write_netlists(chip.netlists())
         run.checkpoint("epoch-0001", {"epoch": 1}, {"states": chip.states})
         run.write_csv("loss.csv", {"epoch": epochs, "loss": losses})
@@ -17,7 +18,10 @@ An exception leaving the ``with`` block marks the run failed (Ctrl-C: interrupte
 ``RunInterrupted``); ``store.resume(run_id)`` reopens it and ``run.load_checkpoint()`` returns the
 latest (state, arrays) to continue from. A run is locked while one process writes it
 (``RunLockedError`` for a second writer); every file is checked against the SHA-256 run.json
-records; a kill at any point leaves a run that opens, reports and resumes.
+records; a kill at any point leaves a run that opens, reports and resumes. What a resume reads first
+(the plan) is given to ``create(files=...)``, so a run never exists without it. Runs of the same
+kind, config, seed, labels and plan share a ``fingerprint``; ``RunStore(root, on_repeat=...)`` hears
+when a new run repeats stored ones.
 """
 
 from .runs import (

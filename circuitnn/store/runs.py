@@ -48,6 +48,7 @@ import re
 import secrets
 import shutil
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +73,7 @@ _REQUIRED = {"id": str, "kind": str, "created": str, "status": str, "config": di
 _STATE_KEY = "__state_json__"  # the checkpoint's JSON state, stored beside its arrays in one .npz
 _CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_LOOKS = 5  # reads of a run being written before a mismatch counts as damage (each after run.json changed)
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")  # write_atomic's hidden temporary files
 
 
@@ -82,7 +84,8 @@ class StoreError(CircuitnnError):
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) stopped a run while it was being written. The run is marked "interrupted",
-    keeps everything it saved and resumes from its checkpoints; ``run`` is that Run."""
+    keeps everything it saved and resumes from its checkpoints; ``run`` is that Run. (Held while the
+    run's completion was recorded, Ctrl-C arrives after it: ``run`` is then complete.)"""
 
     def __init__(self, run: Run):
         super().__init__(f"run {run.id} interrupted")
@@ -163,6 +166,29 @@ class RunLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def writer_of(run_dir: Path) -> int | bool | None:
+    """Who writes ``run_dir`` now: False if no process holds its lock (a "running" run whose process
+    was killed), else the holder's PID (None if it has not written it yet).
+
+    Probed with a shared lock taken and dropped at once, so a listing never holds a run; a writer
+    starting in that same instant is the only one that could notice it."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # never locked (or not readable): nobody holds it
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(holder) if holder.isdigit() else None
+        except OSError:
+            return None  # no locks on this filesystem: say nothing certain
+        return False
+    finally:
+        os.close(fd)  # drops the shared lock if it was taken
 
 
 # -- writing files ---------------------------------------------------------------------------------------
@@ -258,6 +284,14 @@ def _json_bytes(obj, what: str) -> bytes:
         raise StoreError(f"{what}: {err}; store dicts, lists, strings, numbers, booleans or None") from None
 
 
+def _fingerprint(record: dict, files: Mapping[str, bytes]) -> str:
+    """SHA-256 of what fixes a run's results: kind, config, seed, labels and the content of the files
+    it is created with (its plan); not its id, name, time or versions."""
+    what = {key: record[key] for key in ("kind", "config", "seed", "labels")}
+    what["files"] = {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())}
+    return hashlib.sha256(json.dumps(what, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -311,7 +345,7 @@ def check_record(record, run_dir: Path) -> None:
     if record["id"] != run_dir.name:
         wrong.append(f"id {record['id']!r:.80} is not the directory's name")
     for key, kinds in (("name", str), ("summary", dict), ("error", str), ("latest_checkpoint", str),
-                       ("checkpoints", dict)):
+                       ("checkpoints", dict), ("fingerprint", str)):
         if record.get(key) is not None and not isinstance(record[key], kinds):
             wrong.append(f"{key} is {type(record[key]).__name__}, not {kinds.__name__} or null")
     for what in ("labels", "versions"):
@@ -438,13 +472,14 @@ class RunInfo:
     summary: dict | None       # given to Run.complete
     error: str | None          # given to Run.fail
     latest_checkpoint: str | None
+    fingerprint: str | None = None  # equal for runs of the same kind, config, seed, labels and plan
 
     @classmethod
     def from_record(cls, record: dict, path: Path) -> RunInfo:
         return cls(record["id"], Path(path), record["kind"], record.get("name"), record["created"],
                    record["status"], record["config"], record["seed"], record["labels"],
                    record["versions"], record.get("summary"), record.get("error"),
-                   record.get("latest_checkpoint"))
+                   record.get("latest_checkpoint"), record.get("fingerprint"))
 
 
 class RunListing(list):
@@ -536,23 +571,37 @@ class Run:
 
     # -- reading -----------------------------------------------------------------------------------------
     def read_bytes(self, rel: str | PurePath) -> bytes:
-        """The bytes of a file the run recorded, checked against its size and SHA-256."""
+        """The bytes of a file the run recorded, checked against its size and SHA-256.
+
+        A Run opened for reading while another process writes the run may hold a record older than
+        a file it reads (the writer overwrote it since): the check then reads run.json again and
+        looks once more, so only a file that run.json, as it is now, does not accept is corrupt."""
         key, path = self._resolve(rel, reserved_ok=True)
-        entry = self._record["files"].get(key)
-        if entry is None and key != RUN_FILE:
-            written = sorted(self._record["files"])
-            raise StoreError(f"run {self.id} has no file {key!r}; it wrote {written}")
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise CorruptRunError(self.path, f"{key} is missing (run.json records it)") from None
-        except OSError as err:
-            raise CorruptRunError(self.path, f"{key} cannot be read: {err.strerror}") from None
-        if entry is not None:
-            problem = _check_file(self.path, key, entry, data)
-            if problem is not None:
+        for attempt in range(_LOOKS):
+            entry = self._record["files"].get(key)
+            if entry is None and key != RUN_FILE:
+                written = sorted(self._record["files"])
+                raise StoreError(f"run {self.id} has no file {key!r}; it wrote {written}")
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise CorruptRunError(self.path, f"{key} is missing (run.json records it)") from None
+            except OSError as err:
+                raise CorruptRunError(self.path, f"{key} cannot be read: {err.strerror}") from None
+            problem = _check_file(self.path, key, entry, data) if entry is not None else None
+            if problem is None:
+                return data
+            if self._lock is not None or attempt + 1 == _LOOKS or not self._refresh():
                 raise CorruptRunError(self.path, problem)
-        return data
+        raise AssertionError("unreachable")
+
+    def _refresh(self) -> bool:
+        """Read run.json again (a reader's record, after the writer changed it); True if it changed."""
+        record = read_record(self.path)
+        if record == self._record:
+            return False
+        self._record = record
+        return True
 
     def read_text(self, rel: str | PurePath) -> str:
         try:
@@ -670,6 +719,8 @@ class Run:
         self.close()
 
     def __enter__(self) -> Self:
+        """Used as a context manager, an error leaving the block marks the run failed (Ctrl-C:
+        interrupted) and carries it as the error's ``stored_run``."""
         return self
 
     def __exit__(self, kind, error, traceback) -> None:
@@ -681,6 +732,14 @@ class Run:
                         raise RunInterrupted(self) from error
                     return
                 self.fail(f"{kind.__name__}: {error}")
+            elif isinstance(error, KeyboardInterrupt) and not isinstance(error, RunInterrupted) \
+                    and self.status == "complete":
+                # Ctrl-C held while the run completed: it is done, and the interrupt names it.
+                raise RunInterrupted(self) from error
+            if error is not None and getattr(error, "stored_run", None) is None:
+                # Whoever reports the error (the CLI's one line) can name the run and how it resumes.
+                with contextlib.suppress(AttributeError, TypeError):
+                    error.stored_run = self
         finally:
             self.close()
 
@@ -832,14 +891,22 @@ def new_run_id(kind: str, label: str, created: datetime) -> str:
 
 # -- the store ------------------------------------------------------------------------------------------
 class RunStore:
-    """All runs under ``root``: create, open, resume and list them."""
+    """All runs under ``root``: create, open, resume and list them.
 
-    def __init__(self, root: Path | str):
+    ``on_repeat(run, earlier)``, if given, is called when ``create`` has made a run that repeats
+    runs already stored: ``earlier`` (RunInfo, newest first) have the same fingerprint (kind,
+    config, seed, labels and initial files), so the new run computes what they computed or, if
+    unfinished, would have computed when resumed. The CLI says so in one line; the run goes on.
+    """
+
+    def __init__(self, root: Path | str, on_repeat: Callable[[Run, list[RunInfo]], None] | None = None):
         self.root = Path(root)
         self._index = RunIndex(self.root / INDEX_FILE)
+        self._on_repeat = on_repeat
 
     def create(self, kind: str, config: Mapping, seed: int, labels: Mapping[str, object] | None = None,
-               name: str | None = None, run_id: str | None = None) -> Run:
+               name: str | None = None, run_id: str | None = None,
+               files: Mapping[str, object] | None = None) -> Run:
         """A new run with status "running", its run.json written, and its directory named by a new id.
 
         ``config`` is the experiment's configuration as a dict (``Config.as_dict()``), ``labels``
@@ -847,6 +914,11 @@ class RunStore:
         (also the id's label; default: the label values). ``run_id`` names the run instead of a new
         time-stamped id (a sweep derives it from the run's config, so the same point is one run):
         RunExistsError if that run is there already, whoever made it.
+
+        ``files`` (relative path → JSON-able object, or bytes written as they are) are written and
+        recorded before the run appears: what a resume needs before anything else (an experiment's
+        ``plan.json``) is there from the run's first instant, so no kill can leave a run that
+        exists but cannot be resumed.
         """
         # The kind is matched by `circuitnn runs --kind` and chooses the report: one plain word.
         if not isinstance(kind, str) or not _KIND.fullmatch(kind):
@@ -868,6 +940,16 @@ class RunStore:
         # Fails before anything is made if the config is not JSON-able; after it, the record holds
         # what run.json will say (NumPy values as plain numbers).
         record = json.loads(_json_bytes(record, f"config of a new {kind!r} run"))
+        initial = {}
+        for rel, content in (files or {}).items():
+            problem = _path_problem(str(rel)) or (
+                "is reserved for the store" if PurePath(rel).parts[0] in (RUN_FILE, CHECKPOINTS) else None)
+            if problem:
+                raise StoreError(f"initial file {str(rel)!r:.80} of a new {kind!r} run {problem}")
+            initial[PurePath(rel).as_posix()] = (
+                bytes(content) if isinstance(content, (bytes, bytearray))
+                else _json_bytes(content, f"{rel} of a new {kind!r} run"))
+        record["fingerprint"] = _fingerprint(record, initial)
         # Built under a hidden name, then renamed: the run appears whole, with its run.json, at once.
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -877,13 +959,17 @@ class RunStore:
             raise StoreError(f"cannot create a run in {self.root}: {err.strerror}") from None
         lock = RunLock(staging)  # taken before the run appears: no other process can ever resume it first
         try:
+            for rel, data in initial.items():
+                size = write_atomic(staging / rel, lambda handle, data=data: handle.write(data))
+                record["files"][rel] = {"size": size, "sha256": hashlib.sha256(data).hexdigest()}
             fixed = run_id
             while True:
                 record["id"] = run_id = fixed or new_run_id(kind, name or "-".join(labels.values()), created)
                 write_atomic(staging / RUN_FILE, lambda handle: handle.write(_json_bytes(record, RUN_FILE)))
                 try:
                     os.rename(staging, self.root / run_id)
-                    return Run(self.root / run_id, record, lock)
+                    run = Run(self.root / run_id, record, lock)
+                    break
                 except OSError:
                     if not (self.root / run_id).exists():
                         raise
@@ -893,15 +979,38 @@ class RunStore:
                     # Another process took this id in the same second: draw another suffix.
         except BaseException:
             lock.release()
+            shutil.rmtree(staging, ignore_errors=True)  # it never appeared (Ctrl-C, an error): leave nothing
             raise
+        if self._on_repeat is not None:
+            try:
+                try:
+                    listing = self.list(kind=kind)
+                except (StoreError, OSError, sqlite3.Error):
+                    listing = []  # the note is advice: an index busy too long must not stop the run
+                earlier = [info for info in listing if info.fingerprint == record["fingerprint"] and info.id != run.id]
+                if earlier:
+                    self._on_repeat(run, earlier)
+            except BaseException:
+                run.close()  # the caller never gets it: it stays "running", resumable by id
+                raise
+        return run
 
     def open(self, run_id: str) -> Run:
         """The run ``run_id`` for reading, checked (CorruptRunError if run.json or a file it records
         is damaged, changed or outside the run)."""
         run_dir = self._run_dir(run_id)
-        record = read_record(run_dir)
-        _check_files(run_dir, record)
-        return Run(run_dir, record)
+        for attempt in range(_LOOKS):
+            record = read_record(run_dir)
+            try:
+                _check_files(run_dir, record)
+            except CorruptRunError:
+                # A process writing the run may have overwritten a file (and run.json) since run.json
+                # was read: damage is what stays when run.json has not changed.
+                if attempt + 1 == _LOOKS or read_record(run_dir) == record:
+                    raise
+                continue
+            return Run(run_dir, record)
+        raise AssertionError("unreachable")
 
     def resume(self, run_id: str) -> Run:
         """Reopen an "interrupted", "failed" or still-"running" (killed) run for writing, holding its
@@ -1003,6 +1112,11 @@ def format_run_table(infos: Iterable[RunInfo], skipped: Iterable[CorruptRunError
             return f"error: {info.error or '?'}"[:70]
         if info.status == "interrupted":
             return f"interrupted; latest checkpoint: {info.latest_checkpoint or 'none'}"
+        if info.status == "running":
+            holder = writer_of(info.path)
+            if holder is False:
+                return "stopped: no process writes it (killed); it resumes with --resume"
+            return f"being written by process {holder}" if holder else "being written"
         scalars = [(key, value) for key, value in (info.summary or {}).items()
                    if isinstance(value, (int, float, str, bool))]
         return " ".join(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
