@@ -188,10 +188,10 @@ class CompiledLoop:
             "pulse_vectors": (ctypes.c_char_p * len(vectors))(*[v.encode() for v in vectors]),
             "prefix": f"alter {setup.state_target} dc=".encode(),
         }
-        lib = self._ngspice
+        ngspice = self._ngspice.functions
         c_setup = _Setup(
-            ctypes.cast(lib.functions.ngSpice_Command, ctypes.c_void_p), ctypes.cast(lib.functions.ngGet_Vec_Info, ctypes.c_void_p),
-            ctypes.pointer(lib.exited), keep["texts"], keep["targets"], keep["values"], len(names),
+            ctypes.cast(ngspice.ngSpice_Command, ctypes.c_void_p), ctypes.cast(ngspice.ngGet_Vec_Info, ctypes.c_void_p),
+            ctypes.pointer(self._ngspice.exited), keep["texts"], keep["targets"], keep["values"], len(names),
             read_first, read_count, keep["first"], keep["count"], keep["analysis"], b"op",
             keep["read_vectors"], keep["pulse_vectors"], len(vectors),
             *(vectors.index(name) for name in ("time", "pg", "top", "bot", setup.source_branch, setup.state_vector)),
