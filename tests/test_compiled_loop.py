@@ -97,6 +97,14 @@ def test_the_library_is_built_once_per_source_into_a_private_folder(tmp_path, mo
     assert oct(os.stat(built.parent).st_mode & 0o777) == oct(0o700)
     stamp = built.stat().st_mtime_ns
     assert compiled.build() == built and built.stat().st_mtime_ns == stamp  # not built again
+    # Builds of other versions of the source: the oldest go when a new one is built.
+    for k in range(compiled.BUILDS_KEPT + 2):
+        (built.parent / f"write_verify_loop-old{k}.so").write_bytes(b"")
+        os.utime(built.parent / f"write_verify_loop-old{k}.so", (k, k))
+    built.unlink()
+    assert compiled.build() == built
+    kept = sorted(f.name for f in built.parent.glob("write_verify_loop-*.so"))
+    assert len(kept) == compiled.BUILDS_KEPT and built.name in kept and "write_verify_loop-old0.so" not in kept
     # A folder others can write is not used: they could put their own library there.
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("write_verify_loop.c")
 COMPILE_TIMEOUT_S = 120
+BUILDS_KEPT = 4
 
 
 class _Setup(ctypes.Structure):
@@ -131,6 +132,9 @@ def _compile(compiler: str, folder: Path, built: Path) -> Path | None:
             log.warning("building the compiled write-verify loop failed (%s): using the Python loop", last)
             return None
         os.replace(partial, built)
+        # Each version of the source builds its own; keep the newest few (other checkouts may use them).
+        for old in sorted(folder.glob("write_verify_loop-*.so"), key=lambda f: f.stat().st_mtime)[:-BUILDS_KEPT]:
+            old.unlink(missing_ok=True)
         return built
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("building the compiled write-verify loop failed (%s): using the Python loop", exc)
