@@ -263,6 +263,21 @@ def receive_message(sock: socket.socket, spin_s: float = 0.0) -> object:
     return pickle.loads(_receive_exact(sock, size))
 
 
+def cpu_to_spare(cpus: int) -> bool:
+    """Whether polling would take a CPU nobody else wants: no more runnable tasks than CPUs (the
+    kernel's count, /proc/loadavg, includes this worker and the caller it has just answered).
+
+    Beside a CPU-bound process a polling worker holds the CPU that the caller it answered needs to
+    wake up on: one device's write-verify in one round trip went from 1.10 to 1.12x its solves,
+    one read per round trip from 2.4 to 3.1-3.6x. Alone, polling catches the next request sooner."""
+    try:
+        with open("/proc/loadavg", "rb") as loadavg:
+            running = int(loadavg.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return True
+    return running <= cpus
+
+
 def serve(connection: socket.socket, library_path: str | None = None, spin_s: float = 0.0) -> None:
     """Worker entry point: answer requests until the socket closes or 'stop' arrives.
 
@@ -277,9 +292,10 @@ def serve(connection: socket.socket, library_path: str | None = None, spin_s: fl
         send_message(connection, ("fatal", library_not_found_message(library_path, exc)))
         return
     send_message(connection, ("ready", os.getpid()))
+    cpus = len(os.sched_getaffinity(0))
     while True:
         try:
-            request = receive_message(connection, spin_s)
+            request = receive_message(connection, spin_s if spin_s > 0 and cpu_to_spare(cpus) else 0.0)
         except (EOFError, OSError):
             return  # the engine closed its end or died: nobody is left to answer
         sequence, kind = request[0], request[1]
