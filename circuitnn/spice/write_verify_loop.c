@@ -10,7 +10,7 @@
    and analysis arrives from Python, checked by circuits/netlist.py. A state is written with
    netlist.number's rule (finite; 0 or a magnitude within the limits passed in; 12 significant
    digits). ngspice's printed lines go to the worker's Python callback as ever: Python reads them
-   afterwards, and on any failure runs the device again op by op for the exact error.
+   afterwards, and on any failure runs the device again in Python for the exact error.
 
    Built and loaded by spice/compiled.py (plain C99 and libm; no Python headers). */
 
