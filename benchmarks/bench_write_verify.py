@@ -54,7 +54,7 @@ def _phase(config, crossbar, states, targets, repeats: int) -> dict:
             for _ in range(repeats):
                 # Each path tunes the devices one after another, as tune_all does.
                 for path in PATHS:
-                    compiled = chip._program_engine.use_compiled_loop(path != "in_worker_python")
+                    chip._program_engine.use_compiled_loop(path != "in_worker_python")
                     for index, target in enumerate(targets):
                         chip.load_states(states)
                         solve_before, runs_before, worker_before = STATS.solve_time_s, STATS.runs, STATS.worker_time_s
@@ -69,7 +69,7 @@ def _phase(config, crossbar, states, targets, repeats: int) -> dict:
                                      "solve_s": STATS.solve_time_s - solve_before,
                                      "worker_s": STATS.worker_time_s - worker_before,
                                      "solves": STATS.runs - runs_before,
-                                     "in_c": STATS.compiled_devices - in_c_before, "compiled_loop": compiled})
+                                     "in_c": STATS.compiled_devices - in_c_before})
                 chip._program_engine.use_compiled_loop(True)
                 # The whole tuning as tune_all runs it: DEVICES_PER_ROUND_TRIP devices per round trip.
                 chip.load_states(states)

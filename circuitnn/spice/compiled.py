@@ -152,7 +152,6 @@ class CompiledLoop:
         self._c.cnn_write_verify.argtypes = [ctypes.POINTER(_Setup), ctypes.POINTER(_Program), ctypes.c_int,
                                              ctypes.c_double, ctypes.POINTER(_Out)]
         self._c.cnn_write_verify.restype = ctypes.c_int
-        self._c.cnn_release.argtypes = [ctypes.POINTER(_Out)]
         self._ngspice = ngspice
         self._out = _Out()
         self._plans: dict[int, tuple] = {}
@@ -244,9 +243,6 @@ class CompiledLoop:
         if out.state_text:
             applied[setup.state_target] = out.state_text.decode().split(" ", 2)[2]
         return applied
-
-    def close(self) -> None:
-        self._c.cnn_release(ctypes.byref(self._out))
 
 
 def load(ngspice) -> CompiledLoop | None:

@@ -566,7 +566,7 @@ class SpiceEngine:
         STATS.solve_time_s += float(np.sum(table[:, sequences.COLUMNS.index("solve_s")]))
         STATS.call_time_s += time.perf_counter() - started
         STATS.worker_time_s += reply[4]
-        STATS.compiled_devices += reply[5] if len(reply) > 5 else 0
+        STATS.compiled_devices += reply[5]
         return table, reply[2]
 
     def _pickled_setup(self, setup) -> bytes:

@@ -194,14 +194,14 @@ def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tu
         tables.append(table)
         outcomes.append((outcome, len(table)))
         applied.update(device_applied)
-    table = tables[0] if len(tables) == 1 else np.concatenate(tables) if tables else _table([])
-    return ("ok", table, outcomes, applied, time.perf_counter() - started, in_c)
+    return ("ok", np.concatenate(tables or [_table([])]), outcomes, applied, time.perf_counter() - started, in_c)
 
 
 def run_program_ops(run: Callable, setup: ProgrammingSetup, states: dict[int, float],
                     operations: list[tuple[int, int, int]]) -> tuple:
     """(kind, device, pulse index) operations in order, carrying each device's state from ``states``;
-    ('ok', result table, final states, alters now applied) or the failed run's reply."""
+    ('ok', result table, final states, alters now applied, seconds, 0 devices run in C) or the failed
+    run's reply."""
     started = time.perf_counter()
     programmer = _Programmer(run, setup)
     x = {int(k): float(v) for k, v in states.items()}
@@ -213,7 +213,7 @@ def run_program_ops(run: Callable, setup: ProgrammingSetup, states: dict[int, fl
                 x[device] = programmer.pulse(device, x[device], kind, index)
     except _Failed as failed:
         return _failure(failed, "operation sequence")
-    return ("ok", programmer.table(), x, programmer.applied, time.perf_counter() - started)
+    return ("ok", programmer.table(), x, programmer.applied, time.perf_counter() - started, 0)
 
 
 def _failure(failed: _Failed, what: str) -> tuple:

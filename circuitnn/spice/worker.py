@@ -84,7 +84,11 @@ class _Server:
 
     def _command(self, text: str) -> None:
         self.lib.command(text)
-        self.commands_since_clear += 1
+        self._sent(1)
+
+    def _sent(self, commands: int) -> None:
+        """Count commands sent to ngspice, clearing its history every HISTORY_CLEAR_EVERY_COMMANDS."""
+        self.commands_since_clear += commands
         if self.commands_since_clear >= HISTORY_CLEAR_EVERY_COMMANDS:
             self.lib.command(None)
             self.commands_since_clear = 0
@@ -125,14 +129,9 @@ class _Server:
         self.lib.output.clear()
         self._save(setup.read_vectors)  # reads and pulses keep the same vectors (pulses.setup)
         done, commands = self.loop.write_verify(setup, device, x0, program)
-        self.commands_since_clear += commands
-        if self.commands_since_clear >= HISTORY_CLEAR_EVERY_COMMANDS:
-            self.lib.command(None)
-            self.commands_since_clear = 0
+        self._sent(commands)
         # Whatever any operation printed is in the output: a failure in any one shows in the whole.
-        if done is None or self.lib.exit_status is not None or classify(self.lib.output) is not None:
-            return None
-        return done
+        return None if done is None or self._failure() is not None else done
 
     def run(self, alters: list[str], analysis: str, vectors: list[str], save: tuple[str, ...] | None = None) -> tuple:
         """``save``: the vectors ngspice keeps (default: ``vectors``), a superset of those read."""

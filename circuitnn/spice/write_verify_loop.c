@@ -66,7 +66,7 @@ typedef struct {
 } program_t;
 
 typedef struct {
-    double *rows; long rows_capacity;  /* grown as needed, kept between calls (cnn_release frees) */
+    double *rows; long rows_capacity;  /* grown as needed, kept for the worker's life */
     int *applied;                   /* per target: the value index last set, -1: none */
     int applied_capacity;
     /* this call's */
@@ -288,14 +288,4 @@ int cnn_write_verify(const setup_t *s, const program_t *p, int device, double x0
     o->reads = reads;
     o->converged = converged;
     return OK;
-}
-
-void cnn_release(out_t *o)
-{
-    free(o->rows);
-    free(o->applied);
-    o->rows = NULL;
-    o->applied = NULL;
-    o->rows_capacity = 0;
-    o->applied_capacity = 0;
 }
