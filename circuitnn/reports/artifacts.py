@@ -15,7 +15,7 @@ from ..circuits.library import write_libraries
 from ..devices.fit import current_unit
 from ..experiments.config import Config
 from ..experiments.device_curves import DeviceCurves
-from .document import legend_below, side_by_side
+from .document import legend_below, pyplot, side_by_side
 
 
 def default_netlist_texts(configs: list[Config]) -> dict[str, str]:
@@ -47,15 +47,6 @@ def write_table(path: Path, columns: dict[str, np.ndarray]) -> Path:
     return path
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _duration(seconds: float) -> str:
     """A pulse width in µs, or in ns below a microsecond (PCM pulses are tens of ns)."""
     return f"{seconds * 1e6:g} µs" if seconds >= 1e-6 else f"{seconds * 1e9:g} ns"
@@ -63,7 +54,7 @@ def _duration(seconds: float) -> str:
 
 def device_curves_figure(curves: DeviceCurves, config: Config):
     """Hysteresis loop (left) and pulse response (right) of one medium, SPICE beside the NumPy model."""
-    plt = _pyplot()
+    plt = pyplot()
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
     h = curves.hysteresis
     # The unit from the data: the C medium peaks at 0.04 mA, which reads better as 40 µA.
@@ -96,7 +87,7 @@ def device_curves_figure(curves: DeviceCurves, config: Config):
 def write_device_curves(out: Path, curves_list: list[DeviceCurves], configs: list[Config]) -> list[Path]:
     """Hysteresis loop and pulse response of each medium (computed by ``experiments.device_curves``):
     CSV and PNG per medium."""
-    plt = _pyplot()
+    plt = pyplot()
     written = []
     for curves, config in zip(curves_list, configs):
         stem = out / f"{curves.medium}"

@@ -99,7 +99,7 @@ def agreement_figure(rows: list[dict]):
     from matplotlib.ticker import MaxNLocator
 
     plt = pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True, layout="constrained")
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
     media = list(dict.fromkeys(r["medium"] for r in rows))
     series = {}
     # Side by side around each seed (a medium and mode each), so equal values do not hide each other.

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..store import Run, StoreError
+from ..store.runs import holder_text, writer_of
 
 
 class ReportError(StoreError):
@@ -63,13 +64,7 @@ def _writer(run: Run) -> int | bool | None:
     """The process writing ``run`` now (its PID, or None if unknown), or False if none is."""
     if run.status != "running" or run.writable:
         return False
-    from ..store.runs import writer_of
-
     return writer_of(run.path)
-
-
-def _who(writer: int | None) -> str:
-    return f"process {writer}" if writer else "another process"
 
 
 def how_to_continue(run: Run) -> str:
@@ -77,7 +72,7 @@ def how_to_continue(run: Run) -> str:
     does (a resume would be refused by the run's lock)."""
     writer = _writer(run)
     if writer is not False:
-        return f"{_who(writer)} is writing it now; report it again when that ends"
+        return f"{holder_text(writer)} is writing it now; report it again when that ends"
     return f"resume it with `{resume_command(run)}`"
 
 
@@ -86,7 +81,7 @@ def incomplete_run(run: Run, stored: str) -> str:
     command that continues it (or the process writing it now)."""
     writer = _writer(run)
     if writer is not False:
-        return f"Incomplete run ({run.status}): {stored}. Being written by {_who(writer)}."
+        return f"Incomplete run ({run.status}): {stored}. Being written by {holder_text(writer)}."
     return f"Incomplete run ({run.status}): {stored}. Resume with `{resume_command(run)}`."
 
 

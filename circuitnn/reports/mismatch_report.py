@@ -93,10 +93,10 @@ def _verdict(table: list[dict]) -> list[str]:
 def _figure(table: list[dict]):
     plt = pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    # Methods side by side at each level, scaled to the levels' spacing, so none hides another.
+    offsets = side_by_side([row["level"] for row in table], len(METHODS))
     for ax, key, title in zip(axes, ("all_inputs_accuracy", "test_accuracy"),
                               ("every binary input with a nearest pattern", "noisy test images")):
-        # Methods side by side at each level, scaled to the levels' spacing, so none hides another.
-        offsets = side_by_side([row["level"] for row in table], len(METHODS))
         for offset, marker, method in zip(offsets, "os^", METHODS):
             rows = [row for row in table if row["method"] == method]
             if not rows:

@@ -115,8 +115,7 @@ class RunLockedError(StoreError):
 
     def __init__(self, run_dir: Path, pid: int | None):
         self.run_dir, self.pid = Path(run_dir), pid
-        holder = f"process {pid}" if pid else "another process"
-        super().__init__(f"run {self.run_dir.name} is being written by {holder} (lock "
+        super().__init__(f"run {self.run_dir.name} is being written by {holder_text(pid)} (lock "
                          f"{self.run_dir / LOCK_FILE}); wait for it to end, or stop it, then resume")
 
 
@@ -140,9 +139,9 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            holder = _lock_holder(fd)
             os.close(fd)
-            raise RunLockedError(run_dir, int(holder) if holder.isdigit() else None) from None
+            raise RunLockedError(run_dir, holder) from None
         except OSError as err:  # a filesystem without locks (some network mounts)
             os.close(fd)
             raise StoreError(f"cannot lock run {Path(run_dir).name} for writing: {self.path}: "
@@ -168,6 +167,17 @@ class RunLock:
         self.release()
 
 
+def _lock_holder(fd: int) -> int | None:
+    """The PID the holder of a run's lock wrote into the lock file (None if not written yet)."""
+    holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(holder) if holder.isdigit() else None
+
+
+def holder_text(pid: int | None) -> str:
+    """A lock holder as a message names it."""
+    return f"process {pid}" if pid else "another process"
+
+
 def writer_of(run_dir: Path) -> int | bool | None:
     """Who writes ``run_dir`` now: False if no process holds its lock (a "running" run whose process
     was killed), else the holder's PID (None if it has not written it yet).
@@ -182,8 +192,7 @@ def writer_of(run_dir: Path) -> int | bool | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            return int(holder) if holder.isdigit() else None
+            return _lock_holder(fd)
         except OSError:
             return None  # no locks on this filesystem: say nothing certain
         return False
@@ -999,17 +1008,18 @@ class RunStore:
         """The run ``run_id`` for reading, checked (CorruptRunError if run.json or a file it records
         is damaged, changed or outside the run)."""
         run_dir = self._run_dir(run_id)
+        record = read_record(run_dir)
         for attempt in range(_LOOKS):
-            record = read_record(run_dir)
             try:
                 _check_files(run_dir, record)
+                return Run(run_dir, record)
             except CorruptRunError:
                 # A process writing the run may have overwritten a file (and run.json) since run.json
                 # was read: damage is what stays when run.json has not changed.
-                if attempt + 1 == _LOOKS or read_record(run_dir) == record:
+                fresh = read_record(run_dir)
+                if attempt + 1 == _LOOKS or fresh == record:
                     raise
-                continue
-            return Run(run_dir, record)
+                record = fresh
         raise AssertionError("unreachable")
 
     def resume(self, run_id: str) -> Run:
