@@ -22,6 +22,7 @@ import numpy as np
 
 from . import __version__
 from .errors import CircuitnnError, ConfigError, NetlistError, NgspiceNotFoundError, SimulationError
+from .reports import BUILDERS
 from .store import RunInterrupted, StoreError
 from .store.runs import STATUSES
 
@@ -29,9 +30,8 @@ from .store.runs import STATUSES
 # into <--out>/runs, which is this folder with the default --out.
 DEFAULT_OUT = "out"
 DEFAULT_STORE = f"{DEFAULT_OUT}/runs"
-# The kinds of run the commands store (`circuitnn runs --kind`).
-RUN_KINDS = ("train", "compare-media", "calibration", "crosscheck", "networks", "learn-networks", "mismatch",
-             "drift", "sweep")
+# The kinds of run the commands store (`circuitnn runs --kind`): each has its report builder.
+RUN_KINDS = tuple(BUILDERS)
 DESCRIPTION = ("Co-simulate analog neural-network circuits in ngspice, train them on chip from Python, and "
                "scale them with a calibrated NumPy surrogate.")
 EPILOG = (f"Runs are stored in {DEFAULT_STORE}/ unless --store says otherwise; `circuitnn runs` lists them and "
@@ -220,13 +220,16 @@ def _calibration(args, store, media: list[str]):
     return calibration
 
 
-def _check_resume(store, args, kinds: tuple[str, ...]) -> None:
-    """``--resume`` names a run this command wrote: another kind's plan would not be understood."""
+def _check_resume(store, args, kinds: tuple[str, ...]):
+    """``--resume`` names a run this command wrote: another kind's plan would not be understood.
+    Returns that run, opened for reading (None without ``--resume``)."""
     if getattr(args, "resume", None):
-        kind = store.open(args.resume).info.kind
-        if kind not in kinds:
-            raise ConfigError("--resume", args.resume, f"a {' or '.join(kinds)} run; this one is a {kind!r} "
-                              f"run (resume it with the command that started it)")
+        run = store.open(args.resume)
+        if run.info.kind not in kinds:
+            raise ConfigError("--resume", args.resume, f"a {' or '.join(kinds)} run; this one is a "
+                              f"{run.info.kind!r} run (resume it with the command that started it)")
+        return run
+    return None
 
 
 def cmd_onchip(args) -> None:
@@ -471,8 +474,7 @@ def cmd_reproduce(args) -> None:
         # points beside it are then those of the uninterrupted job, whatever --medium/--config say.
         from .experiments.reproduction import stored_config
 
-        _check_resume(store, args, ("compare-media",))
-        stored = store.open(args.resume)
+        stored = _check_resume(store, args, ("compare-media",))
         configs = [stored_config(stored, medium) for medium in stored.read_json("plan.json")["media"]]
     else:
         configs = _media_configs(args)

@@ -56,12 +56,12 @@ def check_choice(path: str, value, choices) -> None:
 
 # Control characters (C0 incl. TAB/LF/VT/FF/CR, DEL, C1 incl. NEL), line and paragraph separators and
 # lone surrogates: whatever any reader (a terminal, Markdown, a netlist, ngspice) may take for a line break.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 def check_text(path: str, value, max_chars: int) -> None:
     """Raise ConfigError unless ``value`` is text of 1 to ``max_chars`` characters on one line (no
     control character or line separator), not blank: a name a user gives that is stored and shown."""
     if (not isinstance(value, str) or not value.strip() or len(value) > max_chars
-            or _UNPRINTABLE.search(value)):
+            or LINE_BREAKING.search(value)):
         raise ConfigError(path, value, f"text of 1 to {max_chars} characters on one line (no control characters)")

@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..devices.base import DeviceModel, SpiceSubcircuit
 from ..errors import NetlistError
-from ..validation import MIN_MAGNITUDE
+from ..validation import LINE_BREAKING, MIN_MAGNITUDE
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _INCLUDE = re.compile(r"(\.\./)*([A-Za-z0-9_\-]+/)*[A-Za-z0-9_\-]+\.lib")
@@ -51,7 +51,7 @@ NETLIST_CARDS = MODEL_CARDS | {".options", ".op", ".tran", ".print", ".include",
 
 # Cc (C0 with NUL, TAB, LF, VT, FF, CR, FS, GS, RS; DEL; C1 with NEL), U+2028/U+2029, and lone
 # surrogates (which cannot be encoded as UTF-8 at all).
-_BREAK = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_BREAK = LINE_BREAKING
 
 
 def _flat(text: str) -> str:

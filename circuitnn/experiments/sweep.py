@@ -467,7 +467,6 @@ class _dask_client:
         from distributed import Client, LocalCluster
 
         if self.scheduler:
-            check_scheduler_address(self.scheduler)
             try:
                 client = Client(self.scheduler, timeout="30s")
             except (OSError, TimeoutError) as exc:  # nobody answers there: the address is wrong or down

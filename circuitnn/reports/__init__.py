@@ -12,12 +12,12 @@ from pathlib import Path
 BUILDERS = {
     "train": "onchip_report",
     "compare-media": "onchip_report",
-    "networks": "networks_report",
-    "crosscheck": "crosscheck_report",
     "calibration": "calibration_report",
+    "crosscheck": "crosscheck_report",
+    "networks": "networks_report",
     "learn-networks": "network_learning_report",
-    "drift": "drift_report",
     "mismatch": "mismatch_report",
+    "drift": "drift_report",
     "sweep": "sweep_report",
 }
 
