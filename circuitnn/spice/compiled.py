@@ -154,6 +154,8 @@ class CompiledLoop:
         self._c.cnn_write_verify.restype = ctypes.c_int
         self._ngspice = ngspice
         self._out = _Out()
+        self._rows_at: tuple[int, int] | None = None
+        self._rows_view = np.empty(0)
         self._plans: dict[int, tuple] = {}
         self._levels: dict[tuple, tuple[int, int]] = {}
 
@@ -215,10 +217,17 @@ class CompiledLoop:
         commands = int(out.commands)
         if status != 0:
             return None, commands
-        n = int(out.n_rows) * len(COLUMNS)
-        table = np.frombuffer((ctypes.c_double * n).from_address(ctypes.addressof(out.rows.contents)),
-                              dtype=np.float64).reshape(-1, len(COLUMNS)).copy()
+        table = self._rows(out)[:out.n_rows * len(COLUMNS)].reshape(-1, len(COLUMNS)).copy()
         return (self._outcome(out), table, self._applied(setup, out, names, value_names)), commands
+
+    def _rows(self, out: _Out) -> np.ndarray:
+        """The C loop's row buffer as an array, made again only when the loop has moved the buffer (a
+        ctypes array of each length costs ~10 µs to view; a slice of this costs nothing)."""
+        where = (ctypes.addressof(out.rows.contents), out.rows_capacity)
+        if where != self._rows_at:
+            self._rows_view = np.ctypeslib.as_array(out.rows, shape=(out.rows_capacity,))
+            self._rows_at = where
+        return self._rows_view
 
     def _program(self, program: dict) -> _Program:
         """A ``WriteVerifyProgram.as_dict()`` (checked where it was made) for C, with its width levels."""

@@ -68,6 +68,10 @@ _VECTOR = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z][A-Za-z0-9_]{0,63}){
                      r"|@[A-Za-z][A-Za-z0-9_.]{0,199}\[[A-Za-z0-9_]{1,32}\]")
 
 
+# How long the caller polls for a sequence's answer (while a CPU is free) before sleeping: one
+# device's write-verify takes ~10 ms; waking from sleep cost it 0.1-0.2 ms on the development VM.
+SEQUENCE_SPIN_S = 0.1
+
 # Runs per call from which the caller sleeps for the answer instead of polling (each run takes
 # ≥ 0.3 ms, so such a call outlasts DEFAULT_SPIN_S).
 SLEEP_FROM_RUNS = 8
@@ -196,15 +200,16 @@ class SpiceEngine:
 
     def __init__(self, timeout_s: float = 300.0, library_path: str | None = None, spin_s: float | None = None):
         """``spin_s``: how long the caller polls for the worker's answer before sleeping in recv (the
-        worker polls a quarter of it for the next request). None: ``DEFAULT_SPIN_S`` when this
-        process may use two or more CPUs, else 0 (a poller on the only CPU would starve the worker).
-        Polling trades a busy core for ~0.1 ms less latency per call on a small circuit; set 0 when
-        more engines than cores run at once."""
+        worker polls a quarter of it for the next request; a sequence's answer is polled for up to
+        SEQUENCE_SPIN_S). None: ``DEFAULT_SPIN_S`` when this process may use two or more CPUs, else
+        0 (a poller on the only CPU would starve the worker). Either side polls only while a CPU is
+        free (``worker.cpu_to_spare``). Polling trades a core nobody wants for ~0.1 ms less latency
+        per call; set 0 to never poll."""
         self.timeout_s = timeout_s
         self.library_path = library_path
+        self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if spin_s is None:
-            usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-            spin_s = DEFAULT_SPIN_S if usable >= 2 else 0.0
+            spin_s = DEFAULT_SPIN_S if self._cpus >= 2 else 0.0
         if not 0.0 <= spin_s <= 1.0:
             raise ValueError(f"spin_s = {spin_s!r}: allowed [0, 1] s")
         self.spin_s = float(spin_s)
@@ -319,7 +324,7 @@ class SpiceEngine:
         try:
             self._await_ready()
             worker.send_message(self._connection, (sequence, *request))
-            reply = worker.receive_message(self._connection, self.spin_s if spin_s is None else spin_s)
+            reply = worker.receive_message(self._connection, self.spin_s if spin_s is None else spin_s, self._cpus)
         except TimeoutError:
             return ("crash", f"no answer within {self.timeout_s:g} s")
         except NgspiceNotFoundError:
@@ -548,9 +553,9 @@ class SpiceEngine:
         started = time.perf_counter()
         before = dict(self._persistent)
         request = (request[0], self._pickled_setup(request[1]), *request[2:])
-        # A sequence lasts many solves: wait for it asleep, leaving both cores to the worker and
-        # whatever else runs (polling for it measurably slowed the worker on a loaded 2-core VM).
-        reply = self._call_restarting(request, before, step, spin_s=0.0)
+        # A sequence lasts many solves: polled for only while a CPU is free, so that on a loaded
+        # machine the caller sleeps and leaves the cores to the worker and whatever else runs.
+        reply = self._call_restarting(request, before, step, spin_s=SEQUENCE_SPIN_S if self.spin_s > 0 else 0.0)
         if reply[0] != "ok":
             # The worker holds alters of the operations before the failure, unknown here: start afresh.
             self._stop_worker()

@@ -28,6 +28,8 @@ SAVE_COMMAND_CHARS = 500
 # Setups a worker keeps unpickled (one per pulse table: a tuning uses one, a study a few); past this
 # the cache starts again rather than grow with every table a long session has sent.
 SETUPS_KEPT = 32
+# How often a poller looks again whether a CPU is still free (one small read of /proc/loadavg).
+SPARE_CHECK_S = 5e-4
 
 _CONVERGENCE_MARKERS = ("timestep too small", "gmin stepping failed", "source stepping failed",
                         "no convergence", "iteration limit reached")
@@ -240,35 +242,45 @@ def _receive_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(buffer)
 
 
-def wait_readable(sock: socket.socket, spin_s: float) -> None:
+def wait_readable(sock: socket.socket, spin_s: float, cpus: int = 0) -> None:
     """Poll (without sleeping) for up to ``spin_s`` until ``sock`` has data; then return either way.
+    With ``cpus`` > 0, only while a CPU is free (``cpu_to_spare``, looked at every SPARE_CHECK_S).
 
     A process that blocks in recv is woken by the scheduler tens to hundreds of µs after the data
-    arrives on a busy VM, which is as long as a small circuit's solve; polling for the expected
-    wait avoids that, at the cost of one busy core while it lasts.
+    arrives on a busy VM (its idle virtual CPU has to be scheduled again by the host), which is as
+    long as a small circuit's solve; polling for the expected wait avoids that, at the cost of one
+    busy core while it lasts: a core nobody else wants, when ``cpus`` is given.
     """
     if spin_s <= 0:
         return
     poller = select.poll()
     poller.register(sock, select.POLLIN)
-    deadline = time.perf_counter() + spin_s
-    while not poller.poll(0) and time.perf_counter() < deadline:
-        pass
+    now = time.perf_counter()
+    deadline, look = now + spin_s, now
+    while not poller.poll(0):
+        now = time.perf_counter()
+        if now >= deadline:
+            return
+        if cpus and now >= look:
+            if not cpu_to_spare(cpus):
+                return
+            look = now + SPARE_CHECK_S
 
 
-def receive_message(sock: socket.socket, spin_s: float = 0.0) -> object:
-    wait_readable(sock, spin_s)
+def receive_message(sock: socket.socket, spin_s: float = 0.0, cpus: int = 0) -> object:
+    """The next message; ``spin_s`` and ``cpus`` as in ``wait_readable``."""
+    wait_readable(sock, spin_s, cpus)
     (size,) = _LENGTH.unpack(_receive_exact(sock, _LENGTH.size))
     return pickle.loads(_receive_exact(sock, size))
 
 
 def cpu_to_spare(cpus: int) -> bool:
     """Whether polling would take a CPU nobody else wants: no more runnable tasks than CPUs (the
-    kernel's count, /proc/loadavg, includes this worker and the caller it has just answered).
+    kernel's count, /proc/loadavg, includes the poller itself and whoever it waits for).
 
     Beside a CPU-bound process a polling worker holds the CPU that the caller it answered needs to
     wake up on: one device's write-verify in one round trip went from 1.10 to 1.12x its solves,
-    one read per round trip from 2.4 to 3.1-3.6x. Alone, polling catches the next request sooner."""
+    one read per round trip from 2.4 to 3.1-3.6x. Alone, polling catches the next message sooner."""
     try:
         with open("/proc/loadavg", "rb") as loadavg:
             running = int(loadavg.read().split()[3].split(b"/")[0])
@@ -294,7 +306,7 @@ def serve(connection: socket.socket, library_path: str | None = None, spin_s: fl
     cpus = len(os.sched_getaffinity(0))
     while True:
         try:
-            request = receive_message(connection, spin_s if spin_s > 0 and cpu_to_spare(cpus) else 0.0)
+            request = receive_message(connection, spin_s, cpus)
         except (EOFError, OSError):
             return  # the engine closed its end or died: nobody is left to answer
         sequence, kind = request[0], request[1]
