@@ -274,6 +274,10 @@ def receive_message(sock: socket.socket, spin_s: float = 0.0, cpus: int = 0) -> 
     return pickle.loads(_receive_exact(sock, size))
 
 
+# /proc/loadavg kept open: reading it again costs ~1 µs, opening it each time ~10 µs.
+_loadavg: int | None = None
+
+
 def cpu_to_spare(cpus: int) -> bool:
     """Whether polling would take a CPU nobody else wants: no more runnable tasks than CPUs (the
     kernel's count, /proc/loadavg, includes the poller itself and whoever it waits for).
@@ -281,9 +285,11 @@ def cpu_to_spare(cpus: int) -> bool:
     Beside a CPU-bound process a polling worker holds the CPU that the caller it answered needs to
     wake up on: one device's write-verify in one round trip went from 1.10 to 1.12x its solves,
     one read per round trip from 2.4 to 3.1-3.6x. Alone, polling catches the next message sooner."""
+    global _loadavg
     try:
-        with open("/proc/loadavg", "rb") as loadavg:
-            running = int(loadavg.read().split()[3].split(b"/")[0])
+        if _loadavg is None:
+            _loadavg = os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
+        running = int(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return True
     return running <= cpus
