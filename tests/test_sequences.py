@@ -7,6 +7,7 @@ import pytest
 from circuitnn.chip.sequence import Infer, Pulse, Read, Restore, SetStates
 from circuitnn.chip.spice_chip import SpiceChip
 from circuitnn.chip.surrogate_chip import SurrogateChip
+from circuitnn.errors import ConfigError
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.experiments import onchip
 from circuitnn.experiments.config import load_config
@@ -226,3 +227,12 @@ def test_an_empty_inference_in_a_sequence_gives_its_empty_result_as_op_by_op():
         alone = chip.run_sequence_op_by_op([Infer(empty)])
     assert len(together.inferences) == len(alone.inferences) == 1
     assert together.inferences[0].outputs.shape == alone.inferences[0].outputs.shape == (0, 1)
+
+
+@pytest.mark.parametrize("backend", [SpiceChip, SurrogateChip])
+def test_a_pulse_of_an_unknown_phase_is_refused_with_the_phases_allowed(backend):
+    config, crossbar, states, _ = _setup("Cr")
+    with backend(crossbar, states, config.programming, config.timing, seed=0) as chip:
+        with pytest.raises(ConfigError, match=r"operations\[1\]\.phase.*'program' or 'reset' or 'perturb'"):
+            chip.run_sequence([Read(0), Pulse(0, 1.0, 1e-6, phase="write")])
+        assert len(chip.ledger) == 0   # checked before anything runs

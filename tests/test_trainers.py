@@ -193,6 +193,32 @@ def test_dgc_in_spice_follows_the_surrogate():
     assert np.max(np.abs(x_spice - x_numpy)) < 0.02
 
 
+class _SingleOperationsChip(SpiceChip):
+    """A SpiceChip that runs operation sequences through its single operations, one round trip each."""
+
+    def run_sequence(self, operations):
+        return self.run_sequence_op_by_op(operations)
+
+
+@pytest.mark.parametrize("settings", [dict(steps=1), dict(steps=2, estimator="spsa", difference="one-sided")])
+def test_dgc_steps_as_operation_sequences_equal_single_operations(settings):
+    """A DGC step's perturbations and measurements go to ngspice as operation sequences: the same
+    histories, states and ledger, entry for entry, as one round trip per pulse and inference."""
+    config = dgc_config("Cr", eval_every=1, batch_size=8, **settings)
+    crossbar = Crossbar(config.crossbar_spec())
+    task = onchip.make_task(config, crossbar)
+    states = onchip.initial_states(config, crossbar.n_devices)
+    runs = []
+    for make in (SpiceChip, _SingleOperationsChip):
+        with make(crossbar, states, config.programming, config.timing, seed=0) as chip:
+            outcome = config.make_trainer().train(chip, task.chip_task(), "dgc", None, lambda state: None)
+            runs.append((outcome.tables["history"], chip.states, chip.ledger.entries, chip.clock_s))
+    (history, x, entries, clock), (history_1, x_1, entries_1, clock_1) = runs
+    assert {k: list(v) for k, v in history.items()} == {k: list(v) for k, v in history_1.items()}
+    assert np.array_equal(x, x_1) and entries == entries_1 and clock == clock_1
+    assert {e.phase for e in entries} == {"perturb", "program", "inference"}
+
+
 def test_an_interrupted_dgc_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
     config = dataclasses.replace(
         dgc_config("PCM", steps=6, eval_every=2, variants=("finetune",)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -13,6 +13,9 @@ from ..circuits.write_verify import controller_read
 from ..errors import ConfigError
 from ..validation import check_range
 from .ledger import Ledger, LedgerEntry
+
+if TYPE_CHECKING:
+    from .sequence import Operation, SequenceResult
 
 
 @dataclass(frozen=True)
@@ -101,11 +104,16 @@ class Chip(Protocol):
         """Select one device and read its conductance (charged to the ledger as 'read')."""
 
     def pulse_device(self, index: int, pulse: PulseSpec, phase: str = "program") -> PulseEvent:
-        """Apply one programming pulse to one device (phase 'program' or 'reset')."""
+        """Apply one programming pulse to one device, charged to ``phase`` ('program', 'reset' or
+        'perturb')."""
 
     def infer(self, inputs: np.ndarray, read_noise: bool = True) -> InferenceResult:
         """Run inputs ((n, n_inputs) in [0, 1]) through the array with the switches opened.
         ``read_noise=False``: an ageing model is read without its read noise (drift still acts)."""
+
+    def run_sequence(self, operations: list[Operation]) -> SequenceResult:
+        """Reads, pulses, temporary states and inferences in order (``chip/sequence.py``), in as few
+        round trips as the backend allows; results and ledger as the single operations give."""
 
     def rest_device(self, index: int, duration_s: float) -> float:
         """Leave one device unbiased for ``duration_s`` (retention); returns its new state."""

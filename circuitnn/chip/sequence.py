@@ -11,7 +11,8 @@ of the ``Chip`` protocol would charge them.
 Operations:
 
 * ``Read(index)``: a verify read (``Chip.read_device``).
-* ``Pulse(index, amplitude_V, width_s, edge_s, phase)``: a programming pulse (``Chip.pulse_device``).
+* ``Pulse(index, amplitude_V, width_s, edge_s, phase)``: a programming pulse (``Chip.pulse_device``),
+  charged to ``phase``: one of PULSE_PHASES (a DGC step's perturbations are 'perturb').
 * ``SetStates(indices, states)``: put devices at temporary states, without pulses and without
   charge (a perturbation: the conductance a DGC step measures at). Ageing clocks are untouched.
 * ``Infer(inputs, read_noise)``: a batch through the array (``Chip.infer``).
@@ -29,6 +30,9 @@ from ..circuits.program import PulseSpec
 from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram, controller
 from ..errors import ConfigError
 from .protocol import InferenceResult
+
+# The ledger phases a pulse may be charged to.
+PULSE_PHASES = ("program", "reset", "perturb")
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,8 @@ def check_operations(operations, n_devices: int) -> list:
                 raise ConfigError(f"operations[{k}].index", op.index, f"an integer in [0, {n_devices - 1}]")
             if isinstance(op, Pulse):
                 op.spec  # noqa: B018 - PulseSpec's checks
-                if op.phase not in ("program", "reset"):
-                    raise ConfigError(f"operations[{k}].phase", op.phase, "'program' or 'reset'")
+                if op.phase not in PULSE_PHASES:
+                    raise ConfigError(f"operations[{k}].phase", op.phase, " or ".join(map(repr, PULSE_PHASES)))
         elif isinstance(op, SetStates):
             idx = np.asarray(op.indices)
             if idx.ndim != 1 or len(idx) != len(op.states) or (

@@ -17,7 +17,7 @@ from ..circuits.crossbar import Crossbar
 from ..circuits.program import ProgrammingCircuit, ProgrammingPath, PulseSpec
 from ..spice import pool
 from ..spice.pulses import SpicePulseWriter
-from ..spice.sequences import PROGRAM, READ, RESET, OperationRow
+from ..spice.sequences import PERTURB, PROGRAM, READ, RESET, OperationRow
 from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from .ledger import Ledger, LedgerEntry
 from .sequence import (Pulse, Read, Restore, SequenceRecorder, SequenceResult, SequenceStates, SetStates,
@@ -92,7 +92,8 @@ def _in_caller_order(solved: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 # The ledger phase of a worker sequence's pulse, by its kind.
-_PULSE_PHASES = {RESET: "reset", PROGRAM: "program"}
+_PULSE_PHASES = {RESET: "reset", PROGRAM: "program", PERTURB: "perturb"}
+_PULSE_KINDS = {phase: kind for kind, phase in _PULSE_PHASES.items()}
 
 
 def _program_shape(program: WriteVerifyProgram) -> tuple:
@@ -325,7 +326,7 @@ class SpiceChip(SequenceStates, DeviceStates):
                        key=lambda p: (p.amplitude_V, p.width_s, p.edge_s)) or [PulseSpec(1.0, 1e-6)]
         position = {pulse: k for k, pulse in enumerate(table)}
         operations = [(READ, op.index, 0) if isinstance(op, Read) else
-                      (RESET if op.phase == "reset" else PROGRAM, op.index, position[op.spec]) for op in ops]
+                      (_PULSE_KINDS[op.phase], op.index, position[op.spec]) for op in ops]
         states = {op.index: float(self._states[op.index]) for op in ops}
         result, _ = self._writer.program_ops(self._setup(tuple(table), lambda: table), states, operations)
         self._charge_program_rows(result, recorder)

@@ -33,8 +33,9 @@ import numpy as np
 from ..circuits.netlist import MIN_MAGNITUDE, number
 from ..circuits.write_verify import WriteVerifyProgram, controller, controller_read
 
-# Operation kinds in the result columns (and in ``run_program_ops``' operations).
-READ, RESET, PROGRAM = 0, 1, 2
+# Operation kinds in the result columns (and in ``run_program_ops``' operations). The pulse kinds
+# differ only in the ledger phase the chip charges them to.
+READ, RESET, PROGRAM, PERTURB = 0, 1, 2, 3
 COLUMNS = ("kind", "device", "x_before", "x_after", "current_A", "v_device_V", "conductance_S",
            "energy_device_J", "energy_source_J", "duration_s", "solve_s")
 # A row of the result table by name, so a reader does not depend on the columns' order.

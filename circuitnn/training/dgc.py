@@ -51,6 +51,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..chip.protocol import Chip
+from ..chip.sequence import Infer, Pulse
 from ..circuits.program import PulseSpec
 from ..data.patterns import make_dataset
 from ..validation import check_choice, check_range
@@ -230,36 +231,57 @@ class Dgc(Trainer):
         evaluations = int(history["evaluations"][-1]) if history["evaluations"] else 0
         trim = np.zeros(n)
 
-        def measure(X, y) -> float:
-            nonlocal evaluations
-            evaluations += 1
-            return cost(chip.infer(X).outputs, y)
-
-        def move(direction: np.ndarray, multiple: int) -> None:
-            """Move every device k with direction[k] = ±1 by multiple·direction[k]·δ."""
+        def trim_by(direction: np.ndarray, multiple: int) -> None:
+            """Read every device k with direction[k] = ±1 as moved by multiple·direction[k]·δ."""
             nonlocal trim
-            if s.realisation == "trim":
-                trim = trim + multiple * direction * s.perturbation * span
-                chip.trim(trim if np.any(np.abs(trim) > 1e-12 * span) else None, s.trim_time_s)
-                return
+            trim = trim + multiple * direction * s.perturbation * span
+            chip.trim(trim if np.any(np.abs(trim) > 1e-12 * span) else None, s.trim_time_s)
+
+        def pulses_by(direction: np.ndarray, multiple: int) -> list[Pulse]:
+            """The pulses that move every device k with direction[k] = ±1 by multiple·direction[k]·δ."""
+            moves = []
             for k in np.flatnonzero(direction):
-                sign = int(np.sign(multiple * direction[k]))
-                chip.pulse_device(int(k), pulses[sign, abs(multiple)], phase="perturb")
+                p = pulses[int(np.sign(multiple * direction[k])), abs(multiple)]
+                moves.append(Pulse(int(k), p.amplitude_V, p.width_s, p.edge_s, phase="perturb"))
+            return moves
+
+        def measured(plan: list, X, y) -> list[float]:
+            """The costs of a plan's measurements (None), in order, after its moves ((direction,
+            multiple)) before each."""
+            nonlocal evaluations
+            if s.realisation == "trim":
+                costs = []
+                for item in plan:
+                    if item is None:
+                        costs.append(cost(chip.infer(X).outputs, y))
+                    else:
+                        trim_by(*item)
+            else:
+                # One operation sequence: the chip runs each run of consecutive pulses, and each run of
+                # consecutive inferences, in one round trip, charged as the single operations.
+                ops = []
+                for item in plan:
+                    ops += [Infer(X)] if item is None else pulses_by(*item)
+                costs = [cost(result.outputs, y) for result in chip.run_sequence(ops).inferences]
+            evaluations += len(costs)
+            return costs
 
         def estimate(X, y) -> np.ndarray:
-            c0 = measure(X, y) if s.difference == "one-sided" else np.nan
             directions = [rng.choice((-1.0, 1.0), size=n)] if s.estimator == "spsa" else list(np.eye(n))
+            plan = [None] if s.difference == "one-sided" else []
+            for d in directions:
+                if s.difference == "central":
+                    plan += [(d, +1), None, (d, -2), None, (d, +1)]
+                else:
+                    plan += [(d, +1), None, (d, -1)]
+            costs = iter(measured(plan, X, y))
+            c0 = next(costs) if s.difference == "one-sided" else np.nan
             gradient = np.zeros(n)
             for d in directions:
-                move(d, +1)
-                c_plus = measure(X, y)
+                c_plus = next(costs)
                 if s.difference == "central":
-                    move(d, -2)
-                    c_minus = measure(X, y)
-                    move(d, +1)
-                    slope = (c_plus - c_minus) / (2 * s.perturbation * span)
+                    slope = (c_plus - next(costs)) / (2 * s.perturbation * span)
                 else:
-                    move(d, -1)
                     slope = (c_plus - c0) / (s.perturbation * span)
                 gradient += slope * d   # sequential: one entry; SPSA: 1/Δ_k = Δ_k
             return gradient
@@ -274,9 +296,12 @@ class Dgc(Trainer):
             else:
                 counts = np.round(counts)
             counts = np.minimum(counts, s.max_update_pulses).astype(int)
+            updates = []
             for k in np.flatnonzero(counts):
-                for _ in range(counts[k]):
-                    chip.pulse_device(int(k), pulses[-1 if gradient[k] > 0 else 1, 0], phase="program")
+                p = pulses[-1 if gradient[k] > 0 else 1, 0]
+                updates += [Pulse(int(k), p.amplitude_V, p.width_s, p.edge_s, phase="program")] * int(counts[k])
+            if updates:
+                chip.run_sequence(updates)   # one round trip
 
         def monitor(step: int, X, y) -> None:
             """Batch cost and test accuracy now, measured for the record only: the chip (ledger,
