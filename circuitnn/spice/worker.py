@@ -291,6 +291,7 @@ def cpu_to_spare(cpus: int) -> bool:
             _loadavg = os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
         running = int(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
+        _loadavg = None  # opened again next time (a forked child may have closed or reused the fd)
         return True
     return running <= cpus
 
