@@ -4,7 +4,7 @@ sequences, against the op-by-op path of the Chip protocol (real ngspice; the sur
 import numpy as np
 import pytest
 
-from circuitnn.chip.sequence import Infer, Pulse, Read, Restore, SetStates
+from circuitnn.chip.sequence import Infer, Pulse, Read, Restore, SetStates, Trim
 from circuitnn.chip.spice_chip import SpiceChip
 from circuitnn.chip.surrogate_chip import SurrogateChip
 from circuitnn.errors import ConfigError
@@ -236,3 +236,39 @@ def test_a_pulse_of_an_unknown_phase_is_refused_with_the_phases_allowed(backend)
         with pytest.raises(ConfigError, match=r"operations\[1\]\.phase.*'program' or 'reset' or 'perturb'"):
             chip.run_sequence([Read(0), Pulse(0, 1.0, 1e-6, phase="write")])
         assert len(chip.ledger) == 0   # checked before anything runs
+
+
+@pytest.mark.parametrize("backend", [SpiceChip, SurrogateChip])
+def test_trims_in_a_sequence_equal_the_chips_trims(backend):
+    """Gate trims between inferences, as a sequence: the same outputs
+    and the ledger, entry for entry and in order, of Chip.trim and Chip.infer one by one."""
+    config, crossbar, states, _ = _setup("Cr")
+    inputs = np.random.default_rng(3).integers(0, 2, (5, crossbar.n_inputs)).astype(float)
+    offsets = np.zeros(crossbar.n_devices)
+    offsets[[2, 11]] = (0.08, -0.05)
+    with backend(crossbar, states, config.programming, config.timing, seed=0) as a, \
+            backend(crossbar, states, config.programming, config.timing, seed=0) as b:
+        expected = [a.infer(inputs)]
+        a.trim(offsets, 1e-5)
+        expected.append(a.infer(inputs))
+        a.trim(None, 2e-5)
+        expected.append(a.infer(inputs))
+        result = b.run_sequence([Infer(inputs), Trim(offsets, 1e-5), Infer(inputs), Trim(None, 2e-5), Infer(inputs)])
+        for got, want in zip(result.inferences, expected, strict=True):
+            np.testing.assert_allclose(got.outputs, want.outputs, rtol=0, atol=1e-6)
+        assert np.max(np.abs(result.inferences[1].outputs - result.inferences[0].outputs)) > 1e-3  # the trim acted
+        np.testing.assert_allclose(result.inferences[2].outputs, result.inferences[0].outputs, rtol=0, atol=1e-6)
+        assert [(e.phase, e.time_s) for e in b.ledger.entries] == [(e.phase, e.time_s) for e in a.ledger.entries]
+        assert [e.phase for e in b.ledger.entries] == ["inference", "perturb", "inference", "perturb", "inference"]
+        assert b.clock_s == a.clock_s
+
+
+@pytest.mark.parametrize("op, path", [(Trim(np.zeros(3)), "operations[0].offsets"),
+                                      (Trim(np.full(30, np.nan)), "operations[0].offsets"),
+                                      (Trim(None, -1e-6), "operations[0].time_s")])
+def test_a_bad_trim_is_refused_before_anything_runs(op, path):
+    config, crossbar, states, _ = _setup("Cr")
+    with SurrogateChip(crossbar, states, config.programming, config.timing, seed=0) as chip:
+        with pytest.raises(ConfigError, match=path.replace("[", r"\[").replace("]", r"\]")):
+            chip.run_sequence([op, Infer(np.zeros((1, crossbar.n_inputs)))])
+        assert len(chip.ledger) == 0

@@ -200,7 +200,8 @@ class _SingleOperationsChip(SpiceChip):
         return self.run_sequence_op_by_op(operations)
 
 
-@pytest.mark.parametrize("settings", [dict(steps=1), dict(steps=2, estimator="spsa", difference="one-sided")])
+@pytest.mark.parametrize("settings", [dict(steps=1), dict(steps=2, estimator="spsa", difference="one-sided"),
+                                      dict(steps=1, realisation="trim")])
 def test_dgc_steps_as_operation_sequences_equal_single_operations(settings):
     """A DGC step's perturbations and measurements go to ngspice as operation sequences: the same
     histories, states and ledger, entry for entry, as one round trip per pulse and inference."""

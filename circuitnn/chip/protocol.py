@@ -217,6 +217,10 @@ class DeviceStates:
 
     # -- temporary read trims -----------------------------------------------------------------------
     def trim(self, offsets, time_s: float = 0.0) -> None:
+        self._set_trim(offsets)
+        self._charge_trim(time_s)
+
+    def _set_trim(self, offsets) -> None:
         if offsets is None:
             self._trim = None
         else:
@@ -224,6 +228,8 @@ class DeviceStates:
             if values.shape != (self.n_devices,) or not np.all(np.isfinite(values)):
                 raise ConfigError("trim offsets", f"shape {values.shape}", f"({self.n_devices},) finite values")
             self._trim = values.copy()
+
+    def _charge_trim(self, time_s: float) -> None:
         if time_s > 0:
             self._charge(LedgerEntry("perturb", -1, 0.0, 0.0, float(time_s)))
 

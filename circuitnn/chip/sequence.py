@@ -18,6 +18,8 @@ Operations:
 * ``Infer(inputs, read_noise)``: a batch through the array (``Chip.infer``).
 * ``Restore()``: every device back to its state before the first ``SetStates`` since the last
   ``Restore`` (pulses in between are overridden too).
+* ``Trim(offsets, time_s)``: inference reads every device at its state + offset until the next
+  ``Trim`` (``offsets`` None: none), charged ``time_s`` as 'perturb' (``Chip.trim``).
 """
 
 from __future__ import annotations
@@ -70,7 +72,13 @@ class Restore:
     pass
 
 
-Operation = Read | Pulse | SetStates | Infer | Restore
+@dataclass(frozen=True)
+class Trim:
+    offsets: np.ndarray | None = field(compare=False)
+    time_s: float = 0.0
+
+
+Operation = Read | Pulse | SetStates | Infer | Restore | Trim
 
 
 @dataclass(frozen=True)
@@ -147,8 +155,14 @@ def check_operations(operations, n_devices: int) -> list:
             if idx.ndim != 1 or len(idx) != len(op.states) or (
                     len(idx) and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n_devices)):
                 raise ConfigError(f"operations[{k}]", "SetStates", "equally many device indices in range and states")
+        elif isinstance(op, Trim):
+            offsets = None if op.offsets is None else np.asarray(op.offsets, dtype=float)
+            if offsets is not None and (offsets.shape != (n_devices,) or not np.all(np.isfinite(offsets))):
+                raise ConfigError(f"operations[{k}].offsets", f"shape {offsets.shape}", f"({n_devices},) finite values")
+            if not (isinstance(op.time_s, (int, float)) and 0.0 <= op.time_s <= 1.0):
+                raise ConfigError(f"operations[{k}].time_s", op.time_s, "[0, 1] s")
         elif not isinstance(op, (Infer, Restore)):
-            raise ConfigError(f"operations[{k}]", type(op).__name__, "Read, Pulse, SetStates, Infer or Restore")
+            raise ConfigError(f"operations[{k}]", type(op).__name__, "Read, Pulse, SetStates, Infer, Restore or Trim")
     return checked
 
 
@@ -180,6 +194,8 @@ class SequenceStates:
                 self._set_temporary(op)
             elif isinstance(op, Infer):
                 recorder.inferences.append(self.infer(op.inputs, read_noise=op.read_noise))
+            elif isinstance(op, Trim):
+                self.trim(op.offsets, op.time_s)
             else:
                 self._restore_temporary()
         return recorder.result()

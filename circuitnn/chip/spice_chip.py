@@ -20,7 +20,7 @@ from ..spice.pulses import SpicePulseWriter
 from ..spice.sequences import PERTURB, PROGRAM, READ, RESET, OperationRow
 from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram
 from .ledger import Ledger, LedgerEntry
-from .sequence import (Pulse, Read, Restore, SequenceRecorder, SequenceResult, SequenceStates, SetStates,
+from .sequence import (Pulse, Read, Restore, SequenceRecorder, SequenceResult, SequenceStates, SetStates, Trim,
                        check_operations, write_verify_op_by_op)
 from .protocol import ChipTiming, DeviceRead, DeviceStates, InferenceResult, PulseEvent, verify_read_values
 
@@ -291,13 +291,13 @@ class SpiceChip(SequenceStates, DeviceStates):
             yield WriteVerifyOutcome(*outcome)
 
     def run_sequence(self, operations) -> SequenceResult:
-        """Read / Pulse / SetStates / Infer / Restore operations in order (``chip/sequence.py``).
+        """Read / Pulse / SetStates / Infer / Restore / Trim operations in order (``chip/sequence.py``).
 
         Consecutive reads and pulses go to the programming worker in one round trip, consecutive
-        SetStates / Infer / Restore to the array worker in one (a DGC perturb/measure/restore over a
-        mini-batch: one ``run_table``; the restore costs no solve of its own, it is folded into the
-        next operation that needs the array). Results and ledger as the single operations give.
-        A device model that ages runs op by op."""
+        SetStates / Infer / Restore / Trim to the array worker in one (a DGC perturb/measure/restore
+        over a mini-batch: one ``run_table``; a restore or trim costs no solve of its own, it is
+        folded into the next operation that needs the array). Results and ledger as the single
+        operations give. A device model that ages runs op by op."""
         ops = check_operations(operations, self.n_devices)
         if self.device.ages:
             return self.run_sequence_op_by_op(ops)
@@ -360,14 +360,18 @@ class SpiceChip(SequenceStates, DeviceStates):
         self.clock_s = clock
 
     def _array_segment(self, ops, recorder: SequenceRecorder) -> None:
-        """SetStates / Infer / Restore in one run_table: each Infer's first operating point also
-        carries the states it reads at (the engine sends those that changed)."""
+        """SetStates / Infer / Restore / Trim in one run_table: each Infer's first operating point
+        also carries the states it reads at (the engine sends those that changed). Trims and
+        inferences are charged afterwards, in their order."""
         alter_sets, spans, numbers = [], [], []
         for op in ops:
             if isinstance(op, SetStates):
                 self._set_temporary(op)
             elif isinstance(op, Restore):
                 self._restore_temporary()
+            elif isinstance(op, Trim):
+                self._set_trim(op.offsets)
+                spans.append(op.time_s)
             else:
                 x = np.atleast_2d(np.asarray(op.inputs, dtype=float))
                 self.crossbar.input_volts(x)
@@ -381,8 +385,12 @@ class SpiceChip(SequenceStates, DeviceStates):
         if alter_sets:
             table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets, numbers=numbers,
                                                     step=f"array sequence of {len(alter_sets)} operating points")
-        for first, last, x, order in spans:
-            recorder.inferences.append(self._inference_result(_in_caller_order(table[first:last], order), x))
+        for span in spans:
+            if isinstance(span, tuple):
+                first, last, x, order = span
+                recorder.inferences.append(self._inference_result(_in_caller_order(table[first:last], order), x))
+            else:
+                self._charge_trim(span)
 
     # -- for stored runs --------------------------------------------------------------------------------
     def netlists(self) -> dict[str, str]:

@@ -51,7 +51,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..chip.protocol import Chip
-from ..chip.sequence import Infer, Pulse
+from ..chip.sequence import Infer, Pulse, Trim
 from ..circuits.program import PulseSpec
 from ..data.patterns import make_dataset
 from ..validation import check_choice, check_range
@@ -231,14 +231,13 @@ class Dgc(Trainer):
         evaluations = int(history["evaluations"][-1]) if history["evaluations"] else 0
         trim = np.zeros(n)
 
-        def trim_by(direction: np.ndarray, multiple: int) -> None:
-            """Read every device k with direction[k] = ±1 as moved by multiple·direction[k]·δ."""
+        def moved_by(direction: np.ndarray, multiple: int) -> list:
+            """The operations that move every device k with direction[k] = ±1 by multiple·direction[k]·δ:
+            a gate trim of all devices, or a pulse each."""
             nonlocal trim
-            trim = trim + multiple * direction * s.perturbation * span
-            chip.trim(trim if np.any(np.abs(trim) > 1e-12 * span) else None, s.trim_time_s)
-
-        def pulses_by(direction: np.ndarray, multiple: int) -> list[Pulse]:
-            """The pulses that move every device k with direction[k] = ±1 by multiple·direction[k]·δ."""
+            if s.realisation == "trim":
+                trim = trim + multiple * direction * s.perturbation * span
+                return [Trim(trim if np.any(np.abs(trim) > 1e-12 * span) else None, s.trim_time_s)]
             moves = []
             for k in np.flatnonzero(direction):
                 p = pulses[int(np.sign(multiple * direction[k])), abs(multiple)]
@@ -247,22 +246,14 @@ class Dgc(Trainer):
 
         def measured(plan: list, X, y) -> list[float]:
             """The costs of a plan's measurements (None), in order, after its moves ((direction,
-            multiple)) before each."""
+            multiple)) before each: one operation sequence, which the chip runs in as few round
+            trips as it can (in SPICE one per run of consecutive pulses, one per run of array
+            operations: a whole trimmed step is one), charged as the single operations."""
             nonlocal evaluations
-            if s.realisation == "trim":
-                costs = []
-                for item in plan:
-                    if item is None:
-                        costs.append(cost(chip.infer(X).outputs, y))
-                    else:
-                        trim_by(*item)
-            else:
-                # One operation sequence: the chip runs each run of consecutive pulses, and each run of
-                # consecutive inferences, in one round trip, charged as the single operations.
-                ops = []
-                for item in plan:
-                    ops += [Infer(X)] if item is None else pulses_by(*item)
-                costs = [cost(result.outputs, y) for result in chip.run_sequence(ops).inferences]
+            ops = []
+            for item in plan:
+                ops += [Infer(X)] if item is None else moved_by(*item)
+            costs = [cost(result.outputs, y) for result in chip.run_sequence(ops).inferences]
             evaluations += len(costs)
             return costs
 
