@@ -405,3 +405,15 @@ def test_on_epoch_reports_what_the_history_records():
     assert [s[0] for s in seen] == [0, 1, 2]
     np.testing.assert_array_equal([s[1] for s in seen], history.loss)
     np.testing.assert_array_equal([s[2] for s in seen], history.accuracy)
+
+
+def test_the_default_architectures_fit_the_image_size():
+    """Two 5×5 convolutions with pooling leave nothing of 8×8 digits without "same" padding."""
+    for side, padding in ((8, 2), (28, 0)):
+        config = NetworkConfig.default("cnn", (side, side))
+        assert config.kind == "cnn" and config.padding == padding
+        network = build_network(config, (side, side), np.random.default_rng(0))
+        assert network.forward(np.zeros((2, side, side))).shape == (2, 10)
+    assert NetworkConfig.default("mlp", (8, 8)) == NetworkConfig.mlp()
+    with pytest.raises(ConfigError, match="network.kind"):
+        NetworkConfig.default("rnn", (8, 8))

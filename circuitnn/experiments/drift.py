@@ -45,6 +45,7 @@ from ..training.software import train_default
 from ..training.tuning import tune_all
 from ..validation import check_int
 from .config import from_dict, load_config
+from .networks import load_parameters, stored_parameters
 
 TRAININGS = ("plain", "regularized")
 
@@ -181,14 +182,11 @@ def run_drift(store: RunStore, config: DriftStudyConfig = DriftStudyConfig(), re
 
 def _trained(run: Run, config: DriftStudyConfig, data, kind: str, training: str, say):
     X_train, y_train = data[0], data[1]
-    architecture = (NetworkConfig.mlp() if kind == "mlp"
-                    else NetworkConfig.cnn(padding=2 if X_train.shape[1] < 28 else 0))
-    network = build_network(architecture, X_train.shape[1:], np.random.default_rng(config.seed))
+    network = build_network(NetworkConfig.default(kind, X_train.shape[1:]), X_train.shape[1:],
+                            np.random.default_rng(config.seed))
     part = f"parts/{kind}-{training}/weights.npz"
     if part in run.files:
-        saved = run.read_npz(part)
-        for i, parameter in enumerate(network.parameters()):
-            parameter[...] = saved[f"p{i}"]
+        load_parameters(network, run.read_npz(part))
         return network
     say(f"training {kind} ({training}) ...")
     epochs = config.epochs_mlp if kind == "mlp" else config.epochs_cnn
@@ -201,7 +199,7 @@ def _trained(run: Run, config: DriftStudyConfig, data, kind: str, training: str,
     run.write_json(f"parts/{kind}-{training}/history.json",
                    {"loss": history.loss.tolist(), "penalty": history.penalty.tolist(),
                     "epoch_time_s": history.time_s.tolist()})
-    run.write_npz(part, **{f"p{i}": p for i, p in enumerate(network.parameters())})
+    run.write_npz(part, **stored_parameters(network))
     return network
 
 

@@ -64,21 +64,19 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
     with run:
         rows, wire_rows = [], []
         for kind in kinds:
-            # 8×8 digits need "same" padding for two 5×5 convolutions with pooling; 28×28 MNIST does not.
-            architecture = (NetworkConfig.mlp() if kind == "mlp"
-                            else NetworkConfig.cnn(padding=2 if X_train.shape[1] < 28 else 0))
+            architecture = NetworkConfig.default(kind, X_train.shape[1:])
             for noise in (0.0, weight_noise):
                 part = f"parts/{kind}-noise{noise:g}"
                 network = build_network(architecture, X_train.shape[1:], np.random.default_rng(seed))
                 if f"{part}/weights.npz" in run.files:
-                    _load_parameters(network, run.read_npz(f"{part}/weights.npz"))
+                    load_parameters(network, run.read_npz(f"{part}/weights.npz"))
                 else:
                     if progress:
                         print(f"{name}: training {kind} (weight noise {noise:g}) ...", flush=True)
                     train(network, X_train, y_train,
                           NetworkTrainingConfig(epochs=epochs, weight_noise=noise, seed=seed),
                           on_epoch=_print_epoch if progress else None)
-                    run.write_npz(f"{part}/weights.npz", **{f"p{i}": p for i, p in enumerate(network.parameters())})
+                    run.write_npz(f"{part}/weights.npz", **stored_parameters(network))
                 for device in DEVICES:
                     rows.append(run.json_part(f"{part}/{device}.json", lambda: _device_row(
                         network, X_test, y_test, kind, noise, device, seed, repeats)))
@@ -96,7 +94,12 @@ def run_networks(store: RunStore, mnist_dir: str | None, seed: int = 0, epochs: 
     return run
 
 
-def _load_parameters(network, saved: dict) -> None:
+def stored_parameters(network) -> dict[str, np.ndarray]:
+    """A network's parameters as a run part stores them (``load_parameters`` reads them back)."""
+    return {f"p{i}": p for i, p in enumerate(network.parameters())}
+
+
+def load_parameters(network, saved: dict) -> None:
     for i, parameter in enumerate(network.parameters()):
         parameter[...] = saved[f"p{i}"]
 

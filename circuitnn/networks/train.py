@@ -82,6 +82,13 @@ class NetworkConfig:
         """The small CNN: conv 8@5×5 → pool → conv 16@5×5 → pool → dense (28×28: 256 → 10)."""
         return cls(kind="cnn", hidden=changes.pop("hidden", ()), **changes)
 
+    @classmethod
+    def default(cls, kind: str, image_shape: tuple[int, ...]) -> NetworkConfig:
+        """The default MLP or small CNN for images of ``image_shape``: 8×8 digits need "same"
+        padding for two 5×5 convolutions with pooling; 28×28 MNIST does not."""
+        check_choice("network.kind", kind, NETWORK_KINDS)
+        return cls.mlp() if kind == "mlp" else cls.cnn(padding=2 if image_shape[0] < 28 else 0)
+
 
 @dataclass(frozen=True)
 class NetworkTrainingConfig:
