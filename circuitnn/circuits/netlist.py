@@ -128,13 +128,25 @@ def _check_statement(line: str, cards: frozenset[str], where: str, allow_include
             raise NetlistError(f"{where}: card {first!r} is not allowed here (allowed: "
                                f"{', '.join(sorted(cards))})")
         if keyword == ".include":
-            path = line.split(" ", 1)[1].strip() if " " in line else ""
+            path = _include_path(line)
             if not allow_include or not _INCLUDE.fullmatch(path):
                 raise NetlistError(f"{where}: include {path!r} is not allowed"
                                    + ("" if allow_include else " (write the models inline)"))
         return
     if not _ELEMENT.fullmatch(first):
         raise NetlistError(f"{where}: {first[:60]!r} is neither a card nor an element name")
+
+
+def _include_path(line: str) -> str:
+    """The path an ``.include`` line names ('' for none): the one place such a line is parsed."""
+    return line.split(" ", 1)[1].strip() if " " in line else ""
+
+
+def included_paths(text: str) -> list[str]:
+    """The relative paths the ``.include`` lines of ``text`` name, in order. ``text`` must have
+    passed ``check_netlist`` (which refuses any path but a relative one to a ``.lib`` file)."""
+    return [_include_path(line) for line in split_lines(text)[1:]
+            if line.split(" ", 1)[0].lower() == ".include"]
 
 
 def _check_brackets(line: str, where: str) -> None:
