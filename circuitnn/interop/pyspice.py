@@ -176,13 +176,17 @@ def shared_ngspice():
     libngspice reads its init files (``spinit``, ``.spiceinit``) when the instance is created, from
     the current folder, HOME and SPICE_SCRIPTS: for that moment they all name a private folder
     holding circuitnn's own (spice/init_files.py), so no init file of the user's folder, home or
-    environment runs. (An instance PySpice made before, outside circuitnn, is returned as it is.)"""
+    environment runs. That folder is made once per process, for the one instance; later calls get
+    that instance, which reads no init file again. (An instance PySpice made before, outside
+    circuitnn, is returned as it is.)"""
     configure_ngspice_library()
     try:
         from PySpice.Spice.NgSpice.Shared import NgSpiceShared
     except ImportError as exc:
         raise _import_error(exc) from exc
     configure_ngspice_library()
+    if 0 in NgSpiceShared._instances:  # new_instance's default id: it returns the instance it made
+        return NgSpiceShared.new_instance()
     with _quiet_pyspice_false_alarms(), _private_init_files():
         return NgSpiceShared.new_instance()
 
