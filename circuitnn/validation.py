@@ -1,10 +1,12 @@
-"""Range checks that fail with the field's dotted path, the value and the allowed range."""
+"""Range checks that fail with the field's dotted path, the value and the allowed range; and the
+bounded read of a file a user names (``read_bounded_text``)."""
 
 from __future__ import annotations
 
 import math
 import numbers
 import re
+from collections.abc import Callable
 
 from .errors import ConfigError
 
@@ -65,3 +67,22 @@ def check_text(path: str, value, max_chars: int) -> None:
     if (not isinstance(value, str) or not value.strip() or len(value) > max_chars
             or LINE_BREAKING.search(value)):
         raise ConfigError(path, value, f"text of 1 to {max_chars} characters on one line (no control characters)")
+
+
+def read_bounded_text(path, max_bytes: int, encoding: str, *, unreadable: Callable[[str], Exception],
+                      too_large: Callable[[], Exception], not_text: Callable[[int], Exception]) -> str:
+    """The text of the file at ``path``, of which at most ``max_bytes`` + 1 bytes are read (a path to
+    /dev/zero or a huge file must not fill the memory). Each failure raises the exception the caller
+    builds, so each caller keeps its own one-line message naming the file: ``unreadable(strerror)``,
+    ``too_large()`` (more than ``max_bytes``), ``not_text(offset of the first bad byte)``."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise unreadable(exc.strerror) from None
+    if len(data) > max_bytes:
+        raise too_large()
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise not_text(exc.start) from None

@@ -18,6 +18,7 @@ from circuitnn.circuits.netlist import (
     check_model_text,
     check_netlist,
     comment,
+    included_paths,
     name,
     number,
     tran_command,
@@ -114,6 +115,14 @@ def test_include_is_refused_where_it_cannot_resolve():
     assert check_netlist(text) == text
     with pytest.raises(NetlistError, match="inline"):
         check_netlist(text, allow_include=False)
+
+
+def test_included_paths_are_those_check_netlist_accepted():
+    """The one reading of '.include' lines that the batch path and the PySpice bridge use."""
+    text = "t\n* .include not/this.lib\n.include models/msdc.lib\n  .INCLUDE ../lib/b.lib  \nr1 a 0 1\n.end\n"
+    assert check_netlist(text) == text
+    assert included_paths(text) == ["models/msdc.lib", "../lib/b.lib"]
+    assert included_paths("t\nr1 a 0 1\n.end\n") == []
 
 
 @pytest.mark.parametrize("bad", ["a\n", "a\nb", "a\u2028", "a\x00", "a\r"])

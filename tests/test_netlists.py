@@ -143,6 +143,8 @@ def test_a_state_or_input_decayed_to_a_subnormal_is_written_as_zero():
     inputs = np.r_[1e-320, 1.5e-300, np.ones(7)]
     assert crossbar.netlist(states, inputs) == crossbar.netlist(states, np.r_[0.0, 0.0, np.ones(7)])
     assert set(crossbar.input_alters(inputs).values()) == {"dc=0", "dc=0.1"}
+    # A negative tiny input, or a negative zero, is an alter to plain 0 V as well.
+    assert set(crossbar.input_alters(np.r_[-1e-320, -0.0, np.ones(7)]).values()) == {"dc=0", "dc=0.1"}
 
 
 def test_a_batch_of_inputs_is_checked_and_written_as_one_sample_at_a_time():

@@ -121,6 +121,18 @@ def test_note_lines_do_not_fail_the_run(pyspice):
     assert values["v1#branch"] == pytest.approx(-1e-3, rel=1e-9)
 
 
+def test_the_private_init_folder_is_made_once_per_process(pyspice, monkeypatch):
+    """libngspice reads its init files when PySpice's one instance is made: later calls return that
+    instance without making (and removing) another private folder."""
+    first = interop.shared_ngspice()
+
+    def made_again():
+        raise AssertionError("a second private init folder was made")
+
+    monkeypatch.setattr(interop, "private_init_folder", made_again)
+    assert interop.shared_ngspice() is first
+
+
 def test_relative_includes_resolve_against_include_dir(pyspice):
     crossbar = Crossbar(default_spec(preset("Cr")))
     netlist = crossbar.netlist(np.full(crossbar.n_devices, 0.5), np.ones(9), models="../models")

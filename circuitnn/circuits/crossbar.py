@@ -383,10 +383,8 @@ class Crossbar:
         if len(bad):
             row, column = bad[0]
             raise ConfigError(f"inputs[{row}, {column}]", float(values[row, column]), "[-1, 1]")
-        volts = values * self.spec.v_read_V
-        # Below the smallest magnitude a netlist number may have (circuits.netlist.number): 0 V.
-        volts[np.abs(volts) < MIN_MAGNITUDE] = 0.0
-        return volts
+        # + 0.0 turns a negative zero into 0, so alters write 'dc=0' for it (the netlist keeps '-0').
+        return _flush_tiny(values * self.spec.v_read_V) + 0.0
 
     @functools.cached_property
     def _input_sources(self) -> list[str]:

@@ -26,7 +26,7 @@ import numpy as np
 from .. import __version__
 from ..devices.base import DeviceModel, SpiceSubcircuit
 from ..errors import NetlistError
-from ..validation import LINE_BREAKING, MIN_MAGNITUDE
+from ..validation import LINE_BREAKING, MIN_MAGNITUDE, read_bounded_text
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _INCLUDE = re.compile(r"(\.\./)*([A-Za-z0-9_\-]+/)*[A-Za-z0-9_\-]+\.lib")
@@ -128,13 +128,25 @@ def _check_statement(line: str, cards: frozenset[str], where: str, allow_include
             raise NetlistError(f"{where}: card {first!r} is not allowed here (allowed: "
                                f"{', '.join(sorted(cards))})")
         if keyword == ".include":
-            path = line.split(" ", 1)[1].strip() if " " in line else ""
+            path = _include_path(line)
             if not allow_include or not _INCLUDE.fullmatch(path):
                 raise NetlistError(f"{where}: include {path!r} is not allowed"
                                    + ("" if allow_include else " (write the models inline)"))
         return
     if not _ELEMENT.fullmatch(first):
         raise NetlistError(f"{where}: {first[:60]!r} is neither a card nor an element name")
+
+
+def _include_path(line: str) -> str:
+    """The path an ``.include`` line names ('' for none): the one place such a line is parsed."""
+    return line.split(" ", 1)[1].strip() if " " in line else ""
+
+
+def included_paths(text: str) -> list[str]:
+    """The relative paths the ``.include`` lines of ``text`` name, in order. ``text`` must have
+    passed ``check_netlist`` (which refuses any path but a relative one to a ``.lib`` file)."""
+    return [_include_path(line) for line in split_lines(text)[1:]
+            if line.split(" ", 1)[0].lower() == ".include"]
 
 
 def _check_brackets(line: str, where: str) -> None:
@@ -176,18 +188,13 @@ def check_library_file(path, what: str = "include") -> str:
     (``check_model_text``); NetlistError naming ``what`` and the file otherwise (unreadable, not
     UTF-8, larger than 16 MiB, or a ``.control`` block, ``*#`` command or card that is not a model
     statement). An included file reaches ngspice as the netlist does, so it is checked as strictly."""
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_LIBRARY_BYTES + 1)
-    except OSError as exc:
-        raise NetlistError(f"{what} {str(path)!r} cannot be read ({exc.strerror})") from None
-    if len(data) > MAX_LIBRARY_BYTES:
-        raise NetlistError(f"{what} {str(path)!r} is larger than {MAX_LIBRARY_BYTES // 2**20} MiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise NetlistError(f"{what} {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
-    return check_model_text(text, f"{what} {str(path)!r}")
+    where = f"{what} {str(path)!r}"
+    text = read_bounded_text(
+        path, MAX_LIBRARY_BYTES, "utf-8",
+        unreadable=lambda reason: NetlistError(f"{where} cannot be read ({reason})"),
+        too_large=lambda: NetlistError(f"{where} is larger than {MAX_LIBRARY_BYTES // 2**20} MiB"),
+        not_text=lambda byte: NetlistError(f"{where} is not UTF-8 text (byte {byte})"))
+    return check_model_text(text, where)
 
 
 def check_title(title: str, what: str = "netlist") -> str:

@@ -45,7 +45,7 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 
 from ..errors import CircuitnnError, ConfigError
-from ..validation import check_range
+from ..validation import check_range, read_bounded_text
 from . import msdc
 from .msdc import MODEL_FIELDS, MsdcParams
 
@@ -545,18 +545,12 @@ def load_trace_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     the one before it, or fewer than 10 data rows.
     """
     path = Path(path)
-    try:
-        with open(path, "rb") as handle:  # bounded: `fit /dev/zero` must not fill the memory
-            data = handle.read(MAX_TRACE_BYTES + 1)
-    except OSError as exc:
-        raise TraceError(f"{path}: cannot read the trace ({exc.strerror})") from None
-    if len(data) > MAX_TRACE_BYTES:
-        raise TraceError(f"{path}: larger than {MAX_TRACE_BYTES // 2**20} MiB; keep every n-th row (a fit "
-                         "needs a few thousand samples per sweep)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TraceError(f"{path}: not UTF-8 text (byte {exc.start}); save the trace as UTF-8 CSV") from None
+    text = read_bounded_text(  # bounded: `fit /dev/zero` must not fill the memory
+        path, MAX_TRACE_BYTES, "utf-8-sig",
+        unreadable=lambda reason: TraceError(f"{path}: cannot read the trace ({reason})"),
+        too_large=lambda: TraceError(f"{path}: larger than {MAX_TRACE_BYTES // 2**20} MiB; keep every n-th row "
+                                     "(a fit needs a few thousand samples per sweep)"),
+        not_text=lambda byte: TraceError(f"{path}: not UTF-8 text (byte {byte}); save the trace as UTF-8 CSV"))
     lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:

@@ -30,7 +30,7 @@ from ..training.software import SoftwareTrainingConfig
 from ..training.trainer import Trainer
 from ..training.trainer import trainer as trainer_class
 from ..training.tuning import TuningConfig
-from ..validation import check_range
+from ..validation import check_range, read_bounded_text
 
 
 @dataclass(frozen=True)
@@ -318,18 +318,13 @@ MAX_CONFIG_BYTES = 2**20
 
 def _read_toml(path: Path) -> dict:
     """The TOML document at ``path``; ConfigError naming the file if it cannot be read or parsed."""
-    try:
-        with open(path, "rb") as handle:  # bounded: --config /dev/zero must not fill the memory
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(str(path), "(file)", f"a readable file ({exc.strerror})") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(str(path), "(file)", f"a config file of at most {MAX_CONFIG_BYTES // 2**20} MiB")
-    try:
-        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of the document.
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), "(file)", f"UTF-8 text (byte {exc.start} is not UTF-8)") from None
+    # Bounded: --config /dev/zero must not fill the memory. utf-8-sig: a byte-order mark (Windows
+    # editors write one) is not part of the document.
+    text = read_bounded_text(
+        path, MAX_CONFIG_BYTES, "utf-8-sig",
+        unreadable=lambda reason: ConfigError(str(path), "(file)", f"a readable file ({reason})"),
+        too_large=lambda: ConfigError(str(path), "(file)", f"a config file of at most {MAX_CONFIG_BYTES // 2**20} MiB"),
+        not_text=lambda byte: ConfigError(str(path), "(file)", f"UTF-8 text (byte {byte} is not UTF-8)"))
     try:
         return tomllib.loads(text)
     except (ValueError, RecursionError) as exc:  # TOMLDecodeError, or an integer past Python's digit limit

@@ -102,13 +102,23 @@ def _build_once(plan: dict) -> None:
     for axis in ("conductance", "neuron"):
         for level in plan[f"{axis}_levels"]:
             variation_of({"axis": axis, "level": level}, plan)
-    trainings = [(MLP_METHODS[m], plan["epochs"]) for m in (*plan["sweep_methods"], *plan["extra_methods"])]
-    trainings += [((CNN_METHODS[m], "central"), plan["cnn_epochs"]) for m in plan["cnn_methods"]]
-    for (methods, difference), epochs in trainings:
-        OnChipLearningConfig(methods=methods, difference=difference, perturbation=plan["perturbation"],
-                             learning_rate=plan["spsa_learning_rate"] if "spsa" in methods else plan["learning_rate"],
-                             momentum=plan["momentum"], epochs=epochs, batch_size=plan["batch_size"],
-                             spsa_draws=plan["spsa_draws"], seed=plan["seed"])
+    for network, labels in (("mlp", (*plan["sweep_methods"], *plan["extra_methods"])), ("cnn", plan["cnn_methods"])):
+        for label in labels:
+            learning_config(network, label, plan)
+
+
+def learning_config(network: str, method: str, plan: dict) -> OnChipLearningConfig:
+    """The on-chip learning settings of one training of ``plan``: the per-layer methods and the
+    difference of the method label of ``network`` ('mlp' or 'cnn'), that network's epochs, and the
+    plan's step sizes (SPSA's own learning rate where a layer uses SPSA), batch size and seed."""
+    if network == "mlp":
+        (methods, difference), epochs = MLP_METHODS[method], plan["epochs"]
+    else:
+        methods, difference, epochs = CNN_METHODS[method], "central", plan["cnn_epochs"]
+    return OnChipLearningConfig(methods=methods, difference=difference, perturbation=plan["perturbation"],
+                                learning_rate=plan["spsa_learning_rate"] if "spsa" in methods else plan["learning_rate"],
+                                momentum=plan["momentum"], epochs=epochs, batch_size=plan["batch_size"],
+                                spsa_draws=plan["spsa_draws"], seed=plan["seed"])
 
 
 def planned_parts(plan: dict) -> list[dict]:
@@ -172,22 +182,16 @@ def train_part(part: dict, plan: dict, data, progress: Callable[[str], None] | N
     seed = plan["seed"]
     if part["network"] == "mlp":
         architecture = NetworkConfig.mlp(hidden=(plan["hidden"],))
-        methods, difference = MLP_METHODS[part["method"]]
-        epochs = plan["epochs"]
     else:
         architecture = NetworkConfig.cnn(conv_channels=tuple(plan["cnn_channels"]), kernel_size=5,
                                          padding=2 if X_train.shape[1] < 28 else 0)
-        methods, difference = CNN_METHODS[part["method"]], "central"
-        epochs = plan["cnn_epochs"]
     # The same initial weights for every method; the chip instance depends on the chip index only.
     network = build_network(architecture, X_train.shape[1:], np.random.default_rng(seed))
     chip_rng = np.random.default_rng([seed, 1000 + part["chip"]])
     variation = variation_of(part, plan)
     chip = ChipNetwork(network, variation, chip_rng)
-    learning_rate = plan["spsa_learning_rate"] if "spsa" in methods else plan["learning_rate"]
-    config = OnChipLearningConfig(methods=methods, difference=difference, perturbation=plan["perturbation"],
-                                  learning_rate=learning_rate, momentum=plan["momentum"], epochs=epochs,
-                                  batch_size=plan["batch_size"], spsa_draws=plan["spsa_draws"], seed=seed)
+    config = learning_config(part["network"], part["method"], plan)
+    difference, epochs = config.difference, config.epochs
     label = f"{part['network']} {part['method']}, {part['axis']} σ = {part['level']:g}, chip {part['chip']}"
     start = time.perf_counter()
 

@@ -39,7 +39,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..circuits.netlist import check_library_file, check_netlist
+from ..circuits.netlist import check_library_file, check_netlist, included_paths
 from ..errors import NetlistError
 from ..spice.init_files import init_environment, private_init_folder
 
@@ -118,22 +118,19 @@ def to_pyspice(netlist_text: str, *, include_dir: str | os.PathLike | None = Non
         raise NetlistError("netlist text is empty or has no title line (ngspice reads line 1 as the title)")
     # Only what circuitnn writes reaches ngspice: a '.control' block or a '*#' command would run.
     check_netlist(netlist_text, "netlist for PySpice")
+    includes = []
+    for target in included_paths(netlist_text):
+        base = Path(include_dir) if include_dir is not None else Path.cwd()
+        includes.append((base / target).resolve())
+        check_library_file(includes[-1], "netlist for PySpice: include")
     lines = netlist_text.splitlines()
-    title, body, includes = lines[0].strip(), [], []
+    title, body = lines[0].strip(), []
     for line in lines[1:]:
         stripped = line.strip()
         keyword = stripped.split(None, 1)[0].lower() if stripped else ""
         if keyword == ".end":
             break
-        if keyword in ANALYSIS_CARDS:
-            continue
-        if keyword == ".include":
-            target = stripped[len(".include"):].strip().strip("'\"")
-            if not target:
-                raise NetlistError(f"'.include' without a file name: {line!r}")
-            base = Path(include_dir) if include_dir is not None else Path.cwd()
-            includes.append((base / target).resolve())
-            check_library_file(includes[-1], "netlist for PySpice: include")
+        if keyword in ANALYSIS_CARDS or keyword == ".include":
             continue
         body.append(line)
 
@@ -179,13 +176,17 @@ def shared_ngspice():
     libngspice reads its init files (``spinit``, ``.spiceinit``) when the instance is created, from
     the current folder, HOME and SPICE_SCRIPTS: for that moment they all name a private folder
     holding circuitnn's own (spice/init_files.py), so no init file of the user's folder, home or
-    environment runs. (An instance PySpice made before, outside circuitnn, is returned as it is.)"""
+    environment runs. That folder is made once per process, for the one instance; later calls get
+    that instance, which reads no init file again. (An instance PySpice made before, outside
+    circuitnn, is returned as it is.)"""
     configure_ngspice_library()
     try:
         from PySpice.Spice.NgSpice.Shared import NgSpiceShared
     except ImportError as exc:
         raise _import_error(exc) from exc
     configure_ngspice_library()
+    if 0 in NgSpiceShared._instances:  # new_instance's default id: it returns the instance it made
+        return NgSpiceShared.new_instance()
     with _quiet_pyspice_false_alarms(), _private_init_files():
         return NgSpiceShared.new_instance()
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..circuits.netlist import check_library_file, check_netlist, split_lines
+from ..circuits.netlist import check_library_file, check_netlist, included_paths
 from ..errors import CircuitRejectedError, ConvergenceError, NgspiceNotFoundError, SimulationError
 from . import worker
 from .init_files import init_environment, private_init_folder
@@ -86,10 +86,9 @@ def run_batch(netlist_text: str, circuit_name: str, workdir: Path | None = None,
     """
     check_netlist(netlist_text, f"circuit {circuit_name!r}")
     folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="circuitnn-batch-"))
-    for line in split_lines(netlist_text):
-        if line.split(" ", 1)[0].lower() == ".include":
-            # An included library reaches ngspice as the netlist does: model statements only.
-            check_library_file(folder / line.split(" ", 1)[1].strip(), f"circuit {circuit_name!r}: include")
+    for path in included_paths(netlist_text):
+        # An included library reaches ngspice as the netlist does: model statements only.
+        check_library_file(folder / path, f"circuit {circuit_name!r}: include")
     return run_batch_unvalidated(netlist_text, circuit_name, folder, timeout_s)
 
 
