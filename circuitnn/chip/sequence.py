@@ -54,6 +54,11 @@ class Pulse:
     def spec(self) -> PulseSpec:
         return PulseSpec(self.amplitude_V, self.width_s, self.edge_s)
 
+    @classmethod
+    def of(cls, index: int, spec: PulseSpec, phase: str = "program") -> Pulse:
+        """The pulse ``spec`` on device ``index`` (``Chip.pulse_device(index, spec, phase)``)."""
+        return cls(index, spec.amplitude_V, spec.width_s, spec.edge_s, phase)
+
 
 @dataclass(frozen=True)
 class SetStates:

@@ -363,7 +363,7 @@ class SpiceChip(SequenceStates, DeviceStates):
         """SetStates / Infer / Restore / Trim in one run_table: each Infer's first operating point
         also carries the states it reads at (the engine sends those that changed). Trims and
         inferences are charged afterwards, in their order."""
-        alter_sets, spans, numbers = [], [], []
+        alter_sets, charges, numbers = [], [], []   # charges: ("trim", time) or ("infer", rows, x, order)
         for op in ops:
             if isinstance(op, SetStates):
                 self._set_temporary(op)
@@ -371,26 +371,26 @@ class SpiceChip(SequenceStates, DeviceStates):
                 self._restore_temporary()
             elif isinstance(op, Trim):
                 self._set_trim(op.offsets)
-                spans.append(op.time_s)
+                charges.append(("trim", op.time_s))
             else:
                 x = np.atleast_2d(np.asarray(op.inputs, dtype=float))
                 self.crossbar.input_volts(x)
                 sets, order = self._input_sets(x)
                 if sets:
                     sets[0] = {**self._array_alters({}), **sets[0]}
-                spans.append((len(alter_sets), len(alter_sets) + len(sets), x, order))
+                charges.append(("infer", slice(len(alter_sets), len(alter_sets) + len(sets)), x, order))
                 numbers += (len(alter_sets) + order).tolist()
                 alter_sets += sets
         table = np.zeros((0, len(self._plan.vectors)))
         if alter_sets:
             table, _ = self._array_engine.run_table(self._plan.vectors, alter_sets, numbers=numbers,
                                                     step=f"array sequence of {len(alter_sets)} operating points")
-        for span in spans:
-            if isinstance(span, tuple):
-                first, last, x, order = span
-                recorder.inferences.append(self._inference_result(_in_caller_order(table[first:last], order), x))
+        for kind, *what in charges:
+            if kind == "trim":
+                self._charge_trim(*what)
             else:
-                self._charge_trim(span)
+                rows, x, order = what
+                recorder.inferences.append(self._inference_result(_in_caller_order(table[rows], order), x))
 
     # -- for stored runs --------------------------------------------------------------------------------
     def netlists(self) -> dict[str, str]:

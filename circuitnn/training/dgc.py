@@ -238,11 +238,8 @@ class Dgc(Trainer):
             if s.realisation == "trim":
                 trim = trim + multiple * direction * s.perturbation * span
                 return [Trim(trim if np.any(np.abs(trim) > 1e-12 * span) else None, s.trim_time_s)]
-            moves = []
-            for k in np.flatnonzero(direction):
-                p = pulses[int(np.sign(multiple * direction[k])), abs(multiple)]
-                moves.append(Pulse(int(k), p.amplitude_V, p.width_s, p.edge_s, phase="perturb"))
-            return moves
+            return [Pulse.of(int(k), pulses[int(np.sign(multiple * direction[k])), abs(multiple)], "perturb")
+                    for k in np.flatnonzero(direction)]
 
         def measured(plan: list, X, y) -> list[float]:
             """The costs of a plan's measurements (None), in order, after its moves ((direction,
@@ -287,10 +284,8 @@ class Dgc(Trainer):
             else:
                 counts = np.round(counts)
             counts = np.minimum(counts, s.max_update_pulses).astype(int)
-            updates = []
-            for k in np.flatnonzero(counts):
-                p = pulses[-1 if gradient[k] > 0 else 1, 0]
-                updates += [Pulse(int(k), p.amplitude_V, p.width_s, p.edge_s, phase="program")] * int(counts[k])
+            updates = [Pulse.of(int(k), pulses[-1 if gradient[k] > 0 else 1, 0])
+                       for k in np.flatnonzero(counts) for _ in range(counts[k])]
             if updates:
                 chip.run_sequence(updates)   # one round trip
 
