@@ -72,7 +72,7 @@ class Ledger:
         if any(len(c) != len(columns[0]) for c in columns):
             raise ValueError("ledger columns must be equally long")
         self._flush()
-        phases = np.full(len(columns[0]), PHASES.index(phase), dtype=_DTYPES[0])
+        phases = np.full(len(columns[0]), _CODES[phase], dtype=_DTYPES[0])
         self._blocks.append(dict(zip(_COLUMNS, [phases, *columns])))
 
     def _flush(self) -> None:

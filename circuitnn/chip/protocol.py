@@ -18,6 +18,16 @@ if TYPE_CHECKING:
     from .sequence import Operation, SequenceResult
 
 
+def trim_offsets(offsets, n_devices: int, path: str = "trim offsets") -> np.ndarray | None:
+    """``Chip.trim``'s offsets checked (ConfigError naming ``path``): a copy, or None for none."""
+    if offsets is None:
+        return None
+    values = np.array(offsets, dtype=float)
+    if values.shape != (n_devices,) or not np.all(np.isfinite(values)):
+        raise ConfigError(path, f"shape {values.shape}", f"({n_devices},) finite values")
+    return values
+
+
 @dataclass(frozen=True)
 class ChipTiming:
     """Controller timing (our choices; the paper gives none).
@@ -221,13 +231,7 @@ class DeviceStates:
         self._charge_trim(time_s)
 
     def _set_trim(self, offsets) -> None:
-        if offsets is None:
-            self._trim = None
-        else:
-            values = np.asarray(offsets, dtype=float)
-            if values.shape != (self.n_devices,) or not np.all(np.isfinite(values)):
-                raise ConfigError("trim offsets", f"shape {values.shape}", f"({self.n_devices},) finite values")
-            self._trim = values.copy()
+        self._trim = trim_offsets(offsets, self.n_devices)
 
     def _charge_trim(self, time_s: float) -> None:
         if time_s > 0:

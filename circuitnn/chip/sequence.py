@@ -31,7 +31,8 @@ import numpy as np
 from ..circuits.program import PulseSpec
 from ..circuits.write_verify import WriteVerifyOutcome, WriteVerifyProgram, controller
 from ..errors import ConfigError
-from .protocol import InferenceResult
+from ..validation import check_range
+from .protocol import InferenceResult, trim_offsets
 
 # The ledger phases a pulse may be charged to.
 PULSE_PHASES = ("program", "reset", "perturb")
@@ -161,11 +162,8 @@ def check_operations(operations, n_devices: int) -> list:
                     len(idx) and (not np.issubdtype(idx.dtype, np.integer) or idx.min() < 0 or idx.max() >= n_devices)):
                 raise ConfigError(f"operations[{k}]", "SetStates", "equally many device indices in range and states")
         elif isinstance(op, Trim):
-            offsets = None if op.offsets is None else np.asarray(op.offsets, dtype=float)
-            if offsets is not None and (offsets.shape != (n_devices,) or not np.all(np.isfinite(offsets))):
-                raise ConfigError(f"operations[{k}].offsets", f"shape {offsets.shape}", f"({n_devices},) finite values")
-            if not (isinstance(op.time_s, (int, float)) and 0.0 <= op.time_s <= 1.0):
-                raise ConfigError(f"operations[{k}].time_s", op.time_s, "[0, 1] s")
+            trim_offsets(op.offsets, n_devices, f"operations[{k}].offsets")
+            check_range(f"operations[{k}].time_s", op.time_s, 0.0, 1.0, True)
         elif not isinstance(op, (Infer, Restore)):
             raise ConfigError(f"operations[{k}]", type(op).__name__, "Read, Pulse, SetStates, Infer, Restore or Trim")
     return checked

@@ -49,15 +49,10 @@ MODEL_CARDS = frozenset({".subckt", ".ends", ".param", ".params", ".model", ".fu
 NETLIST_CARDS = MODEL_CARDS | {".options", ".op", ".tran", ".print", ".include", ".end"}
 
 
-# Cc (C0 with NUL, TAB, LF, VT, FF, CR, FS, GS, RS; DEL; C1 with NEL), U+2028/U+2029, and lone
-# surrogates (which cannot be encoded as UTF-8 at all).
-_BREAK = LINE_BREAKING
-
-
 def _flat(text: str) -> str:
     """``text`` with every control character, line or paragraph separator and lone surrogate as a
     space (runs collapse to one): nothing in it can start a new line in any reader of the netlist."""
-    return re.sub(" {2,}", " ", _BREAK.sub(" ", text))
+    return re.sub(" {2,}", " ", LINE_BREAKING.sub(" ", text))
 
 
 def name(text: str, what: str = "name") -> str:
@@ -110,8 +105,8 @@ def split_lines(text: str) -> list[str]:
 
 def _check_statement(line: str, cards: frozenset[str], where: str, allow_include: bool) -> None:
     if line.startswith("*"):
-        if _BREAK.search(line):
-            raise NetlistError(f"{where}: control character {_BREAK.search(line).group()!r} in {line[:60]!r}")
+        if LINE_BREAKING.search(line):
+            raise NetlistError(f"{where}: control character {LINE_BREAKING.search(line).group()!r} in {line[:60]!r}")
         if line.startswith("*#"):
             raise NetlistError(f"{where}: '*#' lines are ngspice commands: {line[:60]!r}")
         return
@@ -201,7 +196,7 @@ def check_title(title: str, what: str = "netlist") -> str:
     """The first line of a netlist: ngspice reads it as the title, except that ``*ng_script`` makes
     the file a script; refuse that, cards, continuations and control characters."""
     line = title.lstrip(" \t")
-    if _BREAK.search(title):
+    if LINE_BREAKING.search(title):
         raise NetlistError(f"{what}, title: control character in {title[:60]!r}")
     if line.lower().startswith("*ng_script") or line.startswith((".", "+", "*#")):
         raise NetlistError(f"{what}, title: {title[:60]!r} would not be read as a title")

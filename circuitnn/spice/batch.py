@@ -85,11 +85,16 @@ def run_batch(netlist_text: str, circuit_name: str, workdir: Path | None = None,
     ``run_batch_unvalidated``.
     """
     check_netlist(netlist_text, f"circuit {circuit_name!r}")
-    folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="circuitnn-batch-"))
+    folder = _work_folder(workdir)
     for path in included_paths(netlist_text):
         # An included library reaches ngspice as the netlist does: model statements only.
         check_library_file(folder / path, f"circuit {circuit_name!r}: include")
     return run_batch_unvalidated(netlist_text, circuit_name, folder, timeout_s)
+
+
+def _work_folder(workdir: Path | None) -> Path:
+    """``workdir``, or a new temporary folder (kept: the result's paths point into it)."""
+    return Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="circuitnn-batch-"))
 
 
 def run_batch_unvalidated(netlist_text: str, circuit_name: str, workdir: Path | None = None,
@@ -110,7 +115,7 @@ def run_batch_unvalidated(netlist_text: str, circuit_name: str, workdir: Path | 
     """
     start = time.perf_counter()
     executable = ngspice_executable()
-    folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="circuitnn-batch-"))
+    folder = _work_folder(workdir)
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", circuit_name).lstrip(".") or "circuit"
     cir_path, raw_path, log_path = (folder / f"{stem}{suffix}" for suffix in (".cir", ".raw", ".log"))
     cir_path.write_text(netlist_text if netlist_text.endswith("\n") else netlist_text + "\n", encoding="utf-8")

@@ -162,7 +162,7 @@ class CompiledLoop:
     def plan(self, setup: ProgrammingSetup) -> tuple:
         """The C view of ``setup`` (kept while the setup is kept: by id, with the setup)."""
         kept = self._plans.get(id(setup))
-        if kept is not None and kept[0] is setup:
+        if kept is not None:   # the kept setup holds its id: no other object has it
             return kept[1]
         if len(self._plans) >= 64:
             self._plans.clear()

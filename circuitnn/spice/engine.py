@@ -207,7 +207,7 @@ class SpiceEngine:
         per call; set 0 to never poll."""
         self.timeout_s = timeout_s
         self.library_path = library_path
-        self._cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        self._cpus = worker.usable_cpus()
         if spin_s is None:
             spin_s = DEFAULT_SPIN_S if self._cpus >= 2 else 0.0
         if not 0.0 <= spin_s <= 1.0:

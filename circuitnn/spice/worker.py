@@ -274,6 +274,11 @@ def receive_message(sock: socket.socket, spin_s: float = 0.0, cpus: int = 0) -> 
     return pickle.loads(_receive_exact(sock, size))
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 # /proc/loadavg kept open: reading it again costs ~1 µs, opening it each time ~10 µs.
 _loadavg: int | None = None
 
@@ -310,7 +315,7 @@ def serve(connection: socket.socket, library_path: str | None = None, spin_s: fl
         send_message(connection, ("fatal", library_not_found_message(library_path, exc)))
         return
     send_message(connection, ("ready", os.getpid()))
-    cpus = len(os.sched_getaffinity(0))
+    cpus = usable_cpus()
     while True:
         try:
             request = receive_message(connection, spin_s, cpus)

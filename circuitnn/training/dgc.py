@@ -241,28 +241,21 @@ class Dgc(Trainer):
             return [Pulse.of(int(k), pulses[int(np.sign(multiple * direction[k])), abs(multiple)], "perturb")
                     for k in np.flatnonzero(direction)]
 
-        def measured(plan: list, X, y) -> list[float]:
-            """The costs of a plan's measurements (None), in order, after its moves ((direction,
-            multiple)) before each: one operation sequence, which the chip runs in as few round
-            trips as it can (in SPICE one per run of consecutive pulses, one per run of array
-            operations: a whole trimmed step is one), charged as the single operations."""
-            nonlocal evaluations
-            ops = []
-            for item in plan:
-                ops += [Infer(X)] if item is None else moved_by(*item)
-            costs = [cost(result.outputs, y) for result in chip.run_sequence(ops).inferences]
-            evaluations += len(costs)
-            return costs
-
         def estimate(X, y) -> np.ndarray:
+            nonlocal evaluations
             directions = [rng.choice((-1.0, 1.0), size=n)] if s.estimator == "spsa" else list(np.eye(n))
-            plan = [None] if s.difference == "one-sided" else []
+            # One operation sequence, which the chip runs in as few round trips as it can (in SPICE
+            # one per run of consecutive pulses, one per run of array operations: a whole trimmed
+            # step is one), charged as the single operations.
+            ops = [Infer(X)] if s.difference == "one-sided" else []
             for d in directions:
                 if s.difference == "central":
-                    plan += [(d, +1), None, (d, -2), None, (d, +1)]
+                    ops += moved_by(d, +1) + [Infer(X)] + moved_by(d, -2) + [Infer(X)] + moved_by(d, +1)
                 else:
-                    plan += [(d, +1), None, (d, -1)]
-            costs = iter(measured(plan, X, y))
+                    ops += moved_by(d, +1) + [Infer(X)] + moved_by(d, -1)
+            inferences = chip.run_sequence(ops).inferences
+            evaluations += len(inferences)
+            costs = (cost(result.outputs, y) for result in inferences)
             c0 = next(costs) if s.difference == "one-sided" else np.nan
             gradient = np.zeros(n)
             for d in directions:
