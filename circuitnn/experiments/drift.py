@@ -137,14 +137,13 @@ def _summary_rows(kind: str, training: str, acc: np.ndarray, times, compensation
 def run_drift(store: RunStore, config: DriftStudyConfig = DriftStudyConfig(), resume: str | None = None,
               progress: bool = True, write_report: Callable[[Run], dict] | None = None) -> Run:
     """Run (or resume) the drift study; every step's results are stored parts."""
-    data = None
     if resume:
         run = store.resume(resume)
         config = from_dict(DriftStudyConfig, run.read_json("plan.json"), f"run {run.id}: drift")
     needs_data = "networks" in config.steps or "programming" in config.steps
+    # Read before a new run is made: a bad --mnist folder leaves no failed run behind.
+    data = load_dataset(config.mnist_dir, config.seed, max_examples=config.max_examples) if needs_data else None
     if not resume:
-        if needs_data:  # read before the run is made: a bad --mnist folder leaves no failed run behind
-            data = load_dataset(config.mnist_dir, config.seed, max_examples=config.max_examples)
         run = store.create("drift", config.as_dict(), seed=config.seed, name="drift",
                            files={"plan.json": config.as_dict()})
 
@@ -155,8 +154,6 @@ def run_drift(store: RunStore, config: DriftStudyConfig = DriftStudyConfig(), re
     with run:
         networks: dict[str, object] = {}
         if needs_data:
-            if data is None:
-                data = load_dataset(config.mnist_dir, config.seed, max_examples=config.max_examples)
             run.write_json("data.json", {"dataset": data[4], "train": int(len(data[0])), "test": int(len(data[2]))})
         if "networks" in config.steps:
             rows = []

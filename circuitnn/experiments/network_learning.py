@@ -94,11 +94,12 @@ def _build_once(plan: dict) -> None:
     naming its field, before the run is made, not in the middle of a study that leaves a failed run."""
     check_int("learn_networks.seed", plan["seed"], 0, 2**32 - 1)
     check_int("learn_networks.alignment_samples", plan["alignment_samples"], 1, 1_000_000)
-    NetworkConfig.mlp(hidden=(plan["hidden"],))
+    image_shape = (8, 8)  # the settings' checks do not depend on it
+    architecture("mlp", plan, image_shape)
     if plan["cnn_methods"]:
         if not isinstance(plan["cnn_channels"], (list, tuple)):
             raise ConfigError("learn_networks.cnn_channels", plan["cnn_channels"], "a list of channel counts")
-        NetworkConfig.cnn(conv_channels=tuple(plan["cnn_channels"]), kernel_size=5, padding=2)
+        architecture("cnn", plan, image_shape)
     for axis in ("conductance", "neuron"):
         for level in plan[f"{axis}_levels"]:
             variation_of({"axis": axis, "level": level}, plan)
@@ -151,12 +152,19 @@ def variation_of(part: dict, plan: dict) -> CircuitVariation:
     return CircuitVariation.neurons(part["level"], **common)
 
 
+def architecture(network: str, plan: dict, image_shape: tuple[int, ...]) -> NetworkConfig:
+    """The plan's MLP or CNN ('mlp' or 'cnn') for images of ``image_shape``."""
+    if network == "mlp":
+        return NetworkConfig.mlp(hidden=(plan["hidden"],))
+    return NetworkConfig.default("cnn", image_shape, conv_channels=tuple(plan["cnn_channels"]))
+
+
 def gradient_alignment(part: dict, plan: dict, data) -> dict:
     """Cosine similarity of BP's gradient with the chip's true gradient (central DGC, which measures the
     chip's own cost) at the initial weights of the part's chip, on the first ``alignment_samples``
     training images: per layer and over all weights. 1 = BP follows the chip's gradient exactly."""
     X_train, y_train = data[0][:plan["alignment_samples"]], data[1][:plan["alignment_samples"]]
-    network = build_network(NetworkConfig.mlp(hidden=(plan["hidden"],)), X_train.shape[1:],
+    network = build_network(architecture("mlp", plan, X_train.shape[1:]), X_train.shape[1:],
                             np.random.default_rng(plan["seed"]))
     chip = ChipNetwork(network, variation_of(part, plan), np.random.default_rng([plan["seed"], 1000 + part["chip"]]))
     trace = chip.forward(X_train, y_train)
@@ -180,13 +188,9 @@ def train_part(part: dict, plan: dict, data, progress: Callable[[str], None] | N
         return gradient_alignment(part, plan, data)
     X_train, y_train, X_test, y_test = data
     seed = plan["seed"]
-    if part["network"] == "mlp":
-        architecture = NetworkConfig.mlp(hidden=(plan["hidden"],))
-    else:
-        architecture = NetworkConfig.cnn(conv_channels=tuple(plan["cnn_channels"]), kernel_size=5,
-                                         padding=2 if X_train.shape[1] < 28 else 0)
     # The same initial weights for every method; the chip instance depends on the chip index only.
-    network = build_network(architecture, X_train.shape[1:], np.random.default_rng(seed))
+    network = build_network(architecture(part["network"], plan, X_train.shape[1:]), X_train.shape[1:],
+                            np.random.default_rng(seed))
     chip_rng = np.random.default_rng([seed, 1000 + part["chip"]])
     variation = variation_of(part, plan)
     chip = ChipNetwork(network, variation, chip_rng)

@@ -114,16 +114,15 @@ def to_pyspice(netlist_text: str, *, include_dir: str | os.PathLike | None = Non
     except ImportError as exc:
         raise _import_error(exc) from exc
 
-    if not isinstance(netlist_text, str) or not netlist_text.splitlines() or not netlist_text.splitlines()[0].strip():
+    lines = netlist_text.splitlines() if isinstance(netlist_text, str) else []
+    if not lines or not lines[0].strip():
         raise NetlistError("netlist text is empty or has no title line (ngspice reads line 1 as the title)")
     # Only what circuitnn writes reaches ngspice: a '.control' block or a '*#' command would run.
     check_netlist(netlist_text, "netlist for PySpice")
-    includes = []
-    for target in included_paths(netlist_text):
-        base = Path(include_dir) if include_dir is not None else Path.cwd()
-        includes.append((base / target).resolve())
-        check_library_file(includes[-1], "netlist for PySpice: include")
-    lines = netlist_text.splitlines()
+    base = Path(include_dir) if include_dir is not None else Path.cwd()
+    includes = [(base / target).resolve() for target in included_paths(netlist_text)]
+    for path in includes:
+        check_library_file(path, "netlist for PySpice: include")
     title, body = lines[0].strip(), []
     for line in lines[1:]:
         stripped = line.strip()

@@ -83,11 +83,11 @@ class NetworkConfig:
         return cls(kind="cnn", hidden=changes.pop("hidden", ()), **changes)
 
     @classmethod
-    def default(cls, kind: str, image_shape: tuple[int, ...]) -> NetworkConfig:
-        """The default MLP or small CNN for images of ``image_shape``: 8×8 digits need "same"
-        padding for two 5×5 convolutions with pooling; 28×28 MNIST does not."""
+    def default(cls, kind: str, image_shape: tuple[int, ...], **changes) -> NetworkConfig:
+        """The MLP or small CNN (with ``changes``) for images of ``image_shape``: 8×8 digits need
+        "same" padding for two 5×5 convolutions with pooling; 28×28 MNIST does not."""
         check_choice("network.kind", kind, NETWORK_KINDS)
-        return cls.mlp() if kind == "mlp" else cls.cnn(padding=2 if image_shape[0] < 28 else 0)
+        return cls.mlp(**changes) if kind == "mlp" else cls.cnn(padding=2 if image_shape[0] < 28 else 0, **changes)
 
 
 @dataclass(frozen=True)

@@ -293,11 +293,11 @@ def _json_bytes(obj, what: str) -> bytes:
         raise StoreError(f"{what}: {err}; store dicts, lists, strings, numbers, booleans or None") from None
 
 
-def _fingerprint(record: dict, files: Mapping[str, bytes]) -> str:
-    """SHA-256 of what fixes a run's results: kind, config, seed, labels and the content of the files
-    it is created with (its plan); not its id, name, time or versions."""
+def _fingerprint(record: dict, digests: Mapping[str, str]) -> str:
+    """SHA-256 of what fixes a run's results: kind, config, seed, labels and the content (SHA-256
+    ``digests``) of the files it is created with (its plan); not its id, name, time or versions."""
     what = {key: record[key] for key in ("kind", "config", "seed", "labels")}
-    what["files"] = {rel: hashlib.sha256(data).hexdigest() for rel, data in sorted(files.items())}
+    what["files"] = dict(sorted(digests.items()))
     return hashlib.sha256(json.dumps(what, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -958,7 +958,8 @@ class RunStore:
             initial[PurePath(rel).as_posix()] = (
                 bytes(content) if isinstance(content, (bytes, bytearray))
                 else _json_bytes(content, f"{rel} of a new {kind!r} run"))
-        record["fingerprint"] = _fingerprint(record, initial)
+        digests = {rel: hashlib.sha256(data).hexdigest() for rel, data in initial.items()}
+        record["fingerprint"] = _fingerprint(record, digests)
         # Built under a hidden name, then renamed: the run appears whole, with its run.json, at once.
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -970,7 +971,7 @@ class RunStore:
         try:
             for rel, data in initial.items():
                 size = write_atomic(staging / rel, lambda handle, data=data: handle.write(data))
-                record["files"][rel] = {"size": size, "sha256": hashlib.sha256(data).hexdigest()}
+                record["files"][rel] = {"size": size, "sha256": digests[rel]}
             fixed = run_id
             while True:
                 record["id"] = run_id = fixed or new_run_id(kind, name or "-".join(labels.values()), created)
