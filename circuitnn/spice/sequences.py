@@ -40,6 +40,15 @@ COLUMNS = ("kind", "device", "x_before", "x_after", "current_A", "v_device_V", "
            "energy_device_J", "energy_source_J", "duration_s", "solve_s")
 # A row of the result table by name, so a reader does not depend on the columns' order.
 OperationRow = namedtuple("OperationRow", COLUMNS)
+# The table crosses from the worker as its rows' bytes (float64, this machine's byte order): a
+# pickled array costs ~25 µs to pickle and ~20 µs to unpickle after a solve has left the caches
+# cold, bytes a few µs. Worker and caller run on the same machine.
+ROW_BYTES = 8 * len(COLUMNS)
+
+
+def read_table(data: bytes) -> np.ndarray:
+    """The result table (rows of ``COLUMNS``) from the bytes a sequence's reply carries."""
+    return np.frombuffer(bytearray(data), dtype=np.float64).reshape(-1, len(COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -135,19 +144,16 @@ class _Programmer:
     def pulse(self, device: int, x: float, kind: int, index: int) -> float:
         s = self.setup
         alters, analysis = s.pulses[index]
-        v, solve = self._run([self._state(x), *alters], analysis, s.pulse_vectors)
+        waveforms, solve = self._run([self._state(x), *alters], analysis, s.pulse_vectors)
+        v = {name: np.frombuffer(data) for name, data in waveforms.items()}   # the worker's run gives bytes
         x_after, e_dev, e_src, duration = pulse_outcome(v, s.r_sense_ohm, s.state_vector, s.source_branch,
                                                         s.state_bounds)
         self.rows.append((kind, device, x, x_after, 0.0, 0.0, 0.0, e_dev, e_src, duration, solve))
         return x_after
 
-    def table(self) -> np.ndarray:
-        return _table(self.rows)
-
-
-def _table(rows: list[tuple]) -> np.ndarray:
-    # One array crosses back, not a dict of arrays: pickling each array costs ~5 µs on both sides.
-    return np.array(rows, dtype=float).reshape(len(rows), len(COLUMNS))
+    def table(self) -> bytes:
+        """The rows as the reply carries them (``read_table`` reads them back)."""
+        return np.array(self.rows, dtype=np.float64).reshape(len(self.rows), len(COLUMNS)).tobytes()
 
 
 def _write_verify(programmer: _Programmer, device: int, x0: float, program: dict) -> tuple:
@@ -173,12 +179,13 @@ def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tu
                           compiled: Callable | None = None) -> tuple:
     """Devices' whole write-verify, one after another: each (device, x0, program dict) from a fresh
     ``_Programmer`` (its own first alters sent again), so a device's reads and pulses do not depend
-    on the devices before it. ('ok', result table of all devices in order (``COLUMNS``),
+    on the devices before it. ('ok', result table of all devices in order, as bytes (``read_table``),
     [(outcome, rows)] per device, alters now applied, seconds, devices run in C), or the failed
     run's reply naming the device.
 
     ``compiled(setup, device, x0, program)``: the same device in C (``compiled.py``): (outcome,
-    result table, alters applied), or None when it stopped short, and the device then runs here."""
+    result table's bytes, alters applied), or None when it stopped short, and the device then runs
+    here."""
     started = time.perf_counter()
     tables, outcomes, applied, in_c = [], [], {}, 0
     for device, x0, program in items:
@@ -193,15 +200,15 @@ def run_write_verify_many(run: Callable, setup: ProgrammingSetup, items: list[tu
             done = (outcome, programmer.table(), programmer.applied)
         outcome, table, device_applied = done
         tables.append(table)
-        outcomes.append((outcome, len(table)))
+        outcomes.append((outcome, len(table) // ROW_BYTES))
         applied.update(device_applied)
-    return ("ok", np.concatenate(tables or [_table([])]), outcomes, applied, time.perf_counter() - started, in_c)
+    return ("ok", b"".join(tables), outcomes, applied, time.perf_counter() - started, in_c)
 
 
 def run_program_ops(run: Callable, setup: ProgrammingSetup, states: dict[int, float],
                     operations: list[tuple[int, int, int]]) -> tuple:
     """(kind, device, pulse index) operations in order, carrying each device's state from ``states``;
-    ('ok', result table, final states, alters now applied, seconds, 0 devices run in C) or the failed
+    ('ok', result table's bytes, final states, alters now applied, seconds, 0 devices run in C) or the failed
     run's reply."""
     started = time.perf_counter()
     programmer = _Programmer(run, setup)

@@ -163,8 +163,8 @@ class _Server:
                 self._command("destroy all")
                 return ("error", "rejected", f"no vector named {name!r} after {analysis!r}",
                         self._output())
-            # One-point vectors (operating points) come and travel as floats: pickling a float costs
-            # a tenth of pickling a one-element array, and a read returns several.
+            # One-point vectors (operating points) come and travel as floats (pickling a float costs
+            # a tenth of pickling a one-element array, and a read returns several), waveforms as bytes.
             result[name] = values
         # Without this, plots pile up: memory grows and each run gets slower.
         self._command("destroy all")
