@@ -8,7 +8,10 @@ drivers and sense resistors, 100 Ω switches; medium Cr, random states). Measure
 * update and re-read: ``ArrayModel.update`` of k devices plus ``transfer_matrix_updated_S``, for
   k = 1, 4, 16 on the same factorisation (each from the factorised states), and three successive
   updates of 16 devices (the correction grows to rank 48);
-* the relative error of the updated transfer matrix against the fresh one.
+* the relative error of the updated transfer matrix against the fresh one;
+* the first update after the factorisation, which also prepares the reading of rows apart
+  (``surrogate/inverse_rows.py``; once per factorisation, not in the ratio, as the factorised
+  states' own transfer matrix is not).
 
 The ratio is the median update of 16 devices (``--repeats`` draws) over the median of two
 refactorisations, measured twice in one run: at the machine's current load, and with CPU-bound
@@ -81,6 +84,9 @@ def _phase(crossbar, device, rng, repeats: int) -> dict:
     return {
         "factorize_s": factorize_s, "transfer_s": transfer_s,
         "refactorize_and_read_s": refactor, "update_and_read_s": {str(k): v for k, v in updates.items()},
+        # The first update after a factorisation also prepares the reading of rows (the triangular
+        # factors, the fixed rows' operator: surrogate/inverse_rows.py), once per factorisation.
+        "first_update_and_read_s": updates[1][0],
         "median_update16_s": update16, "median_refactorize_and_read_s": refactor_s,
         "ratio_update16_to_refactorize_and_read": update16 / refactor_s,
         "successive_updates_of_16": successive, "max_relative_error_rank16_and_32": first_error,

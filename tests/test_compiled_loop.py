@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from circuitnn import native
 from circuitnn.chip.spice_chip import SpiceChip
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.errors import SimulationError
@@ -98,16 +99,16 @@ def test_the_library_is_built_once_per_source_into_a_private_folder(tmp_path, mo
     stamp = built.stat().st_mtime_ns
     assert compiled.build() == built and built.stat().st_mtime_ns == stamp  # not built again
     # Builds of other versions of the source: the oldest go when a new one is built.
-    for k in range(compiled.BUILDS_KEPT + 2):
+    for k in range(native.BUILDS_KEPT + 2):
         (built.parent / f"write_verify_loop-old{k}.so").write_bytes(b"")
         os.utime(built.parent / f"write_verify_loop-old{k}.so", (k, k))
     built.unlink()
     assert compiled.build() == built
     kept = sorted(f.name for f in built.parent.glob("write_verify_loop-*.so"))
-    assert len(kept) == compiled.BUILDS_KEPT and built.name in kept and "write_verify_loop-old0.so" not in kept
+    assert len(kept) == native.BUILDS_KEPT and built.name in kept and "write_verify_loop-old0.so" not in kept
     # A folder others can write is not used: they could put their own library there.
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o777)
     monkeypatch.setenv("CIRCUITNN_CACHE", str(shared))
-    assert compiled._cache_folder() != shared
+    assert native.cache_folder() != shared

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "circuitnn"
 
 # Rank of each top-level part; equal ranks are siblings that must not import each other.
 RANKS = {
-    "__init__": 0, "errors": 0, "validation": 0, "data": 0, "presets": 0,
+    "__init__": 0, "errors": 0, "validation": 0, "data": 0, "presets": 0, "native": 0,
     "devices": 1,
     "circuits": 2,
     "spice": 3, "surrogate": 3,

@@ -163,3 +163,68 @@ def test_large_tiles_are_ordered_by_nested_dissection_with_the_same_solution(mon
     a, b = ordered.solve(x), minimum_degree.solve(x)
     assert _relative(a.column_currents_A[0], b.column_currents_A[0]) <= 1e-12
     assert np.sort(ordered.layers[0]._order).tolist() == list(range(ordered.n_unknowns))
+
+
+def _wired_tile(seed):
+    device = preset("Cr")
+    crossbar = tile_crossbar(WIRES.rows, WIRES.cols, WIRES, device)
+    rng = np.random.default_rng(seed)
+    model = ArrayModel(crossbar)
+    model.factorize(rng.uniform(device.g_low_S, device.g_high_S, crossbar.n_devices))
+    return crossbar, device, model, rng
+
+
+def test_rows_of_the_inverse_read_apart_equal_the_full_solve():
+    crossbar, _, model, rng = _wired_tile(4)
+    layer = model.layers[0]
+    rows = layer._inverse_rows()
+    assert rows is not None   # a nested-dissection layer with the C kernel: read apart
+    devices = rng.choice(crossbar.n_devices, 20, replace=False)   # two blocks of right-hand sides
+    a, b = layer._terminal_a[devices], layer._terminal_b[devices]
+    full = layer.lu.solve(layer._incidence(devices))
+    wanted = np.concatenate([layer._fixed_rows(), a, b, rng.choice(layer.n_unknown, 40, replace=False)])
+    z = rows.forward(a, b)
+    assert _relative(rows.rows(wanted, z), full[wanted]) <= 1e-12
+    assert _relative(np.asarray(rows.operator(a[:3]) @ z), full[a[:3]]) <= 1e-12
+    # Each row's operator is sparse: it reaches a part of the unknowns, not all.
+    assert rows.operator(layer._fixed_rows()).nnz < 0.5 * len(layer._fixed_rows()) * layer.n_unknown
+
+
+def test_a_transfer_matrix_after_an_update_needs_no_full_solve():
+    crossbar, device, model, rng = _wired_tile(5)
+    current = model.layers[0]._base_branch.copy()
+    model.transfer_matrix_updated_S()
+    idx = rng.choice(crossbar.n_devices, 16, replace=False)
+    g = rng.uniform(device.g_low_S, device.g_high_S, 16)
+    model.update(idx, g)
+    got = model.transfer_matrix_updated_S()
+    assert model.layers[0]._w.shape[1] == 0            # W at the rows the read needs, never in full
+    fresh = ArrayModel(crossbar)
+    conductances = current / (1.0 - crossbar.spec.r_switch_on_ohm * current)   # back from branch values
+    conductances[idx] = g
+    fresh.factorize(conductances)
+    assert _relative(got, fresh.transfer_matrix_S()) <= 1e-9
+
+
+def test_without_a_compiler_updates_solve_in_full_and_stay_exact(tmp_path, monkeypatch):
+    from circuitnn.surrogate import inverse_rows
+    monkeypatch.setenv("CIRCUITNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    inverse_rows._kernel.cache_clear()
+    try:
+        crossbar, device, model, rng = _wired_tile(6)
+        assert model.layers[0]._inverse_rows() is None
+        g0 = model.layers[0]._base_branch.copy()
+        model.transfer_matrix_updated_S()
+        idx = rng.choice(crossbar.n_devices, 5, replace=False)
+        g = rng.uniform(device.g_low_S, device.g_high_S, 5)
+        model.update(idx, g)
+        got = model.transfer_matrix_updated_S()
+        assert model.layers[0]._w.shape[1] == 5
+        conductances = g0 / (1.0 - crossbar.spec.r_switch_on_ohm * g0)
+        conductances[idx] = g
+        fresh = ArrayModel(crossbar)
+        fresh.factorize(conductances)
+        assert _relative(got, fresh.transfer_matrix_S()) <= 1e-9
+    finally:
+        inverse_rows._kernel.cache_clear()

@@ -6,10 +6,9 @@ arithmetic, so the two give the same table bit for bit (``tests/test_compiled_lo
 loop exists for speed alone: between two solves Python costs ~50 µs an operation with cold caches,
 C ~10 µs (``benchmarks/bench_write_verify.py``).
 
-Building: the C compiler (``$CC``, else ``cc``) makes a shared library named by the source's hash,
-in ``$CIRCUITNN_CACHE`` or ``$XDG_CACHE_HOME/circuitnn`` or ``~/.cache/circuitnn`` (a folder only
-this user can write, or the library is not loaded from it). No compiler: a warning line, and the
-Python loop. ``CIRCUITNN_COMPILED_LOOP=0`` asks for the Python loop.
+Building: ``circuitnn.native`` (once per source hash, into a folder only this user can write). No
+compiler: a warning line, and the Python loop. ``CIRCUITNN_COMPILED_LOOP=0`` asks for the Python
+loop.
 
 A failure inside the C loop (ngspice's printed error, a missing vector, a bad state) is not
 reported from here: the device is run again in Python, which stops at the failing operation and
@@ -19,15 +18,11 @@ says which it was, exactly as without C.
 from __future__ import annotations
 
 import ctypes
-import fcntl
-import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
+from .. import native
 from ..circuits.netlist import MAX_MAGNITUDE, MIN_MAGNITUDE
 from ..circuits.write_verify import WriteVerifyProgram
 from .sequences import ROW_BYTES, ProgrammingSetup
@@ -35,8 +30,6 @@ from .sequences import ROW_BYTES, ProgrammingSetup
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("write_verify_loop.c")
-COMPILE_TIMEOUT_S = 120
-BUILDS_KEPT = 4
 
 
 class _Setup(ctypes.Structure):
@@ -74,72 +67,9 @@ class _Out(ctypes.Structure):
                 ("converged", ctypes.c_int), ("state_text", ctypes.c_char * 512)]
 
 
-def cache_base() -> str:
-    """Where the built library is kept, from this process's environment (the engine passes it to its
-    workers as CIRCUITNN_CACHE: their HOME is their private folder)."""
-    return os.environ.get("CIRCUITNN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "circuitnn")
-
-
-def _cache_folder() -> Path | None:
-    """A folder for the built library that only this user can write (None: there is none)."""
-    for folder in (Path(cache_base()), Path(tempfile.gettempdir()) / f"circuitnn-{os.getuid()}"):
-        try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            info = folder.stat()
-        except OSError:
-            continue
-        # A library loaded from a folder another user can write would run their code.
-        if info.st_uid == os.getuid() and not info.st_mode & 0o022:
-            return folder
-    return None
-
-
 def build() -> Path | None:
     """The built library (built now if this source has not been built yet), or None with a warning."""
-    source = SOURCE.read_bytes()
-    folder = _cache_folder()
-    if folder is None:
-        log.warning("no private cache folder for the compiled write-verify loop: using the Python loop")
-        return None
-    built = folder / f"write_verify_loop-{hashlib.sha256(source).hexdigest()[:16]}.so"
-    if built.exists():
-        return built
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        log.warning("no C compiler (cc) for the compiled write-verify loop: using the Python loop, "
-                    "~10 %% slower (scripts/setup.sh installs gcc)")
-        return None
-    # Workers starting together: one builds, the others wait for it and load what it built.
-    with open(folder / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return built if built.exists() else _compile(compiler, folder, built)
-
-
-def _compile(compiler: str, folder: Path, built: Path) -> Path | None:
-    # Built under a unique name, then renamed: nobody ever loads half a file.
-    handle, partial = tempfile.mkstemp(suffix=".so", dir=folder)
-    os.close(handle)
-    try:
-        # -ffp-contract=off: no fused multiply-add, so the arithmetic is Python's, bit for bit.
-        done = subprocess.run([compiler, "-O2", "-std=c99", "-D_POSIX_C_SOURCE=199309L", "-fPIC", "-shared",
-                               "-ffp-contract=off", "-o", partial, str(SOURCE), "-lm"],
-                              capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            log.warning("building the compiled write-verify loop failed (%s): using the Python loop", last)
-            return None
-        os.replace(partial, built)
-        # Each version of the source builds its own; keep the newest few (other checkouts may use them).
-        for old in sorted(folder.glob("write_verify_loop-*.so"), key=lambda f: f.stat().st_mtime)[:-BUILDS_KEPT]:
-            old.unlink(missing_ok=True)
-        return built
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("building the compiled write-verify loop failed (%s): using the Python loop", exc)
-        return None
-    finally:
-        if os.path.exists(partial):
-            os.unlink(partial)
+    return native.build(SOURCE, "the compiled write-verify loop", "the Python loop, ~10 % slower")
 
 
 class CompiledLoop:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import native
 from ..circuits.netlist import NUMBER_TEXT, check_analysis, check_netlist
 from ..errors import (
     CircuitRejectedError,
@@ -46,7 +47,7 @@ from ..errors import (
     NgspiceNotFoundError,
     SimulationError,
 )
-from . import compiled, sequences, worker
+from . import sequences, worker
 from .init_files import init_environment, private_init_folder
 
 log = logging.getLogger("circuitnn.spice")
@@ -239,7 +240,7 @@ class SpiceEngine:
         # The worker's current folder, its spinit and .spiceinit circuitnn's own (spice/init_files.py).
         self._folder = private_init_folder()
         env.update(init_environment(self._folder))
-        env["CIRCUITNN_CACHE"] = compiled.cache_base()  # the user's, not the private folder's HOME
+        env["CIRCUITNN_CACHE"] = native.cache_base()  # the user's, not the private folder's HOME
         command = [sys.executable, "-m", "circuitnn.spice.worker", str(theirs.fileno()), repr(self.spin_s / 4)]
         if self.library_path:
             command.append(self.library_path)

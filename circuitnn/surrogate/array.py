@@ -41,6 +41,7 @@ from scipy.special import expit
 
 from ..circuits.crossbar import Crossbar, LayerSpec
 from ..errors import ConfigError
+from .inverse_rows import InverseRows
 
 # The netlist writes R_sense = 0 as 1 mΩ (circuits/crossbar.py) and R_driver = 0 as no resistor.
 MIN_SENSE_OHM = 1e-3
@@ -59,6 +60,10 @@ class _OrderedFactorisation:
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         return self._lu.solve(np.ascontiguousarray(rhs[self._order]))[self._inverse]
+
+    def inverse_rows(self) -> InverseRows | None:
+        """Rows of Y⁻¹u read apart (``inverse_rows.py``), or None where they cannot be."""
+        return InverseRows.of(self._lu, self._order, self._inverse)
 
 
 def nested_dissection_order(pattern: sparse.csc_matrix) -> np.ndarray:
@@ -265,6 +270,7 @@ class _LayerNetwork:
         self._m_t, self._m_slot = _pattern(self._m_cols_a, np.array(self._m_rows, dtype=int),
                                            (self.n_sources, n))
         self.m = self._m_t.T  # a CSR view over the same data
+        self._m_support = np.unique(np.array(self._m_rows, dtype=int))   # the unknowns M touches
 
     # -- per state ----------------------------------------------------------------------------------
     def factorize(self, branch_conductances_S: np.ndarray) -> None:
@@ -283,6 +289,7 @@ class _LayerNetwork:
             self.lu = _OrderedFactorisation(splu(ordered, permc_spec="NATURAL", options={"SymmetricMode": True}),
                                             self._order, self._inverse)
         self._base_branch = np.array(g, dtype=float)
+        self._reader = False   # rows of the new factors' inverse: made at the first update (_inverse_rows)
         self._reset_low_rank()
         m_values = np.where(self._m_static, self._m_static_vals, g[self._m_dev])
         self._m_t.data[:] = np.bincount(self._m_slot, weights=m_values, minlength=self._m_t.nnz)
@@ -337,14 +344,19 @@ class _LayerNetwork:
 
     # -- low-rank updates (Woodbury) -------------------------------------------------------------------
     # Y = Y0 + U D Uᵀ with U the incidence vectors (e_a − e_b) of the devices changed since the
-    # factorisation and D their conductance changes. With W = Y0⁻¹ U (one solve per changed device,
-    # kept), Y⁻¹ r = Y0⁻¹ r − W (I + D UᵀW)⁻¹ D Uᵀ Y0⁻¹ r, and the transfer matrix
-    # T = Pᵀ Y⁻¹ C = T0 − (PᵀW) (I + D UᵀW)⁻¹ D (WᵀC): a few dense products of size n × k.
+    # factorisation and D their conductance changes. With W = Y0⁻¹ U, Y⁻¹ r = Y0⁻¹ r − W (I + D UᵀW)⁻¹
+    # D Uᵀ Y0⁻¹ r, and the transfer matrix T = Pᵀ Y⁻¹ C = T0 − (PᵀW) (I + D UᵀW)⁻¹ D (WᵀC): a few dense
+    # products of size n × k. A batch solve needs W in full (one solve per changed device); the
+    # transfer matrix needs it only at the source, sense and summing nodes and the changed terminals,
+    # which a large layer reads apart without the full solve (``inverse_rows.py``). An update only
+    # records the change: whichever is asked for next does its part, once per device.
     def _reset_low_rank(self) -> None:
         self._changed = np.zeros(0, dtype=int)   # devices (layer order) in U
-        self._w = np.zeros((self.n_unknown, 0))
         self._delta = np.zeros(0)
-        self._capacitance = None                 # LU of (I + D UᵀW), when changes exist
+        self._w = np.zeros((self.n_unknown, 0))   # W in full, for the changed devices solved so far
+        self._z = np.zeros((self.n_unknown, 0))   # L⁻¹U, for those read apart so far
+        self._terminal_rows = sparse.csr_matrix((0, self.n_unknown))   # their terminals' rows a₀, b₀, a₁, …
+        self._capacitance_lu = None               # LU of (I + D UᵀW), made when first needed
         self._transfer0 = None
 
     def discard_updates(self) -> None:
@@ -365,20 +377,12 @@ class _LayerNetwork:
         devices = np.asarray(devices, dtype=int)
         branch = np.asarray(branch_S, dtype=float)
         new = np.setdiff1d(np.unique(devices), self._changed)
-        if len(new):
-            u = self._incidence(new)
-            with _one_blas_thread():
-                w_new = self.lu.solve(u)
-            self._w = np.hstack([self._w, w_new])
-            self._changed = np.concatenate([self._changed, new])
-            self._delta = np.concatenate([self._delta, np.zeros(len(new))])
+        self._changed = np.concatenate([self._changed, new])
+        self._delta = np.concatenate([self._delta, np.zeros(len(new))])
         position = {d: k for k, d in enumerate(self._changed)}
         for d, value in zip(devices, branch):
             self._delta[position[int(d)]] = value - self._base_branch[d]
-        a, b = self._terminal_a[self._changed], self._terminal_b[self._changed]
-        utw = self._w[a] - self._w[b]                     # Uᵀ W (k × k)
-        self._capacitance = np.eye(len(self._changed)) + self._delta[:, None] * utw
-        self._capacitance_lu = lu_factor(self._capacitance)
+        self._capacitance_lu = None
 
     def _incidence(self, devices: np.ndarray) -> np.ndarray:
         u = np.zeros((self.n_unknown, len(devices)))
@@ -387,8 +391,44 @@ class _LayerNetwork:
         u[self._terminal_b[devices], columns] = -1.0
         return u
 
+    def _full_w(self) -> np.ndarray:
+        """W in full, solving now for the changed devices not solved yet."""
+        if self._w.shape[1] < len(self._changed):
+            with _one_blas_thread():
+                solved = self.lu.solve(self._incidence(self._changed[self._w.shape[1]:]))
+            self._w = np.hstack([self._w, solved])
+        return self._w
+
+    def _inverse_rows(self) -> InverseRows | None:
+        """The reader of rows of Y0⁻¹ for this factorisation (made when first asked for), or None: a
+        small layer, no C compiler, or a pivot off the diagonal. Then W is solved in full."""
+        if self._reader is False:
+            self._reader = self.lu.inverse_rows() if isinstance(self.lu, _OrderedFactorisation) else None
+        return self._reader
+
+    def _read_apart(self) -> InverseRows | None:
+        """The reader with L⁻¹U and the terminals' rows brought up to every changed device (None: W is
+        to be solved in full, or already is)."""
+        if self._w.shape[1] == len(self._changed):
+            return None
+        rows = self._inverse_rows()
+        new = self._changed[self._z.shape[1]:]
+        if rows is not None and len(new):
+            self._z = np.hstack([self._z, rows.forward(self._terminal_a[new], self._terminal_b[new])])
+            terminals = np.column_stack([self._terminal_a[new], self._terminal_b[new]]).ravel()
+            self._terminal_rows = sparse.vstack([self._terminal_rows, rows.operator(terminals)], format="csr")
+        return rows
+
     def _correction(self, z: np.ndarray) -> np.ndarray:
         """(I + D UᵀW)⁻¹ D z for z (k × m)."""
+        if self._capacitance_lu is None:
+            if self._read_apart() is not None:
+                at_terminals = np.asarray(self._terminal_rows @ self._z)   # W at a₀, b₀, a₁, b₁, …
+                utw = at_terminals[0::2] - at_terminals[1::2]
+            else:
+                w = self._full_w()
+                utw = w[self._terminal_a[self._changed]] - w[self._terminal_b[self._changed]]
+            self._capacitance_lu = lu_factor(np.eye(len(self._changed)) + self._delta[:, None] * utw)
         return lu_solve(self._capacitance_lu, self._delta[:, None] * z)
 
     def _solve_y(self, rhs: np.ndarray) -> np.ndarray:
@@ -397,25 +437,35 @@ class _LayerNetwork:
         if len(self._changed):
             a, b = self._terminal_a[self._changed], self._terminal_b[self._changed]
             columns = x[:, None] if x.ndim == 1 else x
-            columns = columns - self._w @ self._correction(columns[a] - columns[b])
+            w = self._full_w()
+            columns = columns - w @ self._correction(columns[a] - columns[b])
             x = columns[:, 0] if x.ndim == 1 else columns
         return x
 
+    def _fixed_rows(self) -> np.ndarray:
+        """The unknowns a transfer matrix reads W at: the source nodes (M's columns), then the sense
+        and the summing nodes."""
+        return np.concatenate([self._m_support, np.asarray(self.sense_nodes), np.asarray(self.summing_nodes)])
+
     def transfer_updated_S(self) -> np.ndarray:
         """``transfer_S`` at the current conductances from the one at the factorised states (computed
-        once per factorisation) and the low-rank correction: no new solve beyond one per changed device."""
+        once per factorisation) and the low-rank correction: no new solve, or one per changed device
+        where rows cannot be read apart."""
         if self._transfer0 is None:
-            changed, w, delta, cap = self._changed, self._w, self._delta, self._capacitance
-            self._changed, self._w, self._delta = np.zeros(0, dtype=int), np.zeros((self.n_unknown, 0)), np.zeros(0)
+            changed, delta = self._changed, self._delta
+            self._changed, self._delta = np.zeros(0, dtype=int), np.zeros(0)
             try:
                 self._transfer0 = self.transfer_S()
             finally:
-                self._changed, self._w, self._delta, self._capacitance = changed, w, delta, cap
+                self._changed, self._delta = changed, delta
         if not len(self._changed):
             return self._transfer0.copy()
-        p_t_w = self.source_map.T @ np.asarray(self._m_t @ self._w)          # (n_in × k)
-        sense, summing = np.asarray(self.sense_nodes), np.asarray(self.summing_nodes)
-        w_t_c = self.g_sense * (self._w[sense] - self._w[summing]).T          # (k × n_out)
+        fixed = self._fixed_rows()
+        rows = self._read_apart()
+        w_fixed = rows.rows(fixed, self._z) if rows is not None else self._full_w()[fixed]
+        n_m, n_out = len(self._m_support), self.n_out
+        p_t_w = self.source_map.T @ np.asarray(self._m_t[:, self._m_support] @ w_fixed[:n_m])   # (n_in × k)
+        w_t_c = self.g_sense * (w_fixed[n_m:n_m + n_out] - w_fixed[n_m + n_out:]).T        # (k × n_out)
         # A thin (n_in × k)(k × n_out) product: BLAS threads only wait on each other for it, 4× slower
         # beside a CPU-bound process on 2 cores.
         with _one_blas_thread():
@@ -496,9 +546,11 @@ class ArrayModel:
 
     def update(self, device_indices, device_conductances_S, max_rank: int = 64) -> None:
         """Change a few devices' conductances (``crossbar.sites`` indices, S) without refactorising:
-        each layer keeps its factorisation and corrects it in low rank (Woodbury), at one sparse
-        solve per newly changed device. A layer whose correction would exceed ``max_rank`` devices,
-        or whose devices touch a source directly, is refactorised instead."""
+        each layer keeps its factorisation and corrects it in low rank (Woodbury): the next batch
+        solve pays one sparse solve per newly changed device, the next ``transfer_matrix_updated_S``
+        of a large layer two short forward substitutions (``inverse_rows.py``). A layer whose
+        correction would exceed ``max_rank`` devices, or whose devices touch a source directly, is
+        refactorised instead."""
         if not self._factorized:
             raise RuntimeError("ArrayModel.factorize(conductances) must be called before update()")
         idx = np.asarray(device_indices, dtype=int)
