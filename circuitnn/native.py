@@ -1,7 +1,7 @@
 """Small C sources of circuitnn, built once per machine and loaded with ctypes.
 
 Each source (plain C99 and libm, no Python headers) is compiled by ``$CC`` (else ``cc``) into a
-shared library named by the source's hash, in ``$CIRCUITNN_CACHE`` or ``$XDG_CACHE_HOME/circuitnn``
+shared library named by the source's hash and the machine's architecture, in ``$CIRCUITNN_CACHE`` or ``$XDG_CACHE_HOME/circuitnn``
 or ``~/.cache/circuitnn`` (a folder only this user can write, else a per-user folder in the temp
 directory): a library named by its source's hash cannot be stale, which an editable install's
 extension module could be. Without a compiler the caller gets None and a warning, and runs its
@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -50,12 +51,11 @@ def cache_folder() -> Path | None:
 def build(source: Path, what: str, fallback: str) -> Path | None:
     """The library built from ``source`` (built now if this version has not been built yet), or
     None with a warning naming ``what`` is missing and the ``fallback`` that runs instead."""
-    text = source.read_bytes()
     folder = cache_folder()
     if folder is None:
         log.warning("no private cache folder for %s: using %s", what, fallback)
         return None
-    built = folder / f"{source.stem}-{hashlib.sha256(text).hexdigest()[:16]}.so"
+    built = folder / library_name(source)
     if built.exists():
         return built
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
@@ -66,6 +66,13 @@ def build(source: Path, what: str, fallback: str) -> Path | None:
     with open(folder / "build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return built if built.exists() else _compile(compiler, source, built, what, fallback)
+
+
+def library_name(source: Path) -> str:
+    """The built library's file name: the source's name, the machine's architecture (a home folder
+    shared between machines holds each one's build) and the source's hash."""
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    return f"{source.stem}-{platform.machine() or 'unknown'}-{digest}.so"
 
 
 def _compile(compiler: str, source: Path, built: Path, what: str, fallback: str) -> Path | None:

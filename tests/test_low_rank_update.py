@@ -1,14 +1,20 @@
 """Low-rank (Woodbury) updates of the array solve: a few devices changed without refactorising equal a
 fresh factorisation of the new states, for the transfer matrix and for batch solves."""
 
+import logging
+
 import numpy as np
 import pytest
+from scipy import sparse
+from scipy.sparse.linalg import splu
 
 from circuitnn.circuits.crossbar import Crossbar
 from circuitnn.circuits.default import default_spec
 from circuitnn.devices.base import preset
 from circuitnn.networks.tile_circuit import tile_crossbar
 from circuitnn.networks.tiles import TileConfig
+from circuitnn import native
+from circuitnn.surrogate import inverse_rows
 from circuitnn.surrogate.array import ArrayModel
 
 WIRES = TileConfig(rows=48, cols=40, r_line_ohm=1.0, r_driver_ohm=10.0, r_sense_ohm=10.0, r_switch_on_ohm=100.0)
@@ -211,14 +217,21 @@ def test_a_transfer_matrix_after_an_update_needs_no_full_solve():
     assert _relative(got, _fresh_transfer(crossbar, model, idx, g)) <= 1e-9
 
 
-def test_without_a_compiler_updates_solve_in_full_and_stay_exact(tmp_path, monkeypatch):
-    from circuitnn.surrogate import inverse_rows
-    monkeypatch.setenv("CIRCUITNN_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+@pytest.mark.parametrize("broken", ["no compiler", "a library that does not load"])
+def test_without_the_c_kernel_updates_solve_in_full_and_stay_exact(broken, tmp_path, monkeypatch, caplog):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CIRCUITNN_CACHE", str(cache))
+    if broken == "no compiler":
+        monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    else:   # found in the cache but not loadable (another machine's build, a noexec mount)
+        cache.mkdir(mode=0o700)
+        (cache / native.library_name(inverse_rows.SOURCE)).write_bytes(b"not a shared library")
     inverse_rows._kernel.cache_clear()
     try:
-        crossbar, device, model, rng = _wired_tile(6)
-        assert model.layers[0]._inverse_rows() is None
+        with caplog.at_level(logging.WARNING):
+            crossbar, device, model, rng = _wired_tile(6)
+            assert model.layers[0]._inverse_rows() is None
+        assert inverse_rows.FALLBACK in caplog.text
         model.transfer_matrix_updated_S()
         idx = rng.choice(crossbar.n_devices, 5, replace=False)
         g = rng.uniform(device.g_low_S, device.g_high_S, 5)
@@ -228,3 +241,38 @@ def test_without_a_compiler_updates_solve_in_full_and_stay_exact(tmp_path, monke
         assert _relative(got, _fresh_transfer(crossbar, model, idx, g)) <= 1e-9
     finally:
         inverse_rows._kernel.cache_clear()
+
+
+def test_a_factorisation_that_pivoted_is_not_read_apart():
+    lu = splu(sparse.csc_matrix(np.array([[1e-3, 1.0], [1.0, 1.0]])), permc_spec="NATURAL",
+              options={"SymmetricMode": True})
+    assert not np.array_equal(lu.perm_r, [0, 1])   # the pivot left the diagonal: Y ≠ LU as read
+    assert inverse_rows.InverseRows.of(lu, np.arange(2), np.arange(2)) is None
+
+
+def test_a_read_interrupted_part_way_leaves_the_correction_consistent(monkeypatch):
+    crossbar, device, model, rng = _wired_tile(7)
+    model.transfer_matrix_updated_S()
+    idx = rng.choice(crossbar.n_devices, 5, replace=False)
+    g = rng.uniform(device.g_low_S, device.g_high_S, 5)
+    model.update(idx[:1], g[:1])
+    model.transfer_matrix_updated_S()
+    model.update(idx[1:], g[1:])
+    operator = inverse_rows.InverseRows.operator
+
+    def fails_once(self, rows):
+        monkeypatch.setattr(inverse_rows.InverseRows, "operator", operator)
+        raise MemoryError("interrupted")
+
+    monkeypatch.setattr(inverse_rows.InverseRows, "operator", fails_once)
+    with pytest.raises(MemoryError):
+        model.transfer_matrix_updated_S()
+    expected = _fresh_transfer(crossbar, model, idx, g)
+    assert _relative(model.transfer_matrix_updated_S(), expected) <= 1e-9
+    x = rng.uniform(-0.1, 0.1, (3, WIRES.rows))
+    fresh = ArrayModel(crossbar)
+    branch = model.layers[0]._base_branch
+    conductances = branch / (1.0 - crossbar.spec.r_switch_on_ohm * branch)
+    conductances[idx] = g
+    fresh.factorize(conductances)
+    assert _relative(model.solve(x).column_currents_A[0], fresh.solve(x).column_currents_A[0]) <= 1e-9

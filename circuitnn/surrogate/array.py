@@ -414,9 +414,11 @@ class _LayerNetwork:
         rows = self._inverse_rows()
         new = self._changed[self._z.shape[1]:]
         if rows is not None and len(new):
-            self._z = np.hstack([self._z, rows.forward(self._terminal_a[new], self._terminal_b[new])])
-            terminals = np.column_stack([self._terminal_a[new], self._terminal_b[new]]).ravel()
-            self._terminal_rows = sparse.vstack([self._terminal_rows, rows.operator(terminals)], format="csr")
+            z = rows.forward(self._terminal_a[new], self._terminal_b[new])
+            terminal_rows = rows.operator(np.column_stack([self._terminal_a[new], self._terminal_b[new]]).ravel())
+            # Both or neither: an interruption between them would pair one device's z with another's rows.
+            self._z = np.hstack([self._z, z])
+            self._terminal_rows = sparse.vstack([self._terminal_rows, terminal_rows], format="csr")
         return rows
 
     def _correction(self, z: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -29,16 +30,24 @@ from scipy import sparse
 
 from .. import native
 
+log = logging.getLogger(__name__)
+
 SOURCE = Path(__file__).with_name("triangular.c")
+FALLBACK = "full solves for low-rank updates"
+MAX_INDEX = 2**31 - 1   # the kernel's column pointers and row indices are 32-bit
 BLOCK = 16   # right-hand sides per substitution: the block stays a few MB, each factor entry read once
 
 
 @functools.cache
 def _kernel():
-    path = native.build(SOURCE, "the sparse triangular solve", "full solves for low-rank updates")
+    path = native.build(SOURCE, "the sparse triangular solve", FALLBACK)
     if path is None:
         return None
-    function = ctypes.CDLL(str(path)).cnn_lower_solve
+    try:
+        function = ctypes.CDLL(str(path)).cnn_lower_solve
+    except (OSError, AttributeError) as exc:   # e.g. a cache folder on a noexec mount
+        log.warning("loading the sparse triangular solve failed (%s): using %s", exc, FALLBACK)
+        return None
     pointer = ctypes.c_void_p
     function.argtypes = [ctypes.c_long, pointer, pointer, pointer, pointer, ctypes.c_long, ctypes.c_int, pointer,
                          ctypes.c_long, pointer]
@@ -64,9 +73,9 @@ class InverseRows:
     @classmethod
     def of(cls, lu, order: np.ndarray, inverse: np.ndarray) -> InverseRows | None:
         """For ``lu`` (a SuperLU object), or None where rows cannot be read apart (no C compiler; a
-        pivot off the diagonal)."""
+        pivot off the diagonal; factors too large for 32-bit indices)."""
         kernel = _kernel()
-        if kernel is None:
+        if kernel is None or lu.nnz >= MAX_INDEX:
             return None
         identity = np.arange(lu.shape[0])
         if not (np.array_equal(lu.perm_r, identity) and np.array_equal(lu.perm_c, identity)):
