@@ -294,11 +294,14 @@ def cpu_to_spare(cpus: int) -> bool:
     try:
         if _loadavg is None:
             _loadavg = os.open("/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
-        running = int(os.pread(_loadavg, 128, 0).split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        _loadavg = None  # opened again next time (a forked child may have closed or reused the fd)
+        text = os.pread(_loadavg, 128, 0)
+    except OSError:
+        _loadavg = None  # opened again next time (a forked child may have closed the fd)
         return True
-    return running <= cpus
+    try:
+        return int(text.split()[3].split(b"/")[0]) <= cpus
+    except (ValueError, IndexError):   # a kernel that writes it otherwise: the fd is kept, not leaked
+        return True
 
 
 def serve(connection: socket.socket, library_path: str | None = None, spin_s: float = 0.0) -> None:

@@ -12,7 +12,8 @@
    digits). ngspice's printed lines go to the worker's Python callback as ever: Python reads them
    afterwards, and on any failure runs the device again in Python for the exact error.
 
-   Built and loaded by spice/compiled.py (plain C99 and libm; no Python headers). */
+   Built by circuitnn/native.py and loaded by spice/compiled.py (plain C99 and libm; no Python
+   headers). */
 
 #include <math.h>
 #include <stdio.h>
